@@ -1,0 +1,258 @@
+"""LLM throughput: 1,000 cases of a one-node chat workflow against the scripted server.
+
+    .venv/bin/python benchmarks/llm_throughput.py [--cases 1000] [--latency-ms 50] \
+        [--upstream-python /tmp/upstream-venv/bin/python] [--repeats 3]
+
+The scripted OpenAI-compatible server (tests/llm/scripted_server.py) runs in its own process
+with a fixed latency per call, so the CPU figures are the client's alone
+(``time.process_time`` of this process). Reported, each the median of ``--repeats`` runs:
+
+- achieved / ideal, where ideal = N x latency / concurrency, for ours at concurrency 8 and 32;
+- client CPU ms per case for ours (``run_cases``: chat template + exact_match evaluator, response
+  cache off), a bare ``ChatOpenAI.ainvoke`` and a bare one-node ``graph.ainvoke``;
+- ours / upstream wall time at concurrency 32 (upstream agentensor 0.1.2's ``GraphTrainer.evaluate``
+  in its own Python 3.12 venv, see benchmarks/llm_upstream_driver.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-bench"
+
+
+def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tests/llm/scripted_server.py"), "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"scripted server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{line.split()[1]}/v1"
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await fn()
+    return time.perf_counter() - t0, time.process_time() - cpu0
+
+
+async def bare_client(base_url: str, n: int, c: int) -> tuple[float, float]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="gpt-scripted", base_url=base_url, api_key=KEY, temperature=0, max_retries=0)  # type: ignore[arg-type]
+    sem = asyncio.Semaphore(c)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await llm.ainvoke([SystemMessage("Answer the customer."), HumanMessage(f"question {i}")])
+
+    async def run() -> None:
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+    await asyncio.gather(*(one(i) for i in range(min(n, c))))  # warm-up
+    return await timed(run)
+
+
+async def bare_graph(base_url: str, n: int, c: int) -> tuple[float, float]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
+    from langgraph.graph import END, START, StateGraph
+
+    class S(TypedDict, total=False):
+        input: str
+        output: str
+
+    llm = ChatOpenAI(model="gpt-scripted", base_url=base_url, api_key=KEY, temperature=0, max_retries=0)  # type: ignore[arg-type]
+
+    async def respond(state: S) -> dict[str, Any]:
+        reply = await llm.ainvoke([SystemMessage("Answer the customer."), HumanMessage(state["input"])])
+        return {"output": reply.content}
+
+    g: StateGraph[S, Any, S, S] = StateGraph(S)
+    g.add_node("respond", respond)
+    g.add_edge(START, "respond")
+    g.add_edge("respond", END)
+    graph = g.compile()
+    sem = asyncio.Semaphore(c)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await graph.ainvoke({"input": f"question {i}"})
+
+    async def run() -> None:
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+    await asyncio.gather(*(one(i) for i in range(min(n, c))))
+    return await timed(run)
+
+
+async def ours(base_url: str, n: int, c: int) -> tuple[float, float]:
+    from agentensor_api import EvaluatorSpec, ModelSpec, WorkflowSpec
+    from agentensor_runner import Case, PromptSet, run_cases
+    from agentensor_runner.evaluators import build_evaluators
+    from agentensor_runner.llm import LlmRuntime
+    from agentensor_runner.workflows import load_workflow
+
+    llm = LlmRuntime(
+        {"task": ModelSpec(model="openai:gpt-scripted", base_url=base_url, api_key_env="BENCH_KEY", max_retries=0)},
+        env={"BENCH_KEY": KEY},
+    )
+    wf = load_workflow(WorkflowSpec(template="chat"), llm=llm)
+    evaluators = build_evaluators(
+        [EvaluatorSpec(name="exact", type="exact_match", output_field="output")], allowed_entrypoints=()
+    )
+    prompts = PromptSet({"system": "Answer the customer."}, frozenset({"system"}), {"temperature": 0})
+    cases = [Case(case_id=str(i), input=f"question {i}", expected="ok", row={}) for i in range(n)]
+
+    async def run(subset: list[Any], stage: str) -> None:
+        await run_cases(
+            wf,
+            prompts,
+            subset,
+            evaluators,
+            base_config=dict(wf.defaults),
+            run_id="bench",
+            stage=stage,
+            parallelism=c,
+            case_timeout_seconds=60,
+        )
+
+    await run(cases[: min(n, c)], "warm")
+    return await timed(lambda: run(cases, "eval"))
+
+
+def _proc_cpu_seconds(pids: set[int]) -> float:
+    """utime + stime of processes, from /proc (Linux), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+async def ours_sharded(base_url: str, n: int, c: int) -> tuple[float, float]:
+    """`run_cases` sharded over worker processes (``processes_for(c)``); CPU includes the workers."""
+    from agentensor_api import EvaluationRunSpec
+    from agentensor_runner import Case, PromptSet, run_cases
+    from agentensor_runner._shards import CasePool, WorkerRecipe, processes_for
+    from agentensor_runner.evaluators import build_evaluators
+
+    spec = EvaluationRunSpec.model_validate({
+        "workflow": {"template": "chat"},
+        "promptConfigRef": {"name": "bench"},
+        "models": {"task": {"model": "openai:gpt-scripted", "baseUrl": base_url, "apiKeyEnv": "BENCH_KEY",
+                            "maxRetries": 0}},
+        "responseCache": {"enabled": False},
+        "dataset": {"inline": [{"input": "x", "expected": "ok"}]},
+        "evaluators": [{"name": "exact", "type": "exact_match", "outputField": "output"}],
+        "parallelism": c,
+    })
+    evaluators = build_evaluators(spec.evaluators, allowed_entrypoints=())
+    prompts = PromptSet({"system": "Answer the customer."}, frozenset({"system"}), {"temperature": 0})
+    cases = [Case(case_id=str(i), input=f"question {i}", expected="ok", row={}) for i in range(n)]
+    with CasePool(WorkerRecipe(spec, str(Path.cwd()), env={"BENCH_KEY": KEY}), processes_for(c)) as pool:
+        started = time.perf_counter()
+        pids = pool.warm()
+        print(f"<!-- {len(pids)} worker processes ready in {time.perf_counter() - started:.2f} s -->", flush=True)
+
+        async def run(subset: list[Any], stage: str) -> None:
+            await run_cases(None, prompts, subset, evaluators, base_config={}, run_id="bench",  # type: ignore[arg-type]
+                            stage=stage, parallelism=c, case_timeout_seconds=60, pool=pool)
+
+        await run(cases[: 2 * c], "warm")
+        cpu0, parent0, wall0 = _proc_cpu_seconds(pids), time.process_time(), time.perf_counter()
+        await run(cases, "eval")
+        wall = time.perf_counter() - wall0
+        cpu = _proc_cpu_seconds(pids) - cpu0 + time.process_time() - parent0
+    return wall, cpu
+
+
+def upstream(python: str, base_url: str, n: int, c: int) -> tuple[float, float]:
+    out = subprocess.run(
+        [python, "-W", "ignore", str(REPO / "benchmarks/llm_upstream_driver.py"), base_url, str(n), str(c)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(data["wall_seconds"]), float(data["cpu_seconds"])
+
+
+def median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+async def bench(args: argparse.Namespace, base_url: str) -> None:
+    """Every in-process measurement in one event loop: langchain-openai shares one pooled
+    httpx client per base URL across ChatOpenAI instances, which must not outlive its loop."""
+    n, lat = args.cases, args.latency_ms / 1000
+
+    async def measure(label: str, c: int, fn: Callable[[], Awaitable[tuple[float, float]]]) -> float:
+        runs = [await fn() for _ in range(args.repeats)]
+        wall, cpu = median(runs)
+        print(
+            f"| {label} | {c} | {wall:.2f} | {n * lat / c:.2f} | {n * lat / c / wall:.2f} | {cpu / n * 1000:.2f} |",
+            flush=True,
+        )
+        return wall
+
+    print("| client | concurrency | wall s | ideal s | achieved / ideal | client CPU ms / case |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    await measure("bare `ChatOpenAI.ainvoke`", 8, lambda: bare_client(base_url, n, 8))
+    await measure("bare `ChatOpenAI.ainvoke`", 32, lambda: bare_client(base_url, n, 32))
+    await measure("bare one-node `graph.ainvoke`", 32, lambda: bare_graph(base_url, n, 32))
+    await measure("ours: chat template + `run_cases`", 8, lambda: ours(base_url, n, 8))
+    ours32 = await measure("ours: chat template + `run_cases`", 32, lambda: ours(base_url, n, 32))
+    from agentensor_runner._shards import processes_for
+
+    if processes_for(32) > 1:
+        ours32 = await measure(
+            f"ours: sharded over {processes_for(32)} processes (`parallelism: 32`)", 32,
+            lambda: ours_sharded(base_url, n, 32),
+        )
+    if Path(args.upstream_python).exists():
+
+        async def up() -> tuple[float, float]:
+            return await asyncio.to_thread(upstream, args.upstream_python, base_url, n, 32)
+
+        up32 = await measure("upstream agentensor 0.1.2 `GraphTrainer.evaluate`", 32, up)
+        print(f"\nours / upstream wall time at concurrency 32: {ours32 / up32:.2f}")
+    else:
+        print(f"\nupstream skipped: {args.upstream_python} not found")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--upstream-python", default="/tmp/upstream-venv/bin/python")
+    args = parser.parse_args()
+    proc, base_url = start_server(args.latency_ms)
+    try:
+        asyncio.run(bench(args, base_url))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

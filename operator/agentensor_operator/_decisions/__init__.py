@@ -1,0 +1,177 @@
+"""Pure decisions of the operator: resource bodies in, Job/ConfigMap/status dicts out.
+
+Nothing here touches the network, the database or a clock it was not given, so every
+function is tested as a table without a cluster (tests/operator/). Handlers fetch what a
+decision needs, call it, and apply the result. One concern per module:
+
+    _names         names, labels, owner references, shard counts and run ids
+    _specs         validation, RunFacts, the runner manifest, the spec-change policy
+    _jobs          the runner Job and ConfigMap, and reading a Job's state
+    _queue         census of runs, queue order and (gang) admission under the cap
+    _status        status transitions, merge patches, milestone Events
+    _reflect       a started run's status from its Job(s) and the runner's rows; promotion
+    _promptconfig  the ``<name>-active`` ConfigMap and PromptConfig status
+
+Naming: a run's runner Job and its ConfigMap share one name derived from the run's uid
+(:func:`job_name`), so creating them again after a crash or restart is a harmless 409.
+"""
+
+from ._jobs import (
+    JobPhase,
+    JobState,
+    count_active,
+    job_shard,
+    job_shards,
+    job_state,
+    runner_config_map,
+    runner_job,
+)
+from ._names import (
+    ANNOTATION_RUN,
+    ANNOTATION_SHARDS,
+    API_VERSION_NAME,
+    CONTAINER_NAME,
+    DATABASE_URL_ENV,
+    GROUP_NAME,
+    IMMUTABLE_EXEMPT,
+    LABEL_COMPONENT,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_PROMPTCONFIG,
+    LABEL_RUN_UID,
+    LABEL_SHARD,
+    MANAGED_BY,
+    MANIFEST_DIR,
+    MANIFEST_KEY,
+    MANIFEST_PATH,
+    PLURALS,
+    RUNNER_SELECTOR,
+    SHORT_KIND,
+    TERMINAL_PHASES,
+    WAITING_PHASES,
+    JsonDict,
+    RunRef,
+    job_name,
+    labels,
+    owner_reference,
+    run_ref,
+    shard_count,
+    shard_run_id,
+)
+from ._promptconfig import (
+    active_config_map,
+    active_config_map_name,
+    promptconfig_status,
+)
+from ._queue import (
+    Admission,
+    QueueEntry,
+    RunCensus,
+    admission,
+    census,
+    queue_position,
+)
+from ._reflect import (
+    FailedCase,
+    failure_message,
+    promotion_target,
+    reflect_run,
+    reflect_sharded,
+)
+from ._specs import (
+    RunFacts,
+    accepted_spec,
+    model_secret_env,
+    rejected_changes,
+    run_facts,
+    runner_manifest,
+    validate_promptconfig,
+    validate_run,
+)
+from ._status import (
+    accepted_status,
+    condition_of,
+    invalid_status,
+    milestones,
+    parse_run_status,
+    put_condition,
+    queued_status,
+    refused_status,
+    spec_change_rejected,
+    started_status,
+    status_patch,
+)
+
+__all__ = [
+    "ANNOTATION_RUN",
+    "ANNOTATION_SHARDS",
+    "API_VERSION_NAME",
+    "CONTAINER_NAME",
+    "DATABASE_URL_ENV",
+    "GROUP_NAME",
+    "IMMUTABLE_EXEMPT",
+    "LABEL_COMPONENT",
+    "LABEL_KIND",
+    "LABEL_MANAGED_BY",
+    "LABEL_PROMPTCONFIG",
+    "LABEL_RUN_UID",
+    "LABEL_SHARD",
+    "MANAGED_BY",
+    "MANIFEST_DIR",
+    "MANIFEST_KEY",
+    "MANIFEST_PATH",
+    "PLURALS",
+    "RUNNER_SELECTOR",
+    "SHORT_KIND",
+    "TERMINAL_PHASES",
+    "WAITING_PHASES",
+    "Admission",
+    "FailedCase",
+    "JobPhase",
+    "JobState",
+    "JsonDict",
+    "QueueEntry",
+    "RunCensus",
+    "RunFacts",
+    "RunRef",
+    "accepted_spec",
+    "accepted_status",
+    "active_config_map",
+    "active_config_map_name",
+    "admission",
+    "census",
+    "condition_of",
+    "count_active",
+    "failure_message",
+    "invalid_status",
+    "job_name",
+    "job_shard",
+    "job_shards",
+    "job_state",
+    "labels",
+    "milestones",
+    "model_secret_env",
+    "owner_reference",
+    "parse_run_status",
+    "promotion_target",
+    "promptconfig_status",
+    "put_condition",
+    "queue_position",
+    "queued_status",
+    "reflect_run",
+    "reflect_sharded",
+    "refused_status",
+    "rejected_changes",
+    "run_facts",
+    "run_ref",
+    "runner_config_map",
+    "runner_job",
+    "runner_manifest",
+    "shard_count",
+    "shard_run_id",
+    "spec_change_rejected",
+    "started_status",
+    "status_patch",
+    "validate_promptconfig",
+    "validate_run",
+]

@@ -1,0 +1,89 @@
+"""PromptConfig: the ``<name>-active`` ConfigMap and the status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentensor_api import (
+    API_VERSION,
+    PromptConfigStatus,
+    set_condition,
+)
+
+from ._names import LABEL_MANAGED_BY, LABEL_PROMPTCONFIG, MANAGED_BY, JsonDict, owner_reference
+
+
+def active_config_map_name(pc_name: str) -> str:
+    return f"{pc_name}-active"
+
+
+def active_config_map(
+    pc_body: Mapping[str, Any],
+    *,
+    version: int,
+    checksum: str,
+    prompts: Mapping[str, str],
+    parameters: Mapping[str, Any],
+) -> JsonDict:
+    """ConfigMap ``<name>-active`` with the live version, owned by the PromptConfig.
+
+    Keys: ``prompts.json`` (name -> text; prompt names such as ``intent.x?`` are not valid
+    ConfigMap keys, so they live inside the JSON), ``parameters.json``, ``version``, ``checksum``.
+    """
+    meta = pc_body.get("metadata") or {}
+    name = str(meta.get("name"))
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": active_config_map_name(name),
+            "namespace": meta.get("namespace") or "default",
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_PROMPTCONFIG: name},
+            "ownerReferences": [
+                owner_reference(api_version=API_VERSION, kind="PromptConfig", name=name, uid=str(meta.get("uid")))
+            ],
+        },
+        "data": {
+            "prompts.json": json.dumps(dict(prompts), indent=2, sort_keys=True, ensure_ascii=False),
+            "parameters.json": json.dumps(dict(parameters), indent=2, sort_keys=True, ensure_ascii=False),
+            "version": str(version),
+            "checksum": checksum,
+        },
+    }
+
+
+def promptconfig_status(
+    prev: Mapping[str, Any] | None,
+    *,
+    generation: int,
+    active_version: int | None,
+    active_checksum: str | None,
+    latest_version: int | None,
+    versions: int,
+    best_version: int | None,
+    best_score: float | None,
+    error: tuple[str, str] | None,
+    now: str,
+) -> PromptConfigStatus:
+    """PromptConfig status; ``error`` = ``(reason, message)`` keeps the last good active version."""
+    try:
+        s = PromptConfigStatus.model_validate(dict(prev or {}))
+    except ValidationError:
+        s = PromptConfigStatus()
+    s.latest_version = latest_version
+    s.versions = versions
+    s.best_version = best_version
+    s.best_score = best_score
+    if error is not None:
+        s.conditions = set_condition(s.conditions, "Ready", "False", error[0], error[1], now=now)
+        return s
+    s.observed_generation = generation
+    s.active_version = active_version
+    s.active_checksum = active_checksum
+    msg = f"version {active_version} ({(active_checksum or '')[:12]}) is live in its -active ConfigMap"
+    s.conditions = set_condition(s.conditions, "Ready", "True", "Materialized", msg, now=now)
+    return s

@@ -1,0 +1,160 @@
+"""Run status transitions (accepted, queued, started, refused, invalid), merge patches and Events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentensor_api import (
+    Condition,
+    ManifestError,
+    PromptConfigStatus,
+    RunStatus,
+    canonical_json,
+    set_condition,
+)
+
+from ._names import JsonDict, RunRef
+
+
+def parse_run_status(status: Mapping[str, Any] | None) -> RunStatus:
+    """The run's current ``.status`` as a model; an unreadable one starts afresh."""
+    try:
+        return RunStatus.model_validate(dict(status or {}))
+    except ValidationError:
+        return RunStatus()
+
+
+def condition_of(status: RunStatus | PromptConfigStatus, type_: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == type_), None)
+
+
+def put_condition(status: RunStatus, type_: str, value: str, reason: str, message: str, now: str) -> None:
+    status.conditions = set_condition(status.conditions, type_, value, reason, message, now=now)  # type: ignore[arg-type]
+
+
+def accepted_status(prev: RunStatus, ref: RunRef, *, now: str) -> RunStatus:
+    """The spec at ``ref.generation`` is valid and acted on."""
+    s = prev.model_copy(deep=True)
+    s.observed_generation = ref.generation
+    s.run_id = ref.uid
+    put_condition(s, "Accepted", "True", "Accepted", f"spec generation {ref.generation} is valid", now)
+    _stamp(s, "Accepted", ref.generation)
+    return s
+
+
+def _stamp(s: RunStatus, type_: str, generation: int) -> None:
+    s.conditions = [
+        c.model_copy(update={"observed_generation": generation}) if c.type == type_ else c for c in s.conditions
+    ]
+
+
+def spec_change_rejected(prev: RunStatus, ref: RunRef, message: str, *, now: str) -> RunStatus:
+    """A started run's spec changed outside suspend/parallelism: keep running the accepted spec.
+
+    ``observedGeneration`` stays at the accepted generation; the Accepted condition (still True,
+    reason SpecChangeRejected) records that ``ref.generation`` was looked at.
+    """
+    s = prev.model_copy(deep=True)
+    put_condition(s, "Accepted", "True", "SpecChangeRejected", message, now)
+    _stamp(s, "Accepted", ref.generation)
+    return s
+
+
+def invalid_status(prev: RunStatus, ref: RunRef, error: ManifestError, *, now: str) -> RunStatus:
+    """The spec is invalid: the run fails without a Job and waits for a corrected spec."""
+    s = prev.model_copy(deep=True)
+    s.observed_generation = ref.generation
+    s.run_id = ref.uid
+    s.phase = "Failed"
+    msg = f"{error.field}: {error.reason}"
+    s.message = msg
+    put_condition(s, "Accepted", "False", "InvalidSpec", msg, now)
+    _stamp(s, "Accepted", ref.generation)
+    put_condition(s, "Failed", "True", "InvalidSpec", msg, now)
+    return s
+
+
+def refused_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, now: str) -> RunStatus:
+    """The spec is valid but cannot start yet (e.g. its PromptConfig does not exist)."""
+    s = prev.model_copy(deep=True)
+    s.run_id = ref.uid
+    s.phase = "Pending"
+    put_condition(s, "Accepted", "False", reason, message, now)
+    return s
+
+
+def queued_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, now: str) -> RunStatus:
+    """Waiting for a runner slot (``reason`` Waiting) or held by ``spec.suspend`` (Suspended)."""
+    queued, accepted = condition_of(prev, "Queued"), condition_of(prev, "Accepted")
+    if (
+        prev.phase == "Queued"
+        and prev.observed_generation == ref.generation
+        and queued is not None
+        and (queued.status, queued.reason, queued.message) == ("True", reason, message)
+        and accepted is not None
+        and (accepted.status, accepted.observed_generation) == ("True", ref.generation)
+    ):
+        return prev  # the common case for a long queue: nothing to copy, nothing to patch
+    s = accepted_status(prev, ref, now=now)
+    s.phase = "Queued"
+    put_condition(s, "Queued", "True", reason, message, now)
+    if condition_of(s, "Running") is not None:
+        put_condition(s, "Running", "False", reason, message, now)
+    return s
+
+
+def started_status(prev: RunStatus, ref: RunRef, job: str, *, now: str) -> RunStatus:
+    """A runner Job exists now; the runner has not reported yet."""
+    s = accepted_status(prev, ref, now=now)
+    s.phase = "Running"
+    put_condition(s, "Queued", "False", "Admitted", f"runner Job {job} created", now)
+    put_condition(s, "Running", "True", "JobCreated", f"runner Job {job} created; waiting for the runner", now)
+    return s
+
+
+def status_patch(old: Mapping[str, Any] | None, new: RunStatus | PromptConfigStatus) -> JsonDict:
+    """A merge patch turning ``old`` into ``new`` (``{}`` if equal); removed keys become null."""
+    target = _without_empty_strings(new.to_wire())
+    before = _without_empty_strings(dict(old or {}))
+    patch: JsonDict = {k: v for k, v in target.items() if canonical_json(before.get(k)) != canonical_json(v)}
+    for k in before:
+        if k not in target:
+            patch[k] = None
+    return patch
+
+
+def _without_empty_strings(value: Any) -> Any:
+    """Drop ``""`` values from mappings, recursively.
+
+    The 1.20 API server's merge-patch turns an empty string inside a list item into null,
+    which the schema then rejects (``conditions[].message: ""``); an absent optional field
+    means the same thing and survives the round trip.
+    """
+    if isinstance(value, Mapping):
+        return {k: _without_empty_strings(v) for k, v in value.items() if v != ""}
+    if isinstance(value, list):
+        return [_without_empty_strings(v) for v in value]
+    return value
+
+
+def milestones(prev: RunStatus, new: RunStatus) -> list[tuple[str, str, str]]:
+    """Kubernetes Events ``(type, reason, message)`` for what changed between two statuses."""
+    events: list[tuple[str, str, str]] = []
+    prev_epochs = {c.epoch for c in prev.checkpoints or []}
+    for cp in new.checkpoints or []:
+        if cp.epoch not in prev_epochs and (not prev.checkpoints or cp.epoch > max(prev_epochs)):
+            score = "-" if cp.score is None else f"{cp.score:.4f}"
+            events.append(("Normal", "Checkpointed", f"epoch {cp.epoch}: version {cp.version}, score {score}"))
+    if new.phase != prev.phase:
+        if new.phase == "Succeeded":
+            cond = condition_of(new, "Succeeded")
+            events.append(("Normal", "Succeeded", cond.message if cond else "run succeeded"))
+        elif new.phase == "Failed":
+            events.append(("Warning", "Failed", new.message or "run failed"))
+        elif new.phase == "Queued":
+            cond = condition_of(new, "Queued")
+            events.append(("Normal", cond.reason if cond else "Queued", cond.message if cond else "queued"))
+    return events

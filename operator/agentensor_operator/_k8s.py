@@ -1,0 +1,217 @@
+"""The one module that imports the Kubernetes client.
+
+The official client (37+, pydantic-generated models) is synchronous; every call here runs in a
+worker thread (``asyncio.to_thread``) with ``_preload_content=False`` so bodies stay plain
+dicts (JSON in, JSON out: no model classes, less memory). Patches are JSON merge patches.
+Errors become :class:`~agentensor_operator._errors.KubernetesApiError`; a 404 on a read is
+``None``. Watching is kopf's job, not this module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from kubernetes import client, config
+from urllib3.exceptions import HTTPError
+
+from ._errors import KubernetesApiError
+
+JsonDict = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+GROUP = "agentensor.dev"
+VERSION = "v1alpha1"
+
+REQUEST_TIMEOUT_SECONDS = 15.0
+"""Per request; the API server answers reads and writes in milliseconds, 15 s covers a
+loaded control plane without letting a dead connection hang a handler."""
+
+
+CONNECTION_POOL_SIZE = 16
+"""Kept-alive connections to the API server; requests run in asyncio's worker threads (up to
+``min(32, cpus + 4)``), and a pool smaller than that would redo TLS handshakes under load."""
+
+
+def _load_config() -> Any:
+    cfg = client.Configuration()
+    cfg.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return cfg
+
+
+class Kube:
+    """Async facade over the API calls the operator makes (Jobs, ConfigMaps, custom objects).
+
+    Requests go through the client's generic ``ApiClient`` by REST path: the typed ``*Api``
+    classes would import hundreds of generated models (about 25 MB of RSS) for nothing.
+    """
+
+    def __init__(self, api_client: Any | None = None) -> None:
+        self._api = api_client or client.ApiClient(_load_config())
+
+    def close(self) -> None:
+        self._api.close()
+
+    async def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        missing_ok: bool = False,
+    ) -> JsonDict | None:
+        def run() -> JsonDict | None:
+            headers = {"Accept": "application/json"}
+            if body is not None:
+                headers["Content-Type"] = content_type
+            try:
+                method_, url, headers_, body_, _ = self._api.param_serialize(
+                    method=method,
+                    resource_path=path,
+                    query_params=list((query or {}).items()),
+                    header_params=headers,
+                    body=body,
+                    auth_settings=["BearerToken"],
+                )
+                response = self._api.call_api(
+                    method_, url, header_params=headers_, body=body_, _request_timeout=REQUEST_TIMEOUT_SECONDS
+                )
+                data = response.read()
+            except client.ApiException as e:
+                raise KubernetesApiError(operation, int(e.status or 0), _reason(e)) from e
+            except (HTTPError, OSError) as e:
+                raise KubernetesApiError(operation, 0, type(e).__name__) from e
+            if response.status == 404 and missing_ok:
+                return None
+            if response.status >= 400:
+                raise KubernetesApiError(operation, int(response.status), _message(data, response.reason))
+            result: JsonDict = json.loads(data) if data else {}
+            return result
+
+        return await asyncio.to_thread(run)
+
+    # -- Jobs -----------------------------------------------------------------------------------
+
+    async def get_job(self, namespace: str, name: str) -> JsonDict | None:
+        return await self._request(
+            f"read Job {namespace}/{name}", "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", missing_ok=True
+        )
+
+    async def create_job(self, namespace: str, body: JsonDict) -> bool:
+        """Create a Job; ``False`` if one of that name exists already (409 counts as success)."""
+        name = body["metadata"]["name"]
+        try:
+            await self._request(
+                f"create Job {namespace}/{name}", "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=body
+            )
+        except KubernetesApiError as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
+
+    async def list_jobs(self, namespaces: Sequence[str], label_selector: str) -> list[JsonDict]:
+        """Jobs matching the selector in ``namespaces`` (all namespaces when empty)."""
+        query = {"labelSelector": label_selector}
+        paths = [f"/apis/batch/v1/namespaces/{ns}/jobs" for ns in namespaces] or ["/apis/batch/v1/jobs"]
+        items: list[JsonDict] = []
+        for path in paths:
+            data = await self._request(f"list Jobs ({path})", "GET", path, query=query)
+            items.extend((data or {}).get("items") or [])
+        return items
+
+    async def patch_job(self, namespace: str, name: str, patch: JsonDict) -> None:
+        await self._request(
+            f"patch Job {namespace}/{name}",
+            "PATCH",
+            f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+            body=patch,
+            content_type=MERGE_PATCH,
+            missing_ok=True,
+        )
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and (in the background, by the GC) its Pods; a missing Job is fine."""
+        await self._request(
+            f"delete Job {namespace}/{name}",
+            "DELETE",
+            f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+            body={"propagationPolicy": "Background"},
+            missing_ok=True,
+        )
+
+    # -- ConfigMaps -----------------------------------------------------------------------------
+
+    async def get_config_map(self, namespace: str, name: str) -> JsonDict | None:
+        return await self._request(
+            f"read ConfigMap {namespace}/{name}",
+            "GET",
+            f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+            missing_ok=True,
+        )
+
+    async def apply_config_map(self, namespace: str, body: JsonDict) -> None:
+        """Create the ConfigMap, or merge its labels and data into the existing one."""
+        name = body["metadata"]["name"]
+        try:
+            await self._request(
+                f"create ConfigMap {namespace}/{name}", "POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body
+            )
+            return
+        except KubernetesApiError as e:
+            if e.status != 409:
+                raise
+        patch = {"metadata": {"labels": body["metadata"].get("labels") or {}}, "data": body.get("data") or {}}
+        await self._request(
+            f"patch ConfigMap {namespace}/{name}",
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+            body=patch,
+            content_type=MERGE_PATCH,
+        )
+
+    # -- custom objects -------------------------------------------------------------------------
+
+    async def get_custom(self, namespace: str, plural: str, name: str) -> JsonDict | None:
+        return await self._request(
+            f"read {plural} {namespace}/{name}",
+            "GET",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}",
+            missing_ok=True,
+        )
+
+    async def patch_custom(self, namespace: str, plural: str, name: str, patch: JsonDict) -> None:
+        await self._request(
+            f"patch {plural} {namespace}/{name}",
+            "PATCH",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}",
+            body=patch,
+            content_type=MERGE_PATCH,
+        )
+
+
+def _message(data: bytes | None, reason: str | None) -> str:
+    """The API server's ``Status.message`` from an error body, else the HTTP reason."""
+    try:
+        body = json.loads(data) if data else {}
+        return str(body.get("message") or reason or "")
+    except (TypeError, ValueError, AttributeError):
+        return str(reason or "")
+
+
+def _reason(e: Any) -> str:
+    """The API server's ``Status.message`` if the body has one, else the HTTP reason."""
+    try:
+        body = json.loads(e.body) if e.body else {}
+        return str(body.get("message") or e.reason or "")
+    except (TypeError, ValueError):
+        return str(e.reason or "")

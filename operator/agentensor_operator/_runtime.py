@@ -1,0 +1,167 @@
+"""Wiring: build the registry and dependencies, configure kopf, run until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from typing import Any
+
+import kopf
+
+from agentensor_store import DATABASE_URL_ENV, Store
+
+from . import _decisions as d
+from ._deps import Deps
+from ._errors import KubernetesApiError, OperatorError
+from ._k8s import Kube
+from ._metrics import Metrics
+from ._settings import OperatorSettings
+from .handlers import register_all
+
+log = logging.getLogger("agentensor_operator")
+
+FINALIZER = "agentensor.dev/operator"
+ANNOTATION_PREFIX = "operator.agentensor.dev"
+
+TIMER_EXIT_WAIT_SECONDS = 10.0
+"""Seconds kopf waits, on deletion, for a timer pass already running to finish before it
+releases the finalizer. A pass is a few database and API calls (well under a second when
+healthy), so deletion waits for it instead of falling back to kopf's polling."""
+
+TIMER_EXIT_POLL_SECONDS = 2.0
+"""Seconds between kopf's re-checks of a timer that did not finish within
+:data:`TIMER_EXIT_WAIT_SECONDS` (a pass stuck on a database outage). Kopf's default is 60 s,
+which made ``kubectl delete`` hang for up to a minute."""
+
+
+class ConfigurationError(OperatorError):
+    """The operator cannot start with these settings (the message names the setting)."""
+
+
+def build(
+    settings: OperatorSettings, *, kube: Kube | None = None, store: Store | None = None
+) -> tuple[kopf.OperatorRegistry, Deps]:
+    """The kopf registry with every handler, and the dependencies they share.
+
+    Raises:
+        ConfigurationError: no database URL (``AGENTENSOR_DATABASE_URL`` / ``--db``).
+    """
+    if store is None:
+        if settings.database.url is None:
+            raise ConfigurationError("AGENTENSOR_DATABASE_URL is not set (or pass --db): the operator needs the DSN")
+        store = Store(settings.database.url.get_secret_value())
+    deps = Deps(settings=settings, kube=kube or Kube(), store=store, metrics=Metrics())
+    registry = kopf.OperatorRegistry()
+    register_all(registry, deps)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+        _configure_kopf(settings, deps.settings)
+        deps.capture_indexes(kwargs)
+        await _upgrade_schema(deps)
+        server = deps.settings.server
+        if server.metrics_port:
+            deps.metrics.serve(server.metrics_port, server.bind_address)
+        memo["census"] = asyncio.create_task(_census_loop(deps))
+        log.info(
+            "agentensor operator started: %s, maxConcurrentJobs=%d, database %s",
+            ", ".join(deps.settings.watch.namespaces) or "cluster-wide",
+            deps.settings.jobs.max_concurrent_jobs,
+            deps.store.url,
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        task = memo.get("census")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        deps.store.close()
+
+    return registry, deps
+
+
+def _configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
+    watch = settings.watch
+    kopf_settings.watching.server_timeout = watch.server_timeout_seconds
+    kopf_settings.watching.client_timeout = watch.client_timeout_seconds
+    kopf_settings.watching.connect_timeout = watch.connect_timeout_seconds
+    kopf_settings.watching.inactivity_timeout = watch.inactivity_timeout_seconds
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.background.instant_exit_timeout = TIMER_EXIT_WAIT_SECONDS
+    kopf_settings.background.cancellation_polling = TIMER_EXIT_POLL_SECONDS
+    # Our CRDs' status schemas are structural: kopf's own status fields would be pruned.
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
+    kopf_settings.posting.level = logging.INFO
+
+
+async def _upgrade_schema(deps: Deps) -> None:
+    """Apply migrations in a short-lived child process (``agentensor db upgrade``).
+
+    Alembic then never loads into the long-lived operator (about 8 MB of RSS). The DSN goes to
+    the child through its environment, never its argv. Safe next to runners doing the same
+    (the store serialises upgrades with an advisory lock).
+
+    Raises:
+        ConfigurationError: the upgrade failed (the message holds the command's last lines).
+    """
+    url = deps.settings.database.url
+    env = {**os.environ, DATABASE_URL_ENV: url.get_secret_value() if url is not None else ""}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentensor_cli", "db", "upgrade",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await proc.communicate()
+    if proc.returncode != 0:
+        tail = output.decode(errors="replace").strip().splitlines()[-5:]
+        raise ConfigurationError(f"database migration failed (exit {proc.returncode}): {' / '.join(tail)}")
+
+
+async def _census_loop(deps: Deps) -> None:
+    """Refresh the fleet gauges (runs by phase, active and queued Jobs) every poll interval."""
+    while True:
+        try:
+            jobs = await deps.kube.list_jobs(deps.settings.watch.namespaces, d.RUNNER_SELECTOR)
+            runs = deps.census()
+            deps.metrics.set_census(runs, d.count_active(jobs))
+            if deps.indexes:  # before the first handler call the indexes are not captured yet
+                deps.metrics.prune_runs((r.kind, r.namespace, r.name) for r in runs)
+                live = {r.uid for r in runs}
+                for key in [k for k in deps.validated if k[0] not in live]:
+                    deps.validated.pop(key, None)
+        except KubernetesApiError as e:
+            log.warning("census: %s", e)
+        await asyncio.sleep(deps.settings.status.poll_interval_seconds)
+
+
+def run(settings: OperatorSettings, *, verbose: bool = False) -> None:
+    """Run the operator in this process until SIGINT/SIGTERM.
+
+    Liveness: kopf's ``/healthz`` on ``server.liveness_port``; metrics on ``server.metrics_port``.
+
+    Raises:
+        ConfigurationError: see :func:`build`.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # One line per timer tick and per handler is noise at INFO; warnings and errors stay visible.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    registry, _deps = build(settings)
+    server = settings.server
+    liveness = f"http://{server.bind_address}:{server.liveness_port}/healthz" if server.liveness_port else None
+    namespaces = settings.watch.namespaces
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    )

@@ -1,0 +1,164 @@
+"""Operator settings: grouped, read from ``AGENTENSOR_*`` environment variables, overridable by flags.
+
+Every field's docstring gives its unit and why the default is what it is. Groups::
+
+    OperatorSettings
+    ├── watch     WatchSettings      AGENTENSOR_WATCH_*   namespaces and watch-stream timeouts
+    ├── jobs      JobSettings        AGENTENSOR_JOB_*     runner Jobs and the concurrency cap
+    ├── database  DatabaseSettings   AGENTENSOR_DB_*      DSN (AGENTENSOR_DATABASE_URL) and its Secret
+    ├── status    StatusSettings     AGENTENSOR_STATUS_*  how often status is reflected, what it keeps
+    └── server    ServerSettings     AGENTENSOR_*         metrics and liveness ports
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class WatchSettings(BaseSettings):
+    """What the operator watches, and how a watch-stream is kept alive."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTENSOR_WATCH_", extra="ignore")
+
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Namespaces to serve; empty means cluster-wide. Env: comma-separated
+    (``AGENTENSOR_WATCH_NAMESPACES=team-a,team-b``); flag: ``--namespace`` (repeatable).
+    Cluster-wide is the default because one operator per cluster is the usual deployment."""
+
+    server_timeout_seconds: int = 300
+    """Seconds (whole: the API takes an integer) asked of the API server per watch request as
+    ``timeoutSeconds``. The server then ends each stream cleanly and kopf resumes from the last
+    resourceVersion; 5 min matches the API server's own default upper bound, so a stream is
+    never older than that."""
+
+    client_timeout_seconds: float = 330.0
+    """Seconds: total client-side lifetime of one watch request. 30 s above the server timeout,
+    so a healthy stream is always closed by the server first and only a zombie (a TCP
+    connection that silently died in a NAT or load balancer) is cut by the client."""
+
+    connect_timeout_seconds: float = 10.0
+    """Seconds to establish the watch connection; an API server that cannot accept a TCP+TLS
+    connection within 10 s is failing over, and retrying beats waiting."""
+
+    inactivity_timeout_seconds: float = 70.0
+    """Seconds without any event (bookmarks included) before a stream is presumed dead and
+    reopened from its resourceVersion. API servers send bookmarks about every 60 s and keep 75 s
+    of events in their watch cache, so 70 s detects a zombie stream while the events missed
+    are still replayable (no relist). On a quiet 1.20 server the reconnects are cheap."""
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [n.strip() for n in value.split(",") if n.strip()]
+        return value
+
+
+class JobSettings(BaseSettings):
+    """Runner Jobs: image, retries, deadlines, and the operator-wide cap."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTENSOR_JOB_", extra="ignore")
+
+    max_concurrent_jobs: int = Field(
+        default=4, ge=1, validation_alias=AliasChoices("AGENTENSOR_MAX_CONCURRENT_JOBS", "max_concurrent_jobs")
+    )
+    """Count of runner Jobs that may be active at once, operator-wide (env
+    ``AGENTENSOR_MAX_CONCURRENT_JOBS``). Further runs wait in the ``Queued`` condition. 4 keeps
+    a small cluster's nodes and the LLM provider's rate limits out of trouble; raise it with
+    the cluster. Enforced by counting active Jobs through the API, so it holds across restarts."""
+
+    image: str = "agentensor:0.1.0"
+    """Default runner image (a run overrides it with ``spec.workflow.image``). The image must
+    provide the ``agentensor`` command; this package's version is the natural default."""
+
+    backoff_limit: int = Field(default=3, ge=0)
+    """Pod retries per Job (Job ``backoffLimit``). A retried runner resumes from the last
+    checkpoint, so retries are cheap; 3 rides out node loss or an evicted Pod without looping
+    for long on a crash that repeats (Kubernetes' own default of 6 is generous for that)."""
+
+    active_deadline_seconds: int = Field(default=86_400, ge=1)
+    """Seconds a Job may run in total (Job ``activeDeadlineSeconds``). A day bounds the cost of
+    a runaway run while leaving room for slow LLM-backed training on CPU."""
+
+    ttl_seconds_after_finished: int = Field(default=3_600, ge=0)
+    """Seconds a finished Job (and its Pods' logs) is kept (``ttlSecondsAfterFinished``). An
+    hour is enough to read logs; run history lives in the database, not in Jobs."""
+
+    service_account_name: str | None = None
+    """ServiceAccount of runner Pods; unset uses the namespace's ``default``. Runners need no
+    Kubernetes API access, only the database."""
+
+    shard_concurrency: int = Field(default=16, ge=1)
+    """Cases in flight per runner Pod of a sharded EvaluationRun: ``spec.parallelism`` P runs on
+    ``ceil(P / 16)`` Pods (at most ``maxConcurrentJobs``), each with ``ceil(P / shards)`` in
+    flight. 16 keeps one Pod's CPU or its LLM connections busy; past that, another Pod scales
+    better than more coroutines in one process. TrainingRuns are never sharded."""
+
+    data_dir: str = "/app"
+    """Container path that relative ``spec.dataset.path`` values resolve against. The runner
+    image must hold such datasets there; inline datasets need nothing."""
+
+
+class DatabaseSettings(BaseSettings):
+    """The PostgreSQL database shared by the operator and the runners."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTENSOR_DB_", extra="ignore")
+
+    url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("AGENTENSOR_DATABASE_URL", "url"))
+    """SQLAlchemy URL the operator uses (env ``AGENTENSOR_DATABASE_URL``; in-cluster from a
+    Secret). Required to run the operator; kept secret in logs and reprs."""
+
+    secret_name: str = "agentensor-db"
+    """Name of the Secret, in each run's namespace, whose key holds the DSN runner Jobs use
+    (env ``AGENTENSOR_DB_SECRET_NAME``). Runners never see the operator's own environment."""
+
+    secret_key: str = "url"
+    """Key in that Secret holding the SQLAlchemy URL (env ``AGENTENSOR_DB_SECRET_KEY``)."""
+
+
+class StatusSettings(BaseSettings):
+    """How run and PromptConfig status is reflected."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTENSOR_STATUS_", extra="ignore")
+
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    """Seconds between reflections of an unfinished run (Job state plus database rows). 1 s
+    keeps "checkpoint written -> status updated" under 2 s at the median; finished runs are
+    not polled at all, so the cost is bounded by the number of live runs."""
+
+    promptconfig_interval_seconds: float = Field(default=5.0, gt=0)
+    """Seconds between PromptConfig reflections (best version from TrainingRuns). Spec changes
+    are handled at once by change handlers; 5 s is only for scores arriving from runs."""
+
+    checkpoints_kept: int = Field(default=5, ge=0)
+    """Latest checkpoints listed in ``.status.checkpoints``; history lives in the database, and
+    a status object must stay small (etcd objects are capped near 1.5 MB)."""
+
+
+class ServerSettings(BaseSettings):
+    """HTTP endpoints of the operator process."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTENSOR_", extra="ignore")
+
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """TCP port of ``/metrics`` (Prometheus); 0 disables it. 9090 is the conventional port."""
+
+    liveness_port: int = Field(default=8080, ge=0, le=65535)
+    """TCP port of kopf's ``/healthz`` liveness endpoint; 0 disables it."""
+
+    bind_address: str = "0.0.0.0"
+    """Address both endpoints listen on; all interfaces, since kubelet probes and Prometheus
+    connect to the Pod IP."""
+
+
+class OperatorSettings(BaseModel):
+    """All settings of the operator, grouped. ``OperatorSettings()`` reads the environment."""
+
+    watch: WatchSettings = Field(default_factory=WatchSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)

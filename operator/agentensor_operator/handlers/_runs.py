@@ -1,0 +1,341 @@
+"""Reconcile of a TrainingRun or EvaluationRun: one level-based pass, run by a kopf timer.
+
+Each pass reads the world (the run body, its Jobs, the runner's rows), asks ``_decisions`` what
+it should look like, and applies the difference: create the ConfigMap and Job(s) when admitted,
+stop or delete Jobs when suspended or failed, patch ``.status``, post Events. The pass is
+idempotent, so a restart simply carries on. A sharded EvaluationRun has one Job per shard, all
+admitted together; each shard's runner writes its own rows (run id ``<uid>-s<i>``) and the
+aggregate is written under the run's uid when it finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import kopf
+
+from agentensor_api import CheckpointSummary, ManifestError, RunStatus, set_condition
+from agentensor_store import DatabaseUnavailableError
+
+from .. import _decisions as d
+from .._deps import Deps
+from .._errors import kopf_errors
+from . import _events
+
+OnSucceeded = Callable[[Deps, Mapping[str, Any], RunStatus], Awaitable[None]]
+
+
+DB_CONDITION = "DatabaseAvailable"
+"""Condition set to False (reason DatabaseUnavailable) while the operator cannot read the run's rows."""
+
+
+def needs_reconcile(body: Mapping[str, Any], **_: Any) -> bool:
+    """Timer filter: unfinished runs, and finished ones whose spec changed since last looked at."""
+    status = d.parse_run_status(body.get("status"))
+    if status.phase not in d.TERMINAL_PHASES:
+        return True
+    accepted = d.condition_of(status, "Accepted")
+    generation = int((body.get("metadata") or {}).get("generation") or 1)
+    return accepted is None or accepted.observed_generation != generation
+
+
+def register(registry: kopf.OperatorRegistry, deps: Deps, *, kind: str, on_succeeded: OnSucceeded | None) -> None:
+    """Register the census index and the reconcile timer for one run kind.
+
+    No change handlers: kopf would then keep a copy of every spec (inline datasets included)
+    in an annotation. Deleted runs leave the census, which prunes their metrics and caches.
+    """
+    plural = d.PLURALS[kind]
+
+    jobs = deps.settings.jobs
+
+    def census(body: kopf.Body, **_: Any) -> dict[str, d.RunCensus]:
+        return {"all": d.census(body, per_pod=jobs.shard_concurrency, cap=jobs.max_concurrent_jobs)}
+
+    kopf.index(d.GROUP_NAME, d.API_VERSION_NAME, plural, id=f"{plural}_census", registry=registry)(census)
+
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        deps.capture_indexes(kwargs)
+        await reconcile_run(deps, body, patch, on_succeeded=on_succeeded)
+
+    kopf.timer(
+        d.GROUP_NAME,
+        d.API_VERSION_NAME,
+        plural,
+        id=f"{plural}_reconcile",
+        interval=deps.settings.status.poll_interval_seconds,
+        when=needs_reconcile,
+        registry=registry,
+    )(deps.metrics.timed(kind, kopf_errors(reconcile)))
+
+
+async def reconcile_run(
+    deps: Deps, body: Mapping[str, Any], patch: dict[str, Any], *, on_succeeded: OnSucceeded | None = None
+) -> None:
+    """One pass over a run; status changes go into ``patch`` (kopf applies it after the pass)."""
+    ref = d.run_ref(body)
+    now = deps.now()
+    raw = dict(body.get("status") or {})
+    prev = d.parse_run_status(raw)
+
+    def commit(new: RunStatus) -> None:
+        change = d.status_patch(raw, new)
+        if change:
+            patch.setdefault("status", {}).update(change)
+        for type_, reason, message in d.milestones(prev, new):
+            _events.post(body, type_, reason, message)
+
+    if prev.phase in d.TERMINAL_PHASES:
+        accepted = d.condition_of(prev, "Accepted")
+        if accepted is None or accepted.reason != "InvalidSpec":
+            commit(await _review_spec(deps, body, ref, prev, now))  # finished: only note spec edits
+            return
+        prev = RunStatus()  # never started: a corrected spec starts afresh
+    try:
+        facts = _validated(deps, body, ref)
+    except ManifestError as e:
+        commit(d.invalid_status(prev, ref, e, now=now))
+        _events.post(body, "Warning", "InvalidSpec", f"{e.field}: {e.reason}")
+        return
+
+    cap = deps.settings.jobs.max_concurrent_jobs
+    queue = deps.queue()
+    deep = _in_queue(queue, ref.uid) and d.queue_position(queue, ref.uid) >= cap
+    if prev.phase == "Queued" and not facts.suspend and deep:  # no API call at all
+        commit(d.queued_status(prev, ref, "Waiting", _waiting(cap), now=now))
+        return
+    jobs = await deps.kube.list_jobs([ref.namespace], f"{d.LABEL_RUN_UID}={ref.uid}")
+    try:
+        if not jobs:
+            new = await _without_job(deps, body, ref, prev, facts, now)
+        else:
+            new = await _with_jobs(deps, body, ref, prev, jobs, facts.suspend, now)
+    except DatabaseUnavailableError as e:
+        # Say why nothing moves; the timer tries again next tick, runners ride the outage out.
+        down = prev.model_copy(deep=True)
+        down.conditions = set_condition(
+            down.conditions, DB_CONDITION, "False", "DatabaseUnavailable", str(e)[:1000], now=now
+        )
+        commit(down)
+        return
+    if any(c.type == DB_CONDITION and c.status == "False" for c in new.conditions):
+        new.conditions = set_condition(
+            new.conditions, DB_CONDITION, "True", "DatabaseReachable", "the database answers again", now=now
+        )
+    if new.phase == "Succeeded" and prev.phase != "Succeeded" and on_succeeded is not None:
+        await on_succeeded(deps, body, new)
+    commit(new)
+    usage = getattr(new, "usage", None)  # reported by LLM-backed runners
+    deps.metrics.set_run(
+        ref.kind,
+        ref.namespace,
+        ref.name,
+        best_score=new.best_score,
+        cases_completed=new.cases_completed,
+        tokens=float(usage.input_tokens + usage.output_tokens) if usage is not None else 0.0,
+        cost=float(usage.cost) if usage is not None else 0.0,
+    )
+
+
+VALIDATED_CACHE_SIZE = 4096
+"""Parsed specs kept in memory; beyond this many live runs the oldest are parsed again."""
+
+
+def _validated(deps: Deps, body: Mapping[str, Any], ref: d.RunRef) -> d.RunFacts:
+    key = (ref.uid, ref.generation)
+    facts: d.RunFacts | None = deps.validated.get(key)
+    if facts is None:
+        facts = d.run_facts(body)
+        if len(deps.validated) >= VALIDATED_CACHE_SIZE:
+            deps.validated.pop(next(iter(deps.validated)))
+        deps.validated[key] = facts
+    return facts
+
+
+def _in_queue(queue: list[d.QueueEntry], uid: str) -> bool:
+    return any(e.uid == uid for e in queue)
+
+
+def _waiting(cap: int) -> str:
+    return f"waiting for a runner slot (maxConcurrentJobs={cap})"
+
+
+async def _without_job(
+    deps: Deps, body: Mapping[str, Any], ref: d.RunRef, prev: RunStatus, facts: d.RunFacts, now: str
+) -> RunStatus:
+    if prev.phase == "Running":  # it had Jobs: has the runner finished meanwhile?
+        runner = await deps.db(deps.store.get_run, ref.uid)
+        if runner is not None and runner.phase in d.TERMINAL_PHASES:
+            return await _reflect(deps, ref, prev, None, runner.status, now)
+    if facts.suspend:
+        return d.queued_status(prev, ref, "Suspended", "spec.suspend is true: no runner Job until it is false", now=now)
+    settings = deps.settings.jobs
+    cap = settings.max_concurrent_jobs
+    queue = deps.queue()
+    # A refused run (no PromptConfig yet) is not in the queue: check its PromptConfig first, or it
+    # would flip between Queued and refused.
+    if _in_queue(queue, ref.uid) and d.queue_position(queue, ref.uid) >= cap:
+        return d.queued_status(prev, ref, "Waiting", _waiting(cap), now=now)
+    pc = await deps.kube.get_custom(ref.namespace, "promptconfigs", facts.prompt_config)
+    if pc is None:  # refused runs leave the queue, so the runs behind them move up
+        return d.refused_status(
+            prev,
+            ref,
+            "PromptConfigNotFound",
+            f"spec.promptConfigRef.name: no PromptConfig {facts.prompt_config!r} in namespace {ref.namespace!r}",
+            now=now,
+        )
+    shards = d.shard_count(ref.kind, facts.parallelism, per_pod=settings.shard_concurrency, cap=cap)
+    async with deps.admission_lock:
+        jobs = await deps.kube.list_jobs(deps.settings.watch.namespaces, d.RUNNER_SELECTOR)
+        verdict = d.admission(deps.queue(), ref.uid, active=d.count_active(jobs), cap=cap, slots=shards)
+        if not verdict.admit:
+            return d.queued_status(prev, ref, "Waiting", _waiting(cap), now=now)
+        manifest = d.runner_manifest(body, pc)
+        await deps.kube.apply_config_map(ref.namespace, d.runner_config_map(ref, manifest))
+        created = []
+        for shard in range(shards) if shards > 1 else [None]:
+            job = d.runner_job(
+                ref,
+                image=facts.image,
+                jobs=settings,
+                database=deps.settings.database,
+                secret_env=facts.secret_env,
+                shard=(shard, shards) if shard is not None else None,
+            )
+            if await deps.kube.create_job(ref.namespace, job):
+                created.append(job["metadata"]["name"])
+    if created:
+        _events.post(body, "Normal", "JobCreated", f"runner Job(s) {', '.join(created)} created")
+    name = d.job_name(ref) if shards == 1 else f"{d.job_name(ref, 0)} (+{shards - 1} shards)"
+    return d.started_status(prev, ref, name, now=now)
+
+
+async def _with_jobs(
+    deps: Deps,
+    body: Mapping[str, Any],
+    ref: d.RunRef,
+    prev: RunStatus,
+    jobs: list[dict[str, Any]],
+    suspend: bool,
+    now: str,
+) -> RunStatus:
+    reviewed = await _review_spec(deps, body, ref, prev, now)
+    shards = d.job_shards(jobs)
+    states = {d.job_shard(j): d.job_state(j) for j in jobs}
+    ids = [d.shard_run_id(ref.uid, i) for i in range(shards)] if shards > 1 else [ref.uid]
+    runners = [await deps.db(deps.store.get_run, run_id) for run_id in ids]
+    verdicts = [r.phase if r is not None else None for r in runners]
+    finished = all(v in d.TERMINAL_PHASES for v in verdicts)
+    live = [j for j in jobs if d.job_state(j).phase in ("Active", "Stopped")]
+    if suspend and live and not finished:
+        for job in jobs:
+            await deps.kube.delete_job(ref.namespace, job["metadata"]["name"])
+        message = f"spec.suspend is true: {len(jobs)} runner Job(s) deleted; the run resumes later"
+        return d.queued_status(reviewed, ref, "Suspended", message, now=now)
+    if prev.phase in d.WAITING_PHASES:  # Jobs from before a restart: adopt them
+        reviewed = d.started_status(reviewed, ref, jobs[0]["metadata"]["name"], now=now)
+    if shards == 1:
+        runner = runners[0]
+        new = await _reflect(deps, ref, reviewed, states.get(None), runner.status if runner else None, now)
+    else:
+        failed_case = None
+        if any(s.phase == "Failed" for s in states.values()):
+            failed_case = await _last_error(deps, ids)
+        pairs = [(states.get(i), r.status if r is not None else None) for i, r in enumerate(runners)]
+        new = d.reflect_sharded(reviewed, ref, shards=pairs, failed_case=failed_case, now=now)
+        if new.phase in d.TERMINAL_PHASES and prev.phase not in d.TERMINAL_PHASES:
+            await _record_aggregate(deps, ref, dict(body.get("spec") or {}), runners, new)
+    if new.phase == "Failed":
+        # The verdict is final: stop Pod retries (and the other shards), keep the Pods' logs.
+        for job in live:
+            if d.job_state(job).phase == "Active":
+                await deps.kube.patch_job(ref.namespace, job["metadata"]["name"], {"spec": {"parallelism": 0}})
+    return new
+
+
+async def _last_error(deps: Deps, run_ids: list[str]) -> d.FailedCase | None:
+    """The most recent error row among the given run ids (a run, or a sharded run's shards)."""
+    last = None
+    for run_id in run_ids:
+        errors = await deps.db(deps.store.list_cases, run_id, errors_only=True)
+        if errors and (last is None or (errors[-1].id or 0) > (last.id or 0)):  # ids grow with time
+            last = errors[-1]
+    return d.FailedCase(last.case_id, last.stage, last.epoch, last.error or "") if last is not None else None
+
+
+async def _record_aggregate(
+    deps: Deps, ref: d.RunRef, spec: dict[str, Any], runners: list[Any], status: RunStatus
+) -> None:
+    """Write a sharded run's aggregate under its own uid (the shards' rows keep ``<uid>-s<i>``)."""
+    first = next((r for r in runners if r is not None), None)
+    if first is None:
+        return
+    from datetime import UTC, datetime
+
+    await deps.db(
+        deps.store.create_run,
+        run_id=ref.uid,
+        kind=ref.kind,
+        namespace=ref.namespace,
+        name=ref.name,
+        workflow=first.workflow,
+        spec=spec,
+        seed=first.seed,
+    )
+    await deps.db(
+        deps.store.update_run,
+        ref.uid,
+        phase=status.phase,
+        status=status.to_wire(),
+        completed_at=datetime.now(UTC),
+    )
+
+
+async def _reflect(
+    deps: Deps,
+    ref: d.RunRef,
+    prev: RunStatus,
+    state: d.JobState | None,
+    runner_status: Mapping[str, Any] | None,
+    now: str,
+) -> RunStatus:
+    rows = await deps.db(deps.store.list_checkpoints, run_id=ref.uid)
+    kept = deps.settings.status.checkpoints_kept
+    summaries = [
+        CheckpointSummary(epoch=c.epoch, version=c.version, score=c.score, checksum=c.checksum, accepted=c.accepted)
+        for c in rows[-kept:]
+    ]
+    failed_case = None
+    if (state is not None and state.phase == "Failed") or (runner_status or {}).get("phase") == "Failed":
+        failed_case = await _last_error(deps, [ref.uid])
+    return d.reflect_run(
+        prev,
+        ref,
+        job=state,
+        job_name_=d.job_name(ref),
+        runner=runner_status,
+        checkpoints=summaries,
+        failed_case=failed_case,
+        kept=kept,
+        now=now,
+    )
+
+
+async def _review_spec(deps: Deps, body: Mapping[str, Any], ref: d.RunRef, prev: RunStatus, now: str) -> RunStatus:
+    """Accept a new generation of a started run, or say which changed fields are ignored."""
+    accepted = d.condition_of(prev, "Accepted")
+    if accepted is not None and accepted.observed_generation == ref.generation:
+        return prev
+    cm = await deps.kube.get_config_map(ref.namespace, d.job_name(ref))
+    spec = d.accepted_spec(((cm or {}).get("data") or {}).get(d.MANIFEST_KEY, "")) if cm else None
+    changes = d.rejected_changes(spec, body.get("spec") or {}) if spec is not None else []
+    if not changes:
+        return d.accepted_status(prev, ref, now=now)
+    message = (
+        f"changes to {', '.join(changes[:5])} are ignored: a started run only takes changes to "
+        "spec.suspend and spec.parallelism; revert them or create a new run"
+    )
+    _events.post(body, "Warning", "SpecChangeRejected", message)
+    return d.spec_change_rejected(prev, ref, message, now=now)

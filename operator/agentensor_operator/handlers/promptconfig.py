@@ -1,0 +1,114 @@
+"""PromptConfig handlers: register the inline spec as a version, materialize the active one.
+
+On create/update (at once) and on a timer (for best scores arriving from TrainingRuns):
+
+1. the inline ``spec.prompts``/``parameters`` become a checksummed version (deduplicated);
+2. ``spec.activeVersion`` (or the inline version) is written to ConfigMap ``<name>-active``,
+   owned by the PromptConfig; an unknown version keeps the last good ConfigMap and says so;
+3. status: activeVersion/activeChecksum, latestVersion, versions, bestVersion/bestScore.
+
+Deleting a PromptConfig deletes the ConfigMap (owner reference) and keeps every version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from agentensor_api import ManifestError
+
+from .. import _decisions as d
+from .._deps import Deps
+from .._errors import kopf_errors
+from . import _events
+
+KIND = "PromptConfig"
+
+
+async def reconcile_promptconfig(deps: Deps, body: Mapping[str, Any], patch: dict[str, Any]) -> None:
+    meta = body.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "default")
+    generation = int(meta.get("generation") or 1)
+    raw = dict(body.get("status") or {})
+    now = deps.now()
+    store = deps.store
+    try:
+        pc = d.validate_promptconfig(body)
+    except ManifestError as e:
+        status = d.promptconfig_status(
+            raw, generation=generation, active_version=None, active_checksum=None, latest_version=None,
+            versions=0, best_version=None, best_score=None, error=("InvalidSpec", f"{e.field}: {e.reason}"), now=now,
+        )  # fmt: skip
+        _commit(patch, raw, status)
+        return
+    workflow = pc.spec.workflow
+    texts = {n: p.text for n, p in pc.spec.prompts.items()}
+    inline = await deps.db(store.register_version, workflow, texts, dict(pc.spec.parameters), source="inline")
+    error: tuple[str, str] | None = None
+    active = inline
+    if pc.spec.active_version is not None:
+        stored = await deps.db(store.get_version, workflow, pc.spec.active_version)
+        if stored is None:
+            error = (
+                "VersionNotFound",
+                f"spec.activeVersion: workflow {workflow!r} has no stored version {pc.spec.active_version}; "
+                "the ConfigMap keeps the last active version",
+            )
+        else:
+            active = stored
+    if error is None:
+        desired = d.active_config_map(
+            body, version=active.version, checksum=active.checksum, prompts=active.prompts, parameters=active.parameters
+        )
+        existing = await deps.kube.get_config_map(namespace, desired["metadata"]["name"])
+        if existing is None or (existing.get("data") or {}) != desired["data"]:
+            await deps.kube.apply_config_map(namespace, desired)
+            previous = raw.get("activeVersion")
+            if previous != active.version:
+                was = f", was {previous}" if previous is not None else ""
+                _events.post(
+                    body, "Normal", "Activated", f"version {active.version} ({active.checksum[:12]}) is live{was}"
+                )
+    versions = await deps.db(store.list_versions, workflow)
+    best = await deps.db(store.best_checkpoint, workflow=workflow)
+    status = d.promptconfig_status(
+        raw,
+        generation=generation,
+        active_version=active.version,
+        active_checksum=active.checksum,
+        latest_version=versions[-1].version if versions else None,
+        versions=len(versions),
+        best_version=best.version if best else None,
+        best_score=best.score if best else None,
+        error=error,
+        now=now,
+    )
+    _commit(patch, raw, status)
+    if error is not None:
+        _events.post(body, "Warning", error[0], error[1])
+
+
+def _commit(patch: dict[str, Any], raw: Mapping[str, Any], status: Any) -> None:
+    change = d.status_patch(raw, status)
+    if change:
+        patch.setdefault("status", {}).update(change)
+
+
+def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        deps.capture_indexes(kwargs)
+        await reconcile_promptconfig(deps, body, patch)
+
+    handler = deps.metrics.timed(KIND, kopf_errors(reconcile))
+    resource = (d.GROUP_NAME, d.API_VERSION_NAME, d.PLURALS[KIND])
+    kopf.on.create(*resource, id="promptconfig_create", registry=registry)(handler)
+    kopf.on.update(*resource, id="promptconfig_update", field="spec", registry=registry)(handler)
+    kopf.on.resume(*resource, id="promptconfig_resume", registry=registry)(handler)
+    kopf.timer(
+        *resource,
+        id="promptconfig_reflect",
+        interval=deps.settings.status.promptconfig_interval_seconds,
+        registry=registry,
+    )(handler)

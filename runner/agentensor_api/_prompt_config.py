@@ -1,0 +1,64 @@
+"""PromptConfig: a workflow's trainable prompts (TextTensors) and parameters."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ._base import ApiModel
+from ._common import NAME_PATTERN
+
+PROMPT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_?!-]*(\.[A-Za-z0-9_][A-Za-z0-9_?!-]*)*$"
+"""Dotted segments of word characters plus ``-?!`` (Banking77 has ``reverted_card_payment?``)."""
+
+
+class PromptSpec(ApiModel):
+    """One TextTensor: its text and whether the optimizer may change it."""
+
+    text: str = Field(max_length=65_536, description="Prompt text (at most 64 KiB).")
+    requires_grad: bool = Field(default=True, description="false keeps this prompt fixed during training.")
+
+
+class PromotionSpec(ApiModel):
+    """How a finished TrainingRun's best version becomes active."""
+
+    policy: Literal["Manual", "Auto"] = Field(
+        default="Manual",
+        description="Manual: promote by committing activeVersion (GitOps). "
+        "Auto: a promotable TrainingRun sets the active version.",
+    )
+
+
+class PromptConfigSpec(ApiModel):
+    """Spec of a PromptConfig."""
+
+    workflow: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=253,
+        description="Workflow key; versions and checkpoints are numbered per workflow.",
+    )
+    prompts: dict[str, PromptSpec] = Field(description="Dotted prompt name -> TextTensor, e.g. `intent.card_arrival`.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Non-text parameters (temperature, thresholds...).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    active_version: int | None = Field(
+        default=None, ge=1, description="Stored version that is live; unset: the inline spec."
+    )
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+
+    @field_validator("prompts")
+    @classmethod
+    def _names(cls, prompts: dict[str, PromptSpec]) -> dict[str, PromptSpec]:
+        import re
+
+        bad = [k for k in prompts if not re.match(PROMPT_NAME_PATTERN, k)]
+        if bad:
+            raise ValueError(f"prompt names must be dotted identifiers, got {bad[:5]}")
+        names = set(prompts)
+        clash = sorted(k for k in prompts if any(o.startswith(k + ".") for o in names))
+        if clash:
+            raise ValueError(f"prompt name(s) {clash[:5]} are also prefixes of other prompt names")
+        return prompts

@@ -1,0 +1,168 @@
+"""Top-level resources and the manifest loader shared by the CLI and the operator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._base import API_VERSION
+from ._errors import ManifestError, UnknownKindError
+from ._prompt_config import PromptConfigSpec
+from ._runs import EvaluationRunSpec, TrainingRunSpec
+from ._status import PromptConfigStatus, RunStatus
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+class ObjectMeta(BaseModel):
+    """The subset of ``metav1.ObjectMeta`` we read; other keys are kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
+    namespace: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    uid: str | None = None
+    generation: int | None = None
+
+
+class Resource(BaseModel, Generic[SpecT, StatusT]):
+    """A custom resource document: apiVersion, kind, metadata, spec and optional status."""
+
+    model_config = ConfigDict(extra="forbid")
+    KIND: ClassVar[str]
+    PLURAL: ClassVar[str]
+
+    api_version: Literal["agentensor.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: str
+    metadata: ObjectMeta
+    spec: SpecT
+    status: StatusT | None = None
+    source: str | None = Field(default=None, exclude=True)
+    """Where this document was read from (``path#index``); not part of the manifest."""
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+
+class PromptConfig(Resource[PromptConfigSpec, PromptConfigStatus]):
+    KIND = "PromptConfig"
+    PLURAL = "promptconfigs"
+    kind: Literal["PromptConfig"] = "PromptConfig"
+
+
+class TrainingRun(Resource[TrainingRunSpec, RunStatus]):
+    KIND = "TrainingRun"
+    PLURAL = "trainingruns"
+    kind: Literal["TrainingRun"] = "TrainingRun"
+
+
+class EvaluationRun(Resource[EvaluationRunSpec, RunStatus]):
+    KIND = "EvaluationRun"
+    PLURAL = "evaluationruns"
+    kind: Literal["EvaluationRun"] = "EvaluationRun"
+
+
+KINDS: dict[str, type[PromptConfig] | type[TrainingRun] | type[EvaluationRun]] = {
+    "PromptConfig": PromptConfig,
+    "TrainingRun": TrainingRun,
+    "EvaluationRun": EvaluationRun,
+}
+AnyResource = PromptConfig | TrainingRun | EvaluationRun
+
+
+def _loc_to_field(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-after", "function-before", "function-wrap")):
+            continue
+        else:
+            out += ("." if out else "") + part
+    return out or "<document>"
+
+
+def parse_resource(doc: Any, *, source: str | None = None) -> AnyResource:
+    """Validate one manifest document into a typed resource.
+
+    Args:
+        doc: the parsed YAML/JSON mapping.
+        source: label for error messages, e.g. ``examples/x.yaml#1``.
+
+    Raises:
+        UnknownKindError: if apiVersion/kind is not ours.
+        ManifestError: on the first invalid field; ``field`` is its dotted path (camelCase, as
+            written in the manifest), and the message says why.
+    """
+    if not isinstance(doc, dict):
+        raise ManifestError("<document>", f"expected a mapping, got {type(doc).__name__}", source=source)
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if api_version != API_VERSION:
+        raise UnknownKindError("apiVersion", f"expected {API_VERSION!r}, got {api_version!r}", source=source)
+    cls = KINDS.get(str(kind))
+    if cls is None:
+        raise UnknownKindError("kind", f"expected one of {sorted(KINDS)}, got {kind!r}", source=source)
+    try:
+        res = cls.model_validate(doc)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = _loc_to_field(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        more = f" (and {len(e.errors()) - 1} more error(s))" if len(e.errors()) > 1 else ""
+        raise ManifestError(field, msg + more, source=source) from e
+    res.source = source
+    return res
+
+
+def load_manifests(paths: Iterable[str | Path]) -> list[AnyResource]:
+    """Read multi-document YAML files and return every agentensor resource in them.
+
+    Documents of other kinds (e.g. a Secret next to a run) are skipped; empty documents too.
+
+    Raises:
+        ManifestError: on unreadable YAML or an invalid document (names file, index and field).
+    """
+    out: list[AnyResource] = []
+    for path in paths:
+        p = Path(path)
+        try:
+            docs = list(yaml.safe_load_all(p.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise ManifestError("<file>", f"cannot read YAML: {e}", source=str(p)) from e
+        for i, doc in enumerate(docs):
+            if doc is None:
+                continue
+            if isinstance(doc, dict) and str(doc.get("apiVersion", "")).split("/")[0] != "agentensor.dev":
+                continue
+            res = parse_resource(doc, source=f"{p}#{i}")
+            out.append(res)
+    return out
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces, UTF-8) used for checksums and hashes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def config_checksum(prompts: dict[str, str], parameters: dict[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of ``{"prompts": {name: text}, "parameters": {...}}``.
+
+    ``requiresGrad`` is not part of the checksum: it says how a config may be trained, not what
+    the config is.
+    """
+    body = canonical_json({"prompts": prompts, "parameters": parameters})
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()

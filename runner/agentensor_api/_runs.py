@@ -1,0 +1,198 @@
+"""TrainingRun and EvaluationRun specs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ._base import ApiModel
+from ._common import (
+    DatasetSpec,
+    EvaluatorSpec,
+    ModelSpec,
+    ObjectiveSpec,
+    PriceSpec,
+    PromptConfigRef,
+    ResponseCacheSpec,
+    WorkflowSpec,
+    check_model_ref,
+    check_objective,
+)
+from ._runnable_config import MAX_CONCURRENCY, RunnableConfigSpec
+
+
+class _RunSpecBase(ApiModel):
+    workflow: WorkflowSpec
+    prompt_config_ref: PromptConfigRef
+    config: RunnableConfigSpec = Field(
+        default_factory=RunnableConfigSpec,
+        description="LangChain RunnableConfig (keys verbatim) given to every case.",
+        # Unknown keys (e.g. callbacks) are kept so the runner can refuse them by name
+        # instead of the API server pruning them silently.
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    dataset: DatasetSpec
+    evaluators: list[EvaluatorSpec] = Field(min_length=1, description="Scorers for every case.")
+    objective: ObjectiveSpec | None = Field(
+        default=None, description="Objective; defaults to the first evaluator, maximized."
+    )
+    parallelism: int = Field(default=4, ge=1, le=MAX_CONCURRENCY, description="Cases in flight at once (per runner).")
+    case_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Per-case timeout; a timeout is an error row."
+    )
+    suspend: bool = Field(default=False, description="Hold the run (Kueue-friendly).")
+    models: dict[str, ModelSpec] = Field(
+        default_factory=dict,
+        description="Named chat models, referenced by name from workflow options (`model: task`), llm_judge "
+        "options (`model: judge`) and `optimizer.model`.",
+    )
+    pricing: dict[str, PriceSpec] = Field(
+        default_factory=dict,
+        description="`provider:name` -> price per million tokens; cost in status.usage (0 for unpriced models).",
+    )
+    response_cache: ResponseCacheSpec = Field(
+        default_factory=ResponseCacheSpec, description="Response cache for task and judge LLM calls."
+    )
+
+    def resolved_objective(self) -> ObjectiveSpec:
+        """The objective, defaulting to the first evaluator maximized."""
+        return self.objective or ObjectiveSpec(evaluator=self.evaluators[0].name)
+
+    @model_validator(mode="after")
+    def _check_objective(self) -> _RunSpecBase:
+        check_objective(self.evaluators, self.objective)
+        return self
+
+
+class EvaluationRunSpec(_RunSpecBase):
+    """Spec of an EvaluationRun: score one PromptConfig version over a dataset."""
+
+    @model_validator(mode="after")
+    def _no_split(self) -> EvaluationRunSpec:
+        if self.dataset.split is not None:
+            raise ValueError("dataset.split is only valid for a TrainingRun")
+        return self
+
+
+class SearchDimension(ApiModel):
+    """One dimension of an ``optuna`` search space.
+
+    ``categorical`` picks one of ``choices`` (prompt variants are categorical strings); ``float``
+    and ``int`` sample in ``[low, high]``, optionally on a log scale or with a ``step``.
+    """
+
+    type: Literal["categorical", "float", "int"] = Field(description="Distribution kind.")
+    choices: list[Any] | None = Field(
+        default=None,
+        min_length=1,
+        description="categorical: the values (strings, numbers, booleans).",
+        json_schema_extra={"items": {"x-kubernetes-preserve-unknown-fields": True}},
+    )
+    low: float | None = Field(default=None, description="float/int: lower bound (inclusive).")
+    high: float | None = Field(default=None, description="float/int: upper bound (inclusive).")
+    log: bool = Field(default=False, description="float/int: sample on a log scale (low > 0).")
+    step: float | None = Field(default=None, gt=0, description="float/int: discretisation step.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical dimensions need choices")
+            if self.low is not None or self.high is not None:
+                raise ValueError("categorical dimensions take choices, not low/high")
+        else:
+            if self.choices is not None:
+                raise ValueError(f"{self.type} dimensions take low/high, not choices")
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"{self.type} dimensions need low < high")
+            if self.log and self.low <= 0:
+                raise ValueError("log dimensions need low > 0")
+        return self
+
+
+class OptimizerSpec(ApiModel):
+    """The optimizer that turns feedback into candidate prompts."""
+
+    type: Literal["exemplar", "textgrad", "optuna"] = Field(description="Optimizer type.")
+    model: str | None = Field(
+        default=None,
+        description="textgrad: name of the spec.models entry used for feedback and rewrites "
+        "(kept separate from the task model).",
+    )
+    search_space: dict[str, SearchDimension] | None = Field(
+        default=None,
+        description="optuna: `prompts.<name>` (categorical text variants) or `parameters.<name>` -> dimension.",
+    )
+    epochs: int = Field(default=3, ge=1, le=1000, description="Passes over the train split.")
+    batch_size: int = Field(default=64, ge=1, le=100_000, description="Cases per minibatch.")
+    candidates: int = Field(default=1, ge=1, le=64, description="Candidates proposed per step.")
+    min_delta: float = Field(
+        default=0.0, ge=0, description="A candidate must beat the current validation score by more."
+    )
+    patience: int | None = Field(
+        default=None, ge=1, description="Stop after this many epochs without an accepted candidate."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Optimizer-specific options.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @model_validator(mode="after")
+    def _per_type(self) -> OptimizerSpec:
+        if self.type == "textgrad" and self.model is None:
+            raise ValueError("optimizer.model is required for textgrad (a name from spec.models)")
+        if self.type == "optuna":
+            if not self.search_space:
+                raise ValueError("optimizer.searchSpace is required for optuna")
+            for key, dim in self.search_space.items():
+                kind, _, name = key.partition(".")
+                if kind not in ("prompts", "parameters") or not name:
+                    raise ValueError(f"optimizer.searchSpace key {key!r} must be prompts.<name> or parameters.<name>")
+                texts = all(isinstance(c, str) for c in dim.choices or [])
+                if kind == "prompts" and (dim.type != "categorical" or not texts):
+                    raise ValueError(f"optimizer.searchSpace.{key}: prompt variants must be categorical strings")
+        elif self.search_space is not None:
+            raise ValueError(f"optimizer.searchSpace is only used by optuna, not {self.type}")
+        return self
+
+
+class HoldoutGuardSpec(ApiModel):
+    """Refuse to promote a best config that regresses on the holdout split."""
+
+    max_regression: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Largest allowed drop (absolute objective units) from baseline on holdout.",
+    )
+
+
+class CheckpointSpec(ApiModel):
+    """How often the current config and its score are checkpointed."""
+
+    every: int = Field(default=1, ge=1, description="Checkpoint every N epochs (and the last).")
+
+
+class TrainingRunSpec(_RunSpecBase):
+    """Spec of a TrainingRun: the agentensor loop with validation and holdout."""
+
+    optimizer: OptimizerSpec
+    holdout_guard: HoldoutGuardSpec = Field(default_factory=HoldoutGuardSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+
+    @model_validator(mode="after")
+    def _optimizer_model(self) -> TrainingRunSpec:
+        check_model_ref(self.models, self.optimizer.model, "optimizer.model")
+        return self
+
+    @model_validator(mode="after")
+    def _split_default(self) -> TrainingRunSpec:
+        if self.dataset.split is None:
+            from ._common import SplitSpec
+
+            self.dataset.split = SplitSpec()
+        if self.dataset.expected_field is None:
+            raise ValueError("dataset.expectedField is required for a TrainingRun")
+        return self

@@ -1,0 +1,140 @@
+"""Status shapes: Kubernetes-style conditions plus run progress and scores.
+
+The same shape is written by the local CLI as ``summary.json`` and by the operator as
+``.status``; only the ``checkpoints`` list is trimmed on the cluster (history lives in the DB).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from ._base import ApiModel
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+Phase = Literal["Pending", "Queued", "Running", "Succeeded", "Failed"]
+
+
+def now_rfc3339() -> str:
+    """Current UTC time as RFC 3339 with second precision (``2026-01-02T03:04:05Z``)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class Condition(ApiModel):
+    """A ``metav1.Condition``: type, status, reason (CamelCase), message, lastTransitionTime."""
+
+    type: str = Field(description="Accepted, Queued, Running, Succeeded, Failed or Promotable.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", description="CamelCase machine-readable reason."
+    )
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: str = Field(default_factory=now_rfc3339, description="RFC 3339 time the status last changed.")
+    observed_generation: int | None = Field(default=None, description="Generation this was computed for.")
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str = "",
+    *,
+    observed_generation: int | None = None,
+    now: str | None = None,
+) -> list[Condition]:
+    """Return ``conditions`` with ``type_`` set; lastTransitionTime moves only when status changes."""
+    previous = next((c for c in conditions if c.type == type_), None)
+    unchanged = previous is not None and previous.status == status
+    since = previous.last_transition_time if unchanged and previous else (now or now_rfc3339())
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=observed_generation,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type_ else c for c in conditions]
+
+
+class HoldoutScores(ApiModel):
+    """Objective score of the baseline and of the best config on the holdout split."""
+
+    baseline: float | None = Field(default=None, description="Baseline config's holdout objective.")
+    best: float | None = Field(default=None, description="Best config's holdout objective.")
+
+
+class UsageSummary(ApiModel):
+    """LLM usage from LangChain ``usage_metadata``: tokens, cost (price table) and calls by purpose.
+
+    Purposes: ``task`` (workflow nodes), ``judge`` (llm_judge), ``gradient`` and ``rewrite``
+    (textgrad). Cache hits count in ``cachedCalls`` and cost nothing.
+    """
+
+    input_tokens: int = Field(default=0, ge=0, description="Prompt tokens sent (cache hits excluded).")
+    output_tokens: int = Field(default=0, ge=0, description="Completion tokens received (cache hits excluded).")
+    cost: float = Field(default=0.0, ge=0, description="Cost in the currency of spec.pricing.")
+    llm_calls: dict[str, int] = Field(default_factory=dict, description="Calls that reached a model, by purpose.")
+    cached_calls: dict[str, int] = Field(default_factory=dict, description="Calls answered by the cache, by purpose.")
+    llm_seconds: float = Field(default=0.0, ge=0, description="Summed LLM call time (overlapping).")
+
+
+class CheckpointSummary(ApiModel):
+    """One checkpoint: the config version and the validation score *of that same config*."""
+
+    epoch: int = Field(description="Epoch (0 is the baseline).")
+    version: int = Field(description="Prompt-config version number of this checkpoint's config.")
+    score: float | None = Field(default=None, description="Validation objective of this same config.")
+    checksum: str = Field(description="sha256 of the config's prompts and parameters.")
+    accepted: int = Field(default=0, description="Candidates accepted during this epoch.")
+    usage: UsageSummary | None = Field(default=None, description="LLM usage of this epoch.")
+
+
+class RunStatus(ApiModel):
+    """Status of a TrainingRun or EvaluationRun (and the body of ``summary.json``)."""
+
+    observed_generation: int | None = Field(default=None, description="metadata.generation last acted on.")
+    phase: Phase = Field(default="Pending", description="Summary of the conditions for printer columns.")
+    conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
+    run_id: str | None = Field(default=None, description="Id of the run's rows in the database.")
+    epoch: int | None = Field(default=None, description="Current epoch (TrainingRun).")
+    epochs: int | None = Field(default=None, description="Planned epochs (TrainingRun).")
+    cases_completed: int | None = Field(default=None, description="Case invocations finished.")
+    cases_total: int | None = Field(
+        default=None, description="Case invocations planned (an upper bound while training)."
+    )
+    cases_failed: int | None = Field(default=None, description="Cases that raised (error rows).")
+    scores: dict[str, float] | None = Field(
+        default=None, description="Mean score per evaluator (EvaluationRun, or best on holdout)."
+    )
+    baseline_score: float | None = Field(default=None, description="Objective on validation, baseline.")
+    best_score: float | None = Field(default=None, description="Objective on validation, best config.")
+    holdout: HoldoutScores | None = Field(default=None, description="Objective on the holdout split.")
+    best_version: int | None = Field(default=None, description="Version of the best config.")
+    best_checksum: str | None = Field(default=None, description="sha256 of the best config.")
+    dataset_hash: str | None = Field(default=None, description="sha256 of the cases, split and seed.")
+    checkpoints: list[CheckpointSummary] | None = Field(
+        default=None, description="Checkpoints (all in summary.json; the latest few on the cluster)."
+    )
+    start_time: str | None = Field(default=None, description="RFC 3339 start time.")
+    completion_time: str | None = Field(default=None, description="RFC 3339 completion time.")
+    message: str | None = Field(default=None, description="Why the run failed, if it did.")
+    usage: UsageSummary | None = Field(default=None, description="LLM usage of the whole run so far.")
+
+
+class PromptConfigStatus(ApiModel):
+    """Status of a PromptConfig."""
+
+    observed_generation: int | None = Field(default=None, description="metadata.generation last acted on.")
+    conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
+    active_version: int | None = Field(default=None, description="Version materialized as live.")
+    active_checksum: str | None = Field(default=None, description="sha256 of the live config.")
+    latest_version: int | None = Field(default=None, description="Highest stored version.")
+    best_version: int | None = Field(default=None, description="Best version from TrainingRuns.")
+    best_score: float | None = Field(default=None, description="Validation objective of bestVersion.")
+    versions: int | None = Field(default=None, description="Number of stored versions.")

@@ -1,0 +1,314 @@
+"""Typer application behind the ``agentensor`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from agentensor_api import (
+    AgentensorError,
+    EvaluationRun,
+    ManifestError,
+    PromptConfig,
+    RunStatus,
+    TrainingRun,
+    load_manifests,
+    render_crds,
+)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+checkpoints_app = typer.Typer(no_args_is_help=True, help="List and export checkpointed versions.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
+app.add_typer(checkpoints_app, name="checkpoints")
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+out = Console()
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL, else ./agentensor.db).")
+]
+
+
+OUTAGE_RETRY_ENV = "AGENTENSOR_DB_OUTAGE_RETRY_SECONDS"
+DEFAULT_OUTAGE_RETRY_SECONDS = 300.0
+"""Once a run has started, ride out a database outage this long (a PostgreSQL restart or
+failover takes seconds to a minute); before that, fail fast so a wrong --db is reported at once."""
+
+
+def _store(db: str | None, *, ride_out_outages: bool = False) -> Any:
+    from agentensor_store import Store, default_database_url
+
+    store = Store(db or default_database_url())
+    store.upgrade()
+    if ride_out_outages:
+        store.outage_retry_seconds = float(os.environ.get(OUTAGE_RETRY_ENV, DEFAULT_OUTAGE_RETRY_SECONDS))
+    return store
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+class _Progress:
+    """Live progress: a rich bar on a terminal, one line per milestone otherwise."""
+
+    def __init__(self, name: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.name = name
+        self.tty = err.is_terminal
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not self.tty,
+        )
+        self.task = self.bar.add_task(name, total=None)
+        self.last: tuple[Any, ...] = ()
+
+    def __enter__(self) -> _Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        self.bar.update(self.task, advance=1, description=f"{self.name} {stage}")
+
+    def on_status(self, status: RunStatus) -> None:
+        self.bar.update(self.task, total=status.cases_total, completed=status.cases_completed or 0)
+        key = (status.phase, status.epoch, status.best_score, len(status.checkpoints or []))
+        if key != self.last:
+            self.last = key
+            best = f"{status.best_score:.4f}" if status.best_score is not None else "-"
+            base = f"{status.baseline_score:.4f}" if status.baseline_score is not None else "-"
+            err.print(
+                f"[{self.name}] phase={status.phase} epoch={status.epoch}/{status.epochs} "
+                f"baseline={base} best={best} checkpoints={len(status.checkpoints or [])}",
+                highlight=False,
+            )
+
+
+@app.command()
+def run(
+    file: Annotated[list[Path], typer.Option("-f", "--file", help="Manifest file(s); multi-document YAML allowed.")],
+    db: DbOption = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where summary.json and report.html go.")] = Path("out"),
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Resume (or name) a run by id.")] = None,
+) -> None:
+    """Run the TrainingRun/EvaluationRun documents in FILE(s) with the PromptConfigs they reference."""
+    from agentensor_runner import execute, find_prompt_config, write_outputs
+
+    try:
+        resources = load_manifests(file)
+    except ManifestError as e:
+        _fail(str(e))
+    configs = [r for r in resources if isinstance(r, PromptConfig)]
+    runs = [r for r in resources if isinstance(r, (TrainingRun, EvaluationRun))]
+    if not runs:
+        _fail("no TrainingRun or EvaluationRun in the files given")
+    if run_id is not None and len(runs) > 1:
+        _fail(f"--run-id names one run, but the files hold {len(runs)} runs; run them one at a time")
+    store = _store(db, ride_out_outages=True)
+    failed = 0
+    try:
+        for res in runs:
+            assert res.source is not None
+            base_dir = Path(res.source.rsplit("#", 1)[0]).parent
+            target = out_dir if len(runs) == 1 else out_dir / f"{res.kind.lower()}-{res.name}"
+            try:
+                pc = find_prompt_config(res, configs)
+                with _Progress(f"{res.kind}/{res.name}") as progress:
+                    status = asyncio.run(
+                        execute(
+                            res,
+                            pc,
+                            store,
+                            base_dir=base_dir,
+                            run_id=run_id,
+                            on_status=progress.on_status,
+                            on_progress=progress.on_progress,
+                        )
+                    )
+            except ManifestError as e:
+                where = e.source or res.source
+                _fail(f"{where}: {e.field}: {e.reason}")
+            except AgentensorError as e:
+                _fail(f"{res.source}: {e}")
+            paths = write_outputs(
+                target, f"{res.kind}/{res.name}", status, store, training=isinstance(res, TrainingRun)
+            )
+            _print_status(res, status)
+            err.print(f"wrote {paths['summary']} and {paths['report']}", highlight=False)
+            if status.phase != "Succeeded":
+                failed += 1
+    finally:
+        store.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_status(res: TrainingRun | EvaluationRun, status: RunStatus) -> None:
+    t = Table(title=f"{res.kind}/{res.name}: {status.phase}")
+    t.add_column("field")
+    t.add_column("value")
+    h = status.holdout
+    for k, v in (
+        ("baseline (validation)", status.baseline_score),
+        ("best (validation)", status.best_score),
+        ("holdout baseline", h.baseline if h else None),
+        ("holdout best", h.best if h else None),
+        ("best version", status.best_version),
+        ("cases", status.cases_completed),
+        ("error rows", status.cases_failed),
+    ):
+        if v is not None:
+            t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    for c in status.conditions:
+        t.add_row(f"condition {c.type}", f"{c.status} {c.reason}: {c.message}")
+    out.print(t)
+
+
+@checkpoints_app.command("list")
+def checkpoints_list(workflow: str, db: DbOption = None) -> None:
+    """List the checkpoints of WORKFLOW (version, epoch, validation score, run, checksum)."""
+    store = _store(db)
+    try:
+        rows = store.list_checkpoints(workflow=workflow)
+        if not rows:
+            _fail(f"no checkpoints for workflow {workflow!r}", code=1)
+        t = Table(title=f"checkpoints of {workflow}")
+        for col in ("version", "epoch", "score", "run", "checksum", "created"):
+            t.add_column(col)
+        for c in rows:
+            t.add_row(
+                str(c.version),
+                str(c.epoch),
+                "-" if c.score is None else f"{c.score:.4f}",
+                c.run_id[:12],
+                c.checksum[:12],
+                c.created_at.isoformat(timespec="seconds"),
+            )
+        out.print(t)
+    finally:
+        store.close()
+
+
+@checkpoints_app.command("export")
+def checkpoints_export(
+    workflow: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PromptConfig manifest to write.")],
+    version: Annotated[int | None, typer.Option("--version", help="Version number.")] = None,
+    best: Annotated[bool, typer.Option("--best", help="The best-scoring checkpoint.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="metadata.name (default: WORKFLOW).")] = None,
+    namespace: Annotated[str, typer.Option("--namespace")] = "default",
+    db: DbOption = None,
+) -> None:
+    """Write a PromptConfig manifest holding one stored version of WORKFLOW."""
+    if (version is None) == (not best):
+        _fail("give exactly one of --version N or --best")
+    store = _store(db)
+    try:
+        if best:
+            cp = store.best_checkpoint(workflow=workflow)
+            if cp is None:
+                _fail(f"no checkpoints for workflow {workflow!r}", code=1)
+            version = cp.version
+        assert version is not None
+        rec = store.get_version(workflow, version)
+        if rec is None:
+            _fail(f"workflow {workflow!r} has no version {version}", code=1)
+        doc = {
+            "apiVersion": "agentensor.dev/v1alpha1",
+            "kind": "PromptConfig",
+            "metadata": {
+                "name": name or workflow,
+                "namespace": namespace,
+                "annotations": {"agentensor.dev/version": str(rec.version), "agentensor.dev/checksum": rec.checksum},
+            },
+            "spec": {
+                "workflow": workflow,
+                "prompts": {k: {"text": v} for k, v in sorted(rec.prompts.items())},
+                "parameters": rec.parameters,
+            },
+        }
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
+        err.print(f"wrote version {rec.version} ({rec.checksum[:12]}) to {output}", highlight=False)
+    finally:
+        store.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from agentensor_store import Store, default_database_url
+
+    store = Store(db or default_database_url())
+    try:
+        store.upgrade(revision)
+        err.print(f"database at {store.url} is at revision {store.current_revision()}", highlight=False)
+    finally:
+        store.close()
+
+
+@app.command()
+def crds(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Directory to write CRD YAML into.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if the files in -o differ.")] = False,
+) -> None:
+    """Generate the CustomResourceDefinitions from the API models."""
+    files = render_crds()
+    if output is None:
+        sys.stdout.write("---\n".join(files.values()))
+        return
+    drift = []
+    for fname, text in files.items():
+        path = output / fname
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                drift.append(str(path))
+        else:
+            output.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if drift:
+        _fail(f"CRDs drifted from the models: {drift}; run `agentensor crds -o {output}`", code=1)
+
+
+@app.command()
+def docs(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Markdown file to write.")] = Path("docs/api.md"),
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if the file differs.")] = False,
+) -> None:
+    """Generate the API reference from the models."""
+    from agentensor_api import render_api_docs
+
+    text = render_api_docs()
+    if check:
+        if not output.exists() or output.read_text(encoding="utf-8") != text:
+            _fail(f"{output} drifted from the models; run `agentensor docs -o {output}`", code=1)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+
+
+from ._operator_cmds import register as _register_operator_cmds  # noqa: E402
+
+_register_operator_cmds(app)
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app()

@@ -1,0 +1,35 @@
+"""agentensor data plane: workflows, evaluation, the training loop and its outputs."""
+
+from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
+from .datasets import Case, Splits, load_cases, split_cases
+from .executor import CaseResult, Evaluation, run_cases
+from .prompts import PromptSet, TextTensor, interpolate
+from .report import write_outputs
+from .runs import execute, find_prompt_config
+from .trainer import Trainer
+from .workflows import Feedback, Workflow, load_workflow, render
+
+__all__ = [
+    "Case",
+    "CaseResult",
+    "Evaluation",
+    "Feedback",
+    "PromptSet",
+    "Splits",
+    "TextTensor",
+    "Trainer",
+    "Workflow",
+    "case_config",
+    "case_thread_id",
+    "execute",
+    "find_prompt_config",
+    "interpolate",
+    "load_cases",
+    "load_workflow",
+    "merge_configs",
+    "render",
+    "resolve_run_config",
+    "run_cases",
+    "split_cases",
+    "write_outputs",
+]

@@ -1,0 +1,176 @@
+"""Everything a run needs, resolved from the manifests once (spec in, ready objects out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentensor_api import (
+    EvaluationRun,
+    ManifestError,
+    ObjectiveSpec,
+    PromptConfig,
+    RunStatus,
+    TrainingRun,
+)
+from agentensor_store import CaseRow, Store, VersionRecord
+
+from ._runnable_config import resolve_run_config
+from .datasets import Case, load_cases
+from .evaluators import Evaluator, build_evaluators
+from .executor import Evaluation, ShardRunner
+from .llm import LlmRuntime, build_runtime
+from .prompts import PromptSet, check_interpolation
+from .workflows import Workflow, load_workflow
+
+StatusSink = Callable[[RunStatus], None]
+
+
+@dataclass
+class RunContext:
+    """A run's resolved inputs and its dependencies (store, status sink)."""
+
+    run_id: str
+    resource: TrainingRun | EvaluationRun
+    prompt_config: PromptConfig
+    store: Store
+    workflow: Workflow
+    evaluators: list[Evaluator]
+    objective: ObjectiveSpec
+    base_config: dict[str, Any]
+    cases: list[Case]
+    start: PromptSet
+    start_version: VersionRecord
+    evaluator_fields: Mapping[str, str | None] = field(default_factory=dict)
+    on_status: StatusSink | None = None
+    on_progress: Callable[[str, int, int], None] | None = None
+    """(stage, done, total) after every case; for a live progress bar."""
+    pool: ShardRunner | None = None
+    """Worker processes the cases are sharded over (None: this process)."""
+    llm: LlmRuntime | None = None
+    """Models of ``spec.models``, the usage ledger and the response cache (None: no models)."""
+
+    def optimizer_deps(self) -> dict[str, Any]:
+        """Dependencies offered to the optimizer (each takes the ones it lists in ``deps``)."""
+        storage_url: str | None = None
+        if self.store.dialect == "postgresql":
+            # Optuna's RDBStorage needs the URL with its password; Store.url masks it.
+            engine_url = getattr(getattr(self.store, "_engine", None), "url", None)
+            storage_url = engine_url.render_as_string(hide_password=False) if engine_url is not None else None
+        return {
+            "llm": self.llm,
+            "direction": self.objective.direction,
+            "seed": self.resource.spec.dataset.seed,
+            "storage_url": storage_url,
+            "study_name": f"agentensor-{self.run_id}",
+        }
+
+    @property
+    def workflow_key(self) -> str:
+        return self.prompt_config.spec.workflow
+
+    def better(self, a: float, b: float, min_delta: float = 0.0) -> bool:
+        """True if score ``a`` beats ``b`` by more than ``min_delta`` in the objective's direction."""
+        if self.objective.direction == "maximize":
+            return a > b + min_delta
+        return a < b - min_delta
+
+    def record(self, evaluation: Evaluation, *, epoch: int | None, version: int | None) -> None:
+        """Write every case of an evaluation as a row (upsert: a resumed stage does not duplicate)."""
+        rows = [
+            CaseRow(
+                stage=r.stage,
+                case_id=r.case.case_id,
+                thread_id=r.thread_id,
+                input=_jsonable(r.case.input),
+                expected=_jsonable(r.case.expected),
+                output=_jsonable(r.output),
+                scores={k: v.score for k, v in r.results.items()},
+                passed=r.passed(self.objective.evaluator) if r.error is None else False,
+                error=r.error,
+                latency_seconds=r.latency_seconds,
+                epoch=epoch,
+                version=version,
+            )
+            for r in evaluation.cases
+        ]
+        self.store.record_cases(self.run_id, rows)
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def resolve_start(pc: PromptConfig, store: Store, version: int | None) -> tuple[PromptSet, VersionRecord]:
+    """The config a run starts from: a stored version, else the PromptConfig's inline spec.
+
+    The inline spec is registered as a version (deduplicated by checksum) so that the baseline
+    has a version number too.
+
+    Raises:
+        ManifestError: if the requested version does not exist for the workflow.
+    """
+    trainable = frozenset(n for n, p in pc.spec.prompts.items() if p.requires_grad)
+    wanted = version if version is not None else pc.spec.active_version
+    if wanted is not None:
+        rec = store.get_version(pc.spec.workflow, wanted)
+        if rec is None:
+            field_name = "spec.promptConfigRef.version" if version is not None else "spec.activeVersion"
+            raise ManifestError(field_name, f"workflow {pc.spec.workflow!r} has no stored version {wanted}")
+        stored_trainable = frozenset(n for n in rec.prompts if n in trainable or n not in pc.spec.prompts)
+        return PromptSet(dict(rec.prompts), stored_trainable, dict(rec.parameters)), rec
+    texts = {n: p.text for n, p in pc.spec.prompts.items()}
+    rec = store.register_version(pc.spec.workflow, texts, dict(pc.spec.parameters), source="inline")
+    return PromptSet(texts, trainable, dict(pc.spec.parameters)), rec
+
+
+def build_context(
+    resource: TrainingRun | EvaluationRun,
+    pc: PromptConfig,
+    store: Store,
+    *,
+    run_id: str,
+    base_dir: Path,
+    workflow: Workflow | None = None,
+    llm: LlmRuntime | None = None,
+) -> RunContext:
+    """Resolve a run's manifest into a :class:`RunContext`.
+
+    Raises:
+        ManifestError: naming the field, for anything the manifests get wrong (a missing
+            dataset field, an unknown evaluator, a bad entrypoint, an unresolved placeholder,
+            an unset API key variable).
+    """
+    spec = resource.spec
+    if spec.prompt_config_ref.name != pc.name:
+        raise ManifestError("spec.promptConfigRef.name", f"expected {pc.name!r}")
+    start, version = resolve_start(pc, store, spec.prompt_config_ref.version)
+    check_interpolation(spec.workflow.options, start, "spec.workflow.options")
+    llm = llm or build_runtime(spec, base_dir=base_dir)
+    wf = workflow or load_workflow(spec.workflow, llm=llm)
+    evaluators = build_evaluators(spec.evaluators, llm=llm)
+    cases = load_cases(spec.dataset, base_dir=base_dir)
+    fields = {e.name: e.expected_field for e in spec.evaluators if e.expected_field}
+    return RunContext(
+        run_id=run_id,
+        resource=resource,
+        prompt_config=pc,
+        store=store,
+        workflow=wf,
+        evaluators=evaluators,
+        objective=spec.resolved_objective(),
+        base_config=resolve_run_config(spec.config, wf.defaults),
+        cases=cases,
+        start=start,
+        start_version=version,
+        evaluator_fields=fields,
+        llm=llm,
+    )

@@ -1,0 +1,184 @@
+"""Shard one evaluation's cases across worker processes when ``parallelism`` asks for more than a core.
+
+A single Python process spends about 2.5-3 ms of CPU per LLM case (LangGraph's invoke plus the
+chat client; see docs/benchmarks.md), so past roughly 16 cases in flight one core is the limit,
+not the model's latency. :func:`processes_for` gives one worker process per 16 in-flight cases,
+at most one per CPU. Each worker rebuilds the workflow and evaluators once from the run spec
+(workflows hold live clients and compiled graphs, which do not pickle) and runs its shard with
+:func:`~agentensor_runner.executor.run_cases`; the parent merges the results in case order and
+adds each case's LLM usage to its own ledger.
+
+Workers start from a ``forkserver`` that has already imported the runner's dependencies, so a
+new worker costs tens of milliseconds, not the seconds an import of LangChain takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentensor_api import EvaluationRunSpec, TrainingRunSpec
+
+from .datasets import Case
+from .evaluators import Evaluator, build_evaluators
+from .executor import CaseResult, run_cases
+from .llm import UsageLedger, build_runtime
+from .prompts import PromptSet
+from .workflows import Workflow, load_workflow
+
+CASES_PER_PROCESS = 16
+"""In-flight cases one process serves before a second process pays off (about 16 x 3 ms of CPU
+per 50 ms LLM round trip keeps one core busy)."""
+
+_PRELOAD = ["agentensor_runner", "langgraph.graph", "langchain_core.runnables", "langchain_openai"]
+
+
+def processes_for(parallelism: int, cpu_count: int | None = None) -> int:
+    """Worker processes for ``parallelism`` in-flight cases: ``min(CPUs, parallelism // 16)``, >= 1."""
+    cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, min(cpus, parallelism // CASES_PER_PROCESS))
+
+
+@dataclass(frozen=True)
+class WorkerRecipe:
+    """What a worker needs to rebuild the workflow and evaluators (picklable).
+
+    ``env`` is only for API-key variables given explicitly to the parent's runtime; it travels
+    over the pool's pipe and is never written anywhere.
+    """
+
+    spec: TrainingRunSpec | EvaluationRunSpec
+    base_dir: str
+    env: Mapping[str, str] | None = field(default=None, repr=False)
+
+
+_worker: tuple[Workflow, list[Evaluator]] | None = None
+
+
+def _init_worker(recipe: WorkerRecipe) -> None:
+    global _worker
+    llm = build_runtime(recipe.spec, base_dir=Path(recipe.base_dir), env=recipe.env)
+    workflow = load_workflow(recipe.spec.workflow, llm=llm)
+    _worker = (workflow, build_evaluators(recipe.spec.evaluators, llm=llm))
+
+
+def _ping(hold_seconds: float) -> int:
+    time.sleep(hold_seconds)  # keep this worker busy so the other pings start the other workers
+    return os.getpid()
+
+
+def _run_shard(
+    prompts: PromptSet,
+    cases: list[Case],
+    base_config: dict[str, Any],
+    run_id: str,
+    stage: str,
+    parallelism: int,
+    case_timeout_seconds: float,
+    evaluator_fields: dict[str, str | None],
+) -> list[CaseResult]:
+    assert _worker is not None, "worker not initialised"
+    workflow, evaluators = _worker
+    evaluation = asyncio.run(
+        run_cases(
+            workflow,
+            prompts,
+            cases,
+            evaluators,
+            base_config=base_config,
+            run_id=run_id,
+            stage=stage,
+            parallelism=parallelism,
+            case_timeout_seconds=case_timeout_seconds,
+            evaluator_fields=evaluator_fields,
+        )
+    )
+    return evaluation.cases
+
+
+class CasePool:
+    """A pool of worker processes that run shards of cases. Use as a context manager.
+
+    Args:
+        recipe: how workers rebuild the workflow and evaluators.
+        processes: worker processes (>= 2 to be useful).
+        ledger: the parent's usage ledger; each case's usage is added to it.
+    """
+
+    def __init__(self, recipe: WorkerRecipe, processes: int, *, ledger: UsageLedger | None = None) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        self.processes = processes
+        self._ledger = ledger
+        self._pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker, initargs=(recipe,))
+
+    def warm(self) -> set[int]:
+        """Start every worker now (workflow built) instead of at the first shard; returns their pids."""
+        return set(self._pool.map(_ping, [0.2] * self.processes))
+
+    async def run(
+        self,
+        prompts: PromptSet,
+        cases: Sequence[Case],
+        *,
+        base_config: Mapping[str, Any],
+        run_id: str,
+        stage: str,
+        parallelism: int,
+        case_timeout_seconds: float,
+        evaluator_fields: Mapping[str, str | None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[CaseResult]:
+        """Run ``cases`` split round-robin over the workers; results come back in case order.
+
+        ``parallelism`` is divided among the shards (each gets at least 1).
+        """
+        n = max(1, min(self.processes, len(cases)))
+        shards = [list(cases[i::n]) for i in range(n)]
+        per_shard = max(1, parallelism // n)
+        loop = asyncio.get_running_loop()
+
+        async def one(shard: list[Case]) -> list[CaseResult]:
+            out = await loop.run_in_executor(
+                self._pool,
+                _run_shard,
+                prompts,
+                shard,
+                dict(base_config),
+                run_id,
+                stage,
+                per_shard,
+                case_timeout_seconds,
+                dict(evaluator_fields or {}),
+            )
+            if progress is not None:
+                progress(len(out))
+            return out
+
+        parts = await asyncio.gather(*(one(s) for s in shards))
+        merged: list[CaseResult | None] = [None] * len(cases)
+        for i, part in enumerate(parts):
+            for j, result in enumerate(part):
+                merged[i + j * n] = result
+        results = [r for r in merged if r is not None]
+        if self._ledger is not None:
+            for r in results:
+                if r.usage is not None:
+                    self._ledger.total.add(r.usage)
+        return results
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> CasePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

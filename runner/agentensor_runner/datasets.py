@@ -1,0 +1,202 @@
+"""Dataset loading (csv / jsonl / inline), seeded sampling and stratified splits.
+
+A row that cannot become a case (missing input field, invalid UTF-8, bad JSON line) is kept as a
+:class:`Case` with ``error`` set: the runner records it as an error row and carries on, so no row
+silently disappears. A field missing from *every* row is a manifest error instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentensor_api import DatasetSpec, ManifestError, SplitSpec, canonical_json
+
+MAX_DATASET_BYTES = 512 * 1024 * 1024
+"""Refuse dataset files above 512 MiB: the runner holds cases in memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One dataset case. ``error`` is set when the row itself is unusable."""
+
+    case_id: str
+    input: Any
+    expected: Any
+    row: dict[str, Any]
+    error: str | None = None
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+def _has_bad_utf8(value: Any) -> bool:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    return value
+
+
+def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] | None, str | None]]:
+    if spec.inline is not None:
+        return [(dict(r), None) for r in spec.inline]
+    assert spec.path is not None
+    path = (base_dir / spec.path) if not Path(spec.path).is_absolute() else Path(spec.path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ManifestError("spec.dataset.path", f"cannot read {path}: {e.strerror}") from e
+    if size > MAX_DATASET_BYTES:
+        raise ManifestError("spec.dataset.path", f"{path} is {size} bytes; the limit is {MAX_DATASET_BYTES}")
+    text = _decode(path.read_bytes())
+    rows: list[tuple[dict[str, Any] | None, str | None]] = []
+    if spec.format == "jsonl":
+        # JSON Lines are separated by \n only (str.splitlines would also split on \x0b, \x1c...)
+        for n, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
+            if not line.strip():
+                continue
+            if _has_bad_utf8(line):
+                rows.append((None, f"line {n} is not valid UTF-8"))
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                rows.append((None, f"line {n} is not valid JSON: {e.msg}"))
+                continue
+            if not isinstance(obj, dict):
+                rows.append((None, f"line {n} is a JSON {type(obj).__name__}, expected an object"))
+                continue
+            rows.append((obj, None))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        for n, rec in enumerate(reader, start=2):
+            if None in rec:
+                rows.append((None, f"line {n} has more cells than the header"))
+            elif any(_has_bad_utf8(v) for v in rec.values() if v is not None):
+                rows.append(({k: _clean(v) for k, v in rec.items()}, f"line {n} is not valid UTF-8"))
+            else:
+                rows.append((dict(rec), None))
+    return rows
+
+
+def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
+    """Read the dataset described by ``spec`` into cases.
+
+    Args:
+        spec: the manifest's ``spec.dataset``.
+        base_dir: directory relative paths are resolved against (the manifest's folder).
+
+    Returns:
+        Cases in file order (after seeded sampling when ``limit`` is set).
+
+    Raises:
+        ManifestError: unreadable file, empty dataset, or ``inputField``/``expectedField``
+            absent from every row (names the field and lists the columns that exist).
+    """
+    rows = _read_rows(spec, base_dir)
+    good = [r for r, err in rows if r is not None and err is None]
+    if not rows:
+        raise ManifestError("spec.dataset", "the dataset has no rows")
+    columns = sorted({k for r in good for k in r})
+    for field_name, key in (("inputField", spec.input_field), ("expectedField", spec.expected_field)):
+        if key is not None and good and not any(key in r for r in good):
+            raise ManifestError(f"spec.dataset.{field_name}", f"no row has a field {key!r}; columns are {columns}")
+    cases: list[Case] = []
+    for i, (row, err) in enumerate(rows):
+        row = row or {}
+        cid = str(row.get(spec.id_field)) if spec.id_field and row.get(spec.id_field) is not None else str(i)
+        if err is None and spec.input_field not in row:
+            err = f"row {i} has no field {spec.input_field!r} (spec.dataset.inputField)"
+        if err is None and spec.expected_field and spec.expected_field not in row:
+            err = f"row {i} has no field {spec.expected_field!r} (spec.dataset.expectedField)"
+        cases.append(
+            Case(
+                case_id=cid,
+                input=row.get(spec.input_field),
+                expected=row.get(spec.expected_field) if spec.expected_field else None,
+                row=row,
+                error=err,
+            )
+        )
+    ids = [c.case_id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise ManifestError("spec.dataset.idField", f"{spec.id_field!r} values are not unique")
+    if spec.limit is not None and spec.limit < len(cases):
+        rng = random.Random(spec.seed)
+        keep = sorted(rng.sample(range(len(cases)), spec.limit))
+        cases = [cases[i] for i in keep]
+    return cases
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train/validation/holdout cases and the hash that identifies the exact data and split."""
+
+    train: list[Case]
+    validation: list[Case]
+    holdout: list[Case]
+    dataset_hash: str
+
+
+def dataset_hash(cases: Sequence[Case], extra: Any = None) -> str:
+    """sha256 hex of the canonical JSON of ``[(id, input, expected), ...]`` plus ``extra``."""
+    h = hashlib.sha256()
+    for c in cases:
+        h.update(canonical_json([c.case_id, _clean(c.input), _clean(c.expected)]).encode("utf-8"))
+        h.update(b"\n")
+    h.update(canonical_json(extra).encode("utf-8"))
+    return h.hexdigest()
+
+
+def split_cases(cases: Sequence[Case], split: SplitSpec, seed: int) -> Splits:
+    """Deterministic, seeded split; stratified by ``expected`` when ``split.stratify``.
+
+    Each stratum is shuffled with ``random.Random(seed)`` and cut by cumulative rounding, so every
+    label with at least 3 cases appears in all three splits. Error cases go to train, where they
+    are recorded as error rows without affecting candidate selection.
+
+    Raises:
+        ManifestError: if validation or holdout would be empty.
+    """
+    rng = random.Random(seed)
+    usable = [c for c in cases if c.error is None]
+    strata: dict[str, list[Case]] = defaultdict(list)
+    for c in usable:
+        strata[canonical_json(_clean(c.expected)) if split.stratify else ""].append(c)
+    train: list[Case] = []
+    val: list[Case] = []
+    hold: list[Case] = []
+    for key in sorted(strata):
+        group = strata[key]
+        rng.shuffle(group)
+        n = len(group)
+        n_hold = round(n * split.holdout)
+        n_val = round(n * split.validation)
+        if n >= 3:
+            n_hold, n_val = max(1, n_hold), max(1, n_val)
+        hold += group[:n_hold]
+        val += group[n_hold : n_hold + n_val]
+        train += group[n_hold + n_val :]
+    train += [c for c in cases if c.error is not None]
+    for name, part in (("validation", val), ("holdout", hold)):
+        if not part:
+            raise ManifestError(f"spec.dataset.split.{name}", f"the {name} split is empty; use more data")
+    order = {c.case_id: i for i, c in enumerate(cases)}
+    for part in (train, val, hold):
+        part.sort(key=lambda c: order[c.case_id])
+    h = dataset_hash(cases, {"split": split.model_dump(), "seed": seed})
+    return Splits(train, val, hold, h)

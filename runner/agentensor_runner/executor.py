@@ -1,0 +1,170 @@
+"""Run a workflow over cases with bounded concurrency, a per-case timeout, and scoring.
+
+A case that raises or times out becomes an error row (``error`` set, every score 0) and the
+run goes on. Concurrency is an ``asyncio.Semaphore(parallelism)``; the timeout is
+``asyncio.wait_for`` around the graph invocation only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._runnable_config import case_config, case_thread_id
+from .datasets import Case
+from .evaluators import EvalResult, Evaluator, resolve_path
+from .llm import Usage, begin_case, end_case
+from .prompts import PromptSet, start_tape, stop_tape
+from .workflows import Workflow
+
+ProgressFn = Callable[[int], None]
+
+
+class ShardRunner(Protocol):
+    """Runs cases in other processes and returns their results in case order (``_shards.CasePool``)."""
+
+    async def run(
+        self, prompts: PromptSet, cases: Sequence[Case], *, base_config: Mapping[str, Any], run_id: str,
+        stage: str, parallelism: int, case_timeout_seconds: float,
+        evaluator_fields: Mapping[str, str | None] | None = None, progress: ProgressFn | None = None,
+    ) -> list[CaseResult]: ...
+"""Called with the number of cases just finished (1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """Outcome of one case: output, per-evaluator results, error, latency in seconds."""
+
+    case: Case
+    stage: str
+    thread_id: str
+    output: Any
+    results: Mapping[str, EvalResult]
+    error: str | None
+    latency_seconds: float
+    used_prompts: frozenset[str]
+    usage: Usage | None = None
+    """LLM usage of this case (workflow and judge calls), from LangChain usage metadata."""
+
+    def score(self, evaluator: str) -> float:
+        r = self.results.get(evaluator)
+        return r.score if r is not None and self.error is None else 0.0
+
+    def passed(self, evaluator: str) -> bool:
+        r = self.results.get(evaluator)
+        return bool(r is not None and self.error is None and r.passed)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All case results of one (config, split) evaluation with per-evaluator means."""
+
+    cases: list[CaseResult]
+    means: dict[str, float]
+    errors: int
+
+    def objective(self, evaluator: str) -> float:
+        return self.means.get(evaluator, 0.0)
+
+
+def summarize(results: Sequence[CaseResult], evaluators: Sequence[Evaluator]) -> Evaluation:
+    """Mean score per evaluator over all cases; an error row scores 0 for every evaluator."""
+    n = len(results)
+    means = {ev.name: (sum(r.score(ev.name) for r in results) / n if n else 0.0) for ev in evaluators}
+    return Evaluation(list(results), means, sum(1 for r in results if r.error is not None))
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"TimeoutError: case exceeded caseTimeoutSeconds={timeout:g}"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:2000]
+
+
+async def run_cases(
+    workflow: Workflow,
+    prompts: PromptSet,
+    cases: Sequence[Case],
+    evaluators: Sequence[Evaluator],
+    *,
+    base_config: Mapping[str, Any],
+    run_id: str,
+    stage: str,
+    parallelism: int,
+    case_timeout_seconds: float,
+    evaluator_fields: Mapping[str, str | None] | None = None,
+    progress: ProgressFn | None = None,
+    pool: ShardRunner | None = None,
+) -> Evaluation:
+    """Invoke the workflow on every case and score it.
+
+    Args:
+        workflow: the compiled workflow.
+        prompts: the config (prompt texts + parameters) given to every case.
+        cases: cases to run; cases with ``error`` set are recorded without invoking.
+        evaluators: scorers; each gets ``resolve_path(output, spec.outputField)``.
+        base_config: merged RunnableConfig; each case gets its own ``thread_id``/``run_id``.
+        run_id, stage: identify the rows (``thread_id`` is derived from them and the case id).
+        parallelism: cases in flight at once (>= 1).
+        case_timeout_seconds: per-case limit on the graph invocation.
+        evaluator_fields: optional ``{evaluator: dataset column}`` for evaluators whose
+            ``expectedField`` differs from the dataset's.
+        progress: called once per finished case (per finished shard with a ``pool``).
+        pool: worker processes to shard the cases over (see ``_shards.CasePool``); ``None`` runs
+            everything in this process.
+
+    Returns:
+        The evaluation, results in the order of ``cases``.
+    """
+    if pool is not None and len(cases) > 1:
+        results = await pool.run(
+            prompts, cases, base_config=base_config, run_id=run_id, stage=stage, parallelism=parallelism,
+            case_timeout_seconds=case_timeout_seconds, evaluator_fields=evaluator_fields, progress=progress,
+        )
+        return summarize(results, evaluators)
+    sem = asyncio.Semaphore(max(1, parallelism))
+    configurable = prompts.configurable()
+    fields = evaluator_fields or {}
+
+    async def one(case: Case) -> CaseResult:
+        async with sem:
+            thread_id = case_thread_id(run_id, stage, case.case_id)
+            if case.error is not None:
+                return CaseResult(case, stage, thread_id, None, {}, case.error, 0.0, frozenset())
+            cfg = case_config(
+                base_config, run_id=run_id, stage=stage, case_id=case.case_id, extra_configurable=configurable
+            )
+            usage, usage_token = begin_case()
+            tape, token = start_tape()
+            started = time.perf_counter()
+            output: Any = None
+            error: str | None = None
+            try:
+                output = await asyncio.wait_for(
+                    workflow.graph.ainvoke(workflow.to_state(case.input), cfg),
+                    timeout=case_timeout_seconds,
+                )
+            except Exception as e:
+                error = _describe(e, case_timeout_seconds)
+            finally:
+                stop_tape(token)
+            latency = time.perf_counter() - started
+            results: dict[str, EvalResult] = {}
+            if error is None:
+                for ev in evaluators:
+                    col = fields.get(ev.name)
+                    expected = case.row.get(col) if col else case.expected
+                    results[ev.name] = await ev.evaluate(input=case.input, output=output, expected=expected)
+            end_case(usage_token)
+            if progress is not None:
+                progress(1)
+            return CaseResult(case, stage, thread_id, output, results, error, latency, frozenset(tape.used), usage)
+
+    results = await asyncio.gather(*(one(c) for c in cases))
+    return summarize(results, evaluators)
+
+
+__all__ = ["CaseResult", "Evaluation", "ProgressFn", "resolve_path", "run_cases", "summarize"]

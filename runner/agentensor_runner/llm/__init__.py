@@ -1,0 +1,39 @@
+"""LLM plumbing shared by the chat/task templates, ``llm_judge`` and ``textgrad``.
+
+- :class:`LlmRuntime`: named models from ``spec.models`` (``init_chat_model``), API keys from
+  the environment (:func:`resolve_api_key`), a :class:`Redactor` for anything that could echo
+  a key, and the run's :class:`UsageLedger`.
+- :class:`UsageCallback` / :func:`begin_case`: accounting from LangChain ``usage_metadata``.
+- :class:`SqliteResponseCache`: LangChain ``BaseCache`` in one SQLite file.
+- :func:`ainvoke_text`: one chat call returning text, with key-free errors.
+"""
+
+from ._cache import CACHE_ENV, SqliteResponseCache, default_cache_path
+from ._call import LlmCallError, ainvoke_text
+from ._keys import REDACTED, Redactor, resolve_api_key
+from ._registry import CACHED_PURPOSES, PARAMETER_KWARGS, PURPOSES, LlmRuntime, sampling_kwargs
+from ._runtime import build_runtime
+from ._usage import CACHE_HIT_KEY, Usage, UsageCallback, UsageLedger, begin_case, end_case
+
+__all__ = [
+    "CACHED_PURPOSES",
+    "CACHE_ENV",
+    "CACHE_HIT_KEY",
+    "PARAMETER_KWARGS",
+    "PURPOSES",
+    "REDACTED",
+    "LlmCallError",
+    "LlmRuntime",
+    "Redactor",
+    "SqliteResponseCache",
+    "Usage",
+    "UsageCallback",
+    "UsageLedger",
+    "ainvoke_text",
+    "begin_case",
+    "build_runtime",
+    "default_cache_path",
+    "end_case",
+    "resolve_api_key",
+    "sampling_kwargs",
+]

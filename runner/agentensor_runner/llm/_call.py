@@ -1,0 +1,41 @@
+"""One chat call that returns text, and raises errors that cannot carry an API key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+
+
+class LlmCallError(RuntimeError):
+    """A model call failed; the message is redacted and the provider error is not chained
+    (its text or request could contain the key)."""
+
+
+async def ainvoke_text(
+    model: BaseChatModel,
+    messages: Sequence[BaseMessage],
+    config: RunnableConfig | None,
+    redact: Callable[[str], str],
+) -> str:
+    """``model.ainvoke(messages, config)`` and the reply's text.
+
+    Raises:
+        LlmCallError: the call failed (``"<ErrorType>: <redacted message>"``).
+        TimeoutError, asyncio.CancelledError: passed through (per-step and per-case timeouts).
+    """
+    try:
+        reply = await model.ainvoke(list(messages), config)
+    except TimeoutError:
+        raise
+    except Exception as e:
+        raise LlmCallError(f"{type(e).__name__}: {redact(str(e))}"[:2000]) from None
+    content: Any = reply.content
+    if isinstance(content, str):
+        return content
+    return "".join(
+        part if isinstance(part, str) else str(part.get("text", "")) for part in content if isinstance(part, str | dict)
+    )

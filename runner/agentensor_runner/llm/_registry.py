@@ -1,0 +1,164 @@
+"""Named chat models of a run, built with ``langchain.chat_models.init_chat_model``.
+
+``spec.models`` maps names to :class:`agentensor_api.ModelSpec`; workflows, the ``llm_judge``
+evaluator and the ``textgrad`` optimizer ask :class:`LlmRuntime` for a model by name, purpose
+and sampling parameters. A model instance (and its HTTP connection pool) is built once per
+``(name, purpose, parameters)`` and reused by every case, so per-case cost is a dict lookup.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from langchain_core.caches import BaseCache
+from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
+
+from agentensor_api import ManifestError, ModelSpec, PriceSpec
+
+from ._keys import Redactor, resolve_api_key
+from ._usage import UsageCallback, UsageLedger
+
+PARAMETER_KWARGS: dict[str, str] = {
+    "temperature": "temperature",
+    "maxTokens": "max_tokens",
+    "topP": "top_p",
+    "seed": "seed",
+    "stop": "stop",
+    "presencePenalty": "presence_penalty",
+    "frequencyPenalty": "frequency_penalty",
+}
+"""PromptConfig ``parameters`` keys (camelCase) a model accepts -> ``init_chat_model`` kwargs."""
+
+PURPOSES = ("task", "judge", "gradient", "rewrite")
+"""Purposes calls are counted under; only ``task`` and ``judge`` calls use the response cache."""
+
+CACHED_PURPOSES = frozenset({"task", "judge"})
+
+ModelFactory = Callable[..., BaseChatModel]
+"""``factory(model, **kwargs) -> BaseChatModel``; default ``init_chat_model``."""
+
+
+def _init_chat_model(model: str, **kwargs: Any) -> BaseChatModel:
+    from langchain.chat_models import init_chat_model
+
+    built: BaseChatModel = init_chat_model(model, **kwargs)
+    return built
+
+
+def sampling_kwargs(parameters: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """The known sampling keys of ``parameters`` as client kwargs (other keys are ignored).
+
+    Raises:
+        ManifestError: a known key with a value of the wrong type, naming ``field.<key>``.
+    """
+    out: dict[str, Any] = {}
+    for key, kwarg in PARAMETER_KWARGS.items():
+        if key not in parameters or parameters[key] is None:
+            continue
+        value = parameters[key]
+        if key == "stop":
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ManifestError(f"{field}.{key}", f"must be a list of strings, got {value!r}")
+            value = tuple(value)
+        elif key in ("maxTokens", "seed"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "maxTokens" else 0):
+                raise ManifestError(f"{field}.{key}", f"must be a positive integer, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+            raise ManifestError(f"{field}.{key}", f"must be a number, got {value!r}")
+        else:
+            value = float(value)
+        out[kwarg] = value
+    return out
+
+
+class LlmRuntime:
+    """The LLM side of a run: models by name, the usage ledger, the response cache, redaction.
+
+    Args:
+        models: ``spec.models``.
+        pricing: ``spec.pricing`` (``provider:name`` -> price).
+        cache: LangChain cache for ``task``/``judge`` calls (``None``: no caching).
+        env: where API keys are read (default ``os.environ``).
+        factory: builds a model from ``provider:name`` and kwargs (``base_url``, ``api_key``,
+            ``cache``, ``callbacks``, sampling kwargs); default ``init_chat_model``.
+
+    Raises:
+        ManifestError: an API key variable named by a model spec is unset (checked here, before
+            any call, so a run fails before it starts).
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, ModelSpec],
+        *,
+        pricing: Mapping[str, PriceSpec] | None = None,
+        cache: BaseCache | None = None,
+        env: Mapping[str, str] | None = None,
+        factory: ModelFactory | None = None,
+    ) -> None:
+        self.specs = dict(models)
+        self._factory = factory or _init_chat_model
+        self.pricing = dict(pricing or {})
+        self.cache = cache
+        self.ledger = UsageLedger()
+        self.redact = Redactor()
+        self._keys: dict[str, SecretStr | None] = {}
+        for name, spec in self.specs.items():
+            key = resolve_api_key(name, spec, env)
+            self._keys[name] = key
+            self.redact.add(key)
+        self._instances: dict[tuple[str, str, tuple[tuple[str, Any], ...]], BaseChatModel] = {}
+
+    def check(self, name: Any, field: str) -> str:
+        """``name`` if it is a key of ``spec.models``.
+
+        Raises:
+            ManifestError: naming ``field`` otherwise.
+        """
+        if not isinstance(name, str) or name not in self.specs:
+            raise ManifestError(field, f"{name!r} is not one of spec.models {sorted(self.specs)}")
+        return name
+
+    def chat(self, name: str, purpose: str, kwargs: Mapping[str, Any] | None = None) -> BaseChatModel:
+        """The chat model ``spec.models[name]`` with sampling ``kwargs`` (see :func:`sampling_kwargs`).
+
+        Raises:
+            KeyError: ``name`` is not in ``spec.models`` (call :meth:`check` when building).
+        """
+        params = tuple(sorted((kwargs or {}).items()))
+        key = (name, purpose, params)
+        model = self._instances.get(key)
+        if model is None:
+            model = self._build(name, purpose, dict(params))
+            self._instances[key] = model
+        return model
+
+    def _build(self, name: str, purpose: str, kwargs: dict[str, Any]) -> BaseChatModel:
+        spec = self.specs[name]
+        if "stop" in kwargs:
+            kwargs["stop"] = list(kwargs["stop"])
+        extra: dict[str, Any] = {"max_retries": spec.max_retries, "timeout": spec.timeout_seconds}
+        if spec.base_url:
+            extra["base_url"] = spec.base_url
+        key = self._keys.get(name)
+        if key is not None:
+            extra["api_key"] = key
+        cache: BaseCache | bool = self.cache if (self.cache is not None and purpose in CACHED_PURPOSES) else False
+        callback = UsageCallback(self.ledger, purpose, self.pricing.get(spec.model))
+        try:
+            model = self._factory(spec.model, **extra, **kwargs, cache=cache, callbacks=[callback])
+        except Exception as e:
+            raise ManifestError(
+                f"spec.models.{name}.model", f"cannot build {spec.model!r}: {type(e).__name__}: {self.redact(str(e))}"
+            ) from None
+        return model
+
+    def close(self) -> None:
+        """Close the response cache (models need no closing)."""
+        close = getattr(self.cache, "close", None)
+        if callable(close):
+            close()

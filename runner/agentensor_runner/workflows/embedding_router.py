@@ -1,0 +1,198 @@
+"""Built-in ``embedding-router`` template: route an utterance to the most similar intent.
+
+Graph: ``embed`` -> ``route`` (a LangGraph StateGraph). ``embed`` embeds the input with
+all-MiniLM-L6-v2 (cached per text). ``route`` reads one trainable description per intent
+(``options.descriptions``, default ``{{prompts.intent}}``), turns each description into a
+prototype vector and returns ``{intent, score}`` for the highest cosine similarity.
+
+Description -> prototype: every non-empty line of the description is embedded and the
+L2-normalised mean of the line vectors is the prototype (class prototypes as in Snell et al.
+2017, "Prototypical Networks for Few-shot Learning"). A one-line description is just its own
+embedding. Line embeddings are cached by text, so editing one description re-embeds only its
+new lines.
+
+Options:
+    descriptions: placeholder resolving to a mapping of intent -> TextTensor
+        (default ``{{prompts.intent}}``).
+    embedder: ``all-MiniLM-L6-v2`` (default) or ``hashing`` (a small bag-of-words embedder for
+        tests that must not load torch).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+
+from agentensor_api import ManifestError
+
+from ..embeddings import CachedEmbedder, Embedder, HashingEmbedder, Vector, default_embedder
+from ..prompts import TextTensor, iter_tensors
+from ._base import Feedback, Workflow, render
+
+DEFAULT_DESCRIPTIONS = "{{prompts.intent}}"
+
+
+class RouterInput(TypedDict):
+    input: str
+
+
+class RouterOutput(TypedDict):
+    intent: str
+    score: float
+
+
+class RouterState(TypedDict, total=False):
+    input: str
+    embedding: Any
+    intent: str
+    score: float
+
+
+def description_lines(text: str) -> list[str]:
+    """Non-empty stripped lines of a description (a bullet ``- `` prefix is dropped)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("- "):
+            line = line[2:].strip()
+        if line:
+            out.append(line)
+    return out
+
+
+class _Prototypes:
+    """LRU cache: tuple of (intent, description) -> (labels, prototype matrix)."""
+
+    def __init__(self, embedder: Embedder, size: int = 64) -> None:
+        self._embedder = embedder
+        self._cache: OrderedDict[tuple[tuple[str, str], ...], tuple[list[str], Vector]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
+
+    def get(self, descriptions: Mapping[str, str]) -> tuple[list[str], Vector]:
+        key = tuple(sorted(descriptions.items()))
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        with self._build_lock:  # concurrent cases with a new config build it once
+            with self._lock:
+                hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+            labels = [k for k, _ in key]
+            protos = np.zeros((len(labels), self._embedder.dim), dtype=np.float32)
+            lines = [description_lines(text) or [text] for _, text in key]
+            vecs = self._embedder.embed([ln for group in lines for ln in group])  # one batch
+            start = 0
+            for i, group in enumerate(lines):
+                mean = vecs[start : start + len(group)].mean(axis=0)
+                start += len(group)
+                norm = float(np.linalg.norm(mean))
+                protos[i] = mean / norm if norm > 0 else mean
+            with self._lock:
+                self._cache[key] = (labels, protos)
+                if len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        return labels, protos
+
+
+def _flatten(value: Any, root: str) -> dict[str, TextTensor]:
+    if isinstance(value, TextTensor):
+        return {root: value}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"descriptions must resolve to a mapping of TextTensors, got {type(value).__name__}")
+    return {t.name.removeprefix(root + ".") if root else t.name: t for t in iter_tensors(value)}
+
+
+def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Workflow:
+    """Compile the router graph.
+
+    Raises:
+        ManifestError: on unknown options (field ``spec.workflow.options.<key>``).
+    """
+    unknown = set(options) - {"descriptions", "embedder"}
+    if unknown:
+        raise ManifestError(
+            f"spec.workflow.options.{sorted(unknown)[0]}",
+            "unknown option for template embedding-router; known: descriptions, embedder",
+        )
+    descriptions_ref = options.get("descriptions", DEFAULT_DESCRIPTIONS)
+    if not isinstance(descriptions_ref, str) or not descriptions_ref.strip().startswith("{{"):
+        raise ManifestError("spec.workflow.options.descriptions", "must be a placeholder like '{{prompts.intent}}'")
+    prefix = descriptions_ref.strip()[2:-2].strip().removeprefix("prompts.").removeprefix("prompts")
+    if embedder is None:
+        kind = options.get("embedder", "all-MiniLM-L6-v2")
+        if kind == "hashing":
+            embedder = CachedEmbedder(HashingEmbedder())
+        elif kind == "all-MiniLM-L6-v2":
+            embedder = default_embedder()
+        else:
+            raise ManifestError(
+                "spec.workflow.options.embedder", f"unknown embedder {kind!r}; use all-MiniLM-L6-v2 or hashing"
+            )
+    emb = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+    prototypes = _Prototypes(emb)
+
+    def embed(state: RouterState) -> dict[str, Any]:
+        text = state.get("input")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"input must be a non-empty string, got {text!r}")
+        return {"embedding": emb.embed([text])[0]}
+
+    def route(state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        tensors = _flatten(render(descriptions_ref, config), prefix)
+        if not tensors:
+            raise KeyError(f"{descriptions_ref} resolved to no prompts")
+        labels, protos = prototypes.get({k: t.text for k, t in tensors.items()})
+        sims = protos @ np.asarray(state["embedding"], dtype=np.float32)
+        best = int(np.argmax(sims))
+        return {"intent": labels[best], "score": float(sims[best])}
+
+    g: StateGraph[RouterState, Any, RouterInput, RouterOutput] = StateGraph(
+        RouterState, input_schema=RouterInput, output_schema=RouterOutput
+    )
+    g.add_node("embed", embed)
+    g.add_node("route", route)
+    g.add_edge(START, "embed")
+    g.add_edge("embed", "route")
+    g.add_edge("route", END)
+
+    def attribute(
+        *,
+        case_id: str,
+        input: Any,
+        output: Any,
+        expected: Any,
+        used: frozenset[str],
+        trainable: frozenset[str],
+        message: str,
+    ) -> list[Feedback]:
+        """Blame the expected intent's description (missed) and the chosen one's (confused)."""
+        out: list[Feedback] = []
+        predicted = output.get("intent") if isinstance(output, Mapping) else None
+        for label, role in ((expected, "missed"), (predicted, "confused")):
+            if label is None:
+                continue
+            name = f"{prefix}.{label}" if prefix else str(label)
+            if name in trainable:
+                out.append(Feedback(name, case_id, input, expected, output, role, message))
+        return out
+
+    def prepare(inputs: Sequence[Any]) -> None:
+        emb.embed([x for x in inputs if isinstance(x, str) and x.strip()])
+
+    return Workflow(
+        graph=g.compile(name="embedding-router"),
+        defaults={"run_name": "embedding-router", "tags": ["agentensor", "embedding-router"]},
+        attribute=attribute,
+        prepare=prepare,
+    )

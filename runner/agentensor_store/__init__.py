@@ -1,0 +1,69 @@
+"""Persistence for agentensor: runs, per-case results, prompt versions and checkpoints.
+
+SQLAlchemy 2 on SQLite (local runner) or PostgreSQL (operator); schema managed by the alembic
+revisions shipped with the package::
+
+    store = Store(default_database_url())
+    store.upgrade()                      # idempotent, safe from concurrent processes
+    run = store.create_run(run_id=uid, kind="TrainingRun", namespace="default", name="x",
+                           workflow="support-bot", spec={...})
+    v1 = store.register_version("support-bot", {"system": "..."}, {"temperature": 0.2})
+"""
+
+from ._engine import DATABASE_URL_ENV, default_database_url
+from ._errors import (
+    DatabaseUnavailableError,
+    InvalidValueError,
+    MigrationError,
+    RunNotFoundError,
+    SchemaNotReadyError,
+    StoreError,
+    UnsupportedDatabaseError,
+    VersionConflictError,
+    VersionNotFoundError,
+)
+from ._models import VERSION_TABLE
+from ._records import (
+    INITIAL_PHASE,
+    CaseResultId,
+    CaseRow,
+    CheckpointId,
+    CheckpointRecord,
+    Direction,
+    RunId,
+    RunKind,
+    RunRecord,
+    VersionId,
+    VersionRecord,
+    VersionSource,
+)
+from ._store import REGISTER_VERSION_ATTEMPTS, Store
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "INITIAL_PHASE",
+    "REGISTER_VERSION_ATTEMPTS",
+    "VERSION_TABLE",
+    "CaseResultId",
+    "CaseRow",
+    "CheckpointId",
+    "CheckpointRecord",
+    "DatabaseUnavailableError",
+    "Direction",
+    "InvalidValueError",
+    "MigrationError",
+    "RunId",
+    "RunKind",
+    "RunNotFoundError",
+    "RunRecord",
+    "SchemaNotReadyError",
+    "Store",
+    "StoreError",
+    "UnsupportedDatabaseError",
+    "VersionConflictError",
+    "VersionId",
+    "VersionNotFoundError",
+    "VersionRecord",
+    "VersionSource",
+    "default_database_url",
+]

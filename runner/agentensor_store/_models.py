@@ -1,0 +1,185 @@
+"""ORM models of the ``agentensor_*`` tables.
+
+The alembic revisions in ``migrations/versions`` must produce exactly this schema; the test
+suite compares them with :func:`alembic.autogenerate.compare_metadata` on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+TABLE_PREFIX = "agentensor_"
+VERSION_TABLE = "agentensor_alembic_version"
+"""Our alembic version table (not ``alembic_version``: Optuna's RDB storage uses that one)."""
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``TIMESTAMP WITH TIME ZONE``; values are always returned as aware UTC datetimes.
+
+    SQLite has no time zones: values are stored as naive UTC and get ``tzinfo=UTC`` on read.
+    Naive datetimes are rejected on write (they are ambiguous).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_type(*, nullable: bool = False) -> TypeEngine[Any]:
+    """``JSON`` everywhere, ``JSONB`` on PostgreSQL; Python ``None`` is SQL NULL if ``nullable``."""
+    return JSON(none_as_null=nullable).with_variant(JSONB(none_as_null=nullable), "postgresql")
+
+
+_BIG_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class RunModel(Base):
+    """One TrainingRun or EvaluationRun execution."""
+
+    __tablename__ = "agentensor_runs"
+    __table_args__ = (Index("ix_agentensor_runs_namespace_name", "namespace", "name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    namespace: Mapped[str] = mapped_column(String(253))
+    name: Mapped[str] = mapped_column(String(253))
+    workflow: Mapped[str] = mapped_column(String(253))
+    phase: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(json_type())
+    status: Mapped[dict[str, Any]] = mapped_column(json_type())
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    dataset_hash: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class CaseResultModel(Base):
+    """One dataset case scored at one stage of a run (upserted on ``(run_id, stage, case_id)``)."""
+
+    __tablename__ = "agentensor_case_results"
+    __table_args__ = (UniqueConstraint("run_id", "stage", "case_id"),)
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(64),
+        ForeignKey("agentensor_runs.id", ondelete="CASCADE", name="fk_agentensor_case_results_run"),
+    )
+    stage: Mapped[str] = mapped_column(String(255))
+    case_id: Mapped[str] = mapped_column(String(255))
+    thread_id: Mapped[str] = mapped_column(String(255))
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int | None] = mapped_column(Integer)
+    input: Mapped[Any] = mapped_column(json_type(), nullable=False)
+    expected: Mapped[Any] = mapped_column(json_type(nullable=True), nullable=True)
+    output: Mapped[Any] = mapped_column(json_type(nullable=True), nullable=True)
+    scores: Mapped[dict[str, float]] = mapped_column(json_type())
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_seconds: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PromptVersionModel(Base):
+    """An immutable, numbered prompt config of a workflow (deduplicated by checksum)."""
+
+    __tablename__ = "agentensor_prompt_versions"
+    __table_args__ = (
+        UniqueConstraint("workflow", "version"),
+        UniqueConstraint("workflow", "checksum"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow: Mapped[str] = mapped_column(String(253))
+    version: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))
+    prompts: Mapped[dict[str, str]] = mapped_column(json_type())
+    parameters: Mapped[dict[str, Any]] = mapped_column(json_type())
+    source: Mapped[str] = mapped_column(String(16))
+    source_run_id: Mapped[str | None] = mapped_column(String(64))  # no FK: survives run deletion
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    dataset_hash: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckpointModel(Base):
+    """The config a training run kept after an epoch, with that config's own scores."""
+
+    __tablename__ = "agentensor_checkpoints"
+    __table_args__ = (
+        UniqueConstraint("run_id", "epoch"),
+        Index("ix_agentensor_checkpoints_version_id", "version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(64),
+        ForeignKey("agentensor_runs.id", ondelete="CASCADE", name="fk_agentensor_checkpoints_run"),
+    )
+    epoch: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[int] = mapped_column(
+        Integer,
+        ForeignKey("agentensor_prompt_versions.id", name="fk_agentensor_checkpoints_version"),
+    )
+    score: Mapped[float | None] = mapped_column(Double)
+    scores: Mapped[dict[str, float]] = mapped_column(json_type())
+    train_score: Mapped[float | None] = mapped_column(Double)
+    accepted: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    dataset_hash: Mapped[str | None] = mapped_column(String(128))
+    extra: Mapped[dict[str, Any]] = mapped_column(json_type())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

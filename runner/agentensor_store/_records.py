@@ -1,0 +1,105 @@
+"""Immutable records returned by :class:`~agentensor_store.Store` (never live ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, NewType
+
+RunId = NewType("RunId", str)
+"""Caller-chosen run id: a Kubernetes uid or a uuid4 hex (at most 64 characters)."""
+VersionId = NewType("VersionId", int)
+"""Row id of a prompt version (not its per-workflow ``version`` number)."""
+CheckpointId = NewType("CheckpointId", int)
+CaseResultId = NewType("CaseResultId", int)
+
+RunKind = Literal["TrainingRun", "EvaluationRun"]
+VersionSource = Literal["inline", "checkpoint", "import"]
+Direction = Literal["maximize", "minimize"]
+
+RUN_KINDS: frozenset[str] = frozenset({"TrainingRun", "EvaluationRun"})
+VERSION_SOURCES: frozenset[str] = frozenset({"inline", "checkpoint", "import"})
+DIRECTIONS: frozenset[str] = frozenset({"maximize", "minimize"})
+INITIAL_PHASE = "Pending"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: RunId
+    kind: str
+    namespace: str
+    name: str
+    workflow: str
+    phase: str
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    seed: int | None
+    dataset_hash: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRow:
+    """One case scored at one stage. ``run_id``/``id``/``created_at`` are filled on reads only.
+
+    ``stage`` names where the case was scored, e.g. ``baseline/validation``,
+    ``epoch-2/train/batch-3``, ``holdout/best`` or ``eval``; ``version`` is the prompt version
+    number that was scored.
+    """
+
+    stage: str
+    case_id: str
+    thread_id: str
+    input: Any
+    expected: Any = None
+    output: Any = None
+    scores: dict[str, float] = field(default_factory=dict)
+    passed: bool | None = None
+    error: str | None = None
+    latency_seconds: float = 0.0
+    epoch: int | None = None
+    version: int | None = None
+    run_id: RunId | None = None
+    id: CaseResultId | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    id: VersionId
+    workflow: str
+    version: int
+    checksum: str
+    prompts: dict[str, str]
+    parameters: dict[str, Any]
+    source: str
+    source_run_id: str | None
+    seed: int | None
+    dataset_hash: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A checkpoint joined with its prompt version (``version`` is the version *number*)."""
+
+    id: CheckpointId
+    run_id: RunId
+    epoch: int
+    version: int
+    version_id: VersionId
+    workflow: str
+    checksum: str
+    prompts: dict[str, str]
+    parameters: dict[str, Any]
+    score: float | None
+    scores: dict[str, float]
+    train_score: float | None
+    accepted: int
+    seed: int | None
+    dataset_hash: str | None
+    extra: dict[str, Any]
+    created_at: datetime

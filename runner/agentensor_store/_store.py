@@ -1,0 +1,688 @@
+"""The :class:`Store`: runs, per-case results, prompt versions and checkpoints in SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from agentensor_api import canonical_json, config_checksum
+
+from ._engine import WRITE_OPTION, create_store_engine, parse_url, translate_error
+from ._errors import (
+    DatabaseUnavailableError,
+    InvalidValueError,
+    MigrationError,
+    RunNotFoundError,
+    StoreError,
+    UnsupportedDatabaseError,
+    VersionConflictError,
+    VersionNotFoundError,
+)
+from ._models import CaseResultModel, CheckpointModel, PromptVersionModel, RunModel, utcnow
+from ._records import (
+    DIRECTIONS,
+    INITIAL_PHASE,
+    RUN_KINDS,
+    VERSION_SOURCES,
+    CaseResultId,
+    CaseRow,
+    CheckpointId,
+    CheckpointRecord,
+    RunId,
+    RunRecord,
+    VersionId,
+    VersionRecord,
+)
+from ._retry import retry_unavailable
+
+log = logging.getLogger("agentensor_store")
+
+REGISTER_VERSION_ATTEMPTS = 20
+"""Bound on ``register_version`` retries after losing a race for a version number."""
+
+_CASE_UPDATE_COLUMNS = (
+    "thread_id", "epoch", "version", "input", "expected", "output", "scores", "passed", "error",
+    "latency_seconds",
+)
+_CHECKPOINT_UPDATE_COLUMNS = (
+    "version_id", "score", "scores", "train_score", "accepted", "seed", "dataset_hash", "extra",
+)
+
+
+class Store:
+    """Typed access to the agentensor tables on SQLite or PostgreSQL (sync, thread-safe).
+
+    Every method runs in its own short transaction. Create the schema with :meth:`upgrade`
+    before first use. Errors are :class:`~agentensor_store.StoreError` subclasses with the
+    driver error chained; messages never include the database password.
+
+    Args:
+        url: SQLAlchemy URL, e.g. ``sqlite:////abs/path/agentensor.db`` or
+            ``postgresql+psycopg://user:pw@host/db`` (``postgresql://`` means psycopg 3).
+            In-memory SQLite is per-thread; use a file when sharing a store across threads.
+        echo: log every SQL statement (SQLAlchemy ``echo``).
+        outage_retry_seconds: how long each operation keeps retrying (exponential backoff with
+            jitter, at most 10 s apart) while the database is unreachable; 0 (default) fails at
+            once. Runners use 300 s so that a database restart does not fail a run.
+
+    Raises:
+        UnsupportedDatabaseError: unparsable URL or a backend other than SQLite/PostgreSQL.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, outage_retry_seconds: float = 0.0) -> None:
+        self.outage_retry_seconds = outage_retry_seconds
+        parsed = parse_url(url)
+        try:
+            self._engine = create_store_engine(parsed, echo=echo)
+        except ArgumentError as e:  # e.g. credentials in a SQLite URL
+            raise UnsupportedDatabaseError(
+                translate_error("creating the engine", e, parsed).args[0]
+            ) from e
+        except SQLAlchemyError as e:
+            raise translate_error("creating the engine", e, parsed) from e
+        self._dialect = self._engine.dialect.name
+        log.debug("store opened on %s", self.url)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password masked as ``***``."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._dialect
+
+    def __repr__(self) -> str:
+        return f"Store(url={self.url!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection (the store reconnects if used again)."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _guard(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as e:
+            raise translate_error(operation, e, self._engine.url) from e
+
+    @contextmanager
+    def _session(self, *, write: bool) -> Iterator[Session]:
+        """A session in one transaction, committed on normal exit (SQLite writers: IMMEDIATE)."""
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            session.connection(execution_options={WRITE_OPTION: True} if write else None)
+            yield session
+
+    def _upsert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    # -- schema -----------------------------------------------------------------------------
+
+    @retry_unavailable
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema up to ``revision`` (default: the newest shipped with the package).
+
+        Safe to call on every start-up and from concurrent processes (SQLite: serialised by
+        the write lock; PostgreSQL: by an advisory lock). Other tables in the database
+        (LangGraph, Optuna) are left alone.
+
+        Raises:
+            MigrationError: unknown revision or a failing migration.
+            DatabaseUnavailableError: cannot connect.
+        """
+        from . import _migrate  # alembic is imported only when migrating
+
+        self._run_migration("upgrade", lambda: _migrate.upgrade(self._engine, revision))
+
+    def downgrade(self, revision: str) -> None:
+        """Migrate the schema down to ``revision`` (``"base"`` drops every agentensor table)."""
+        from . import _migrate
+
+        self._run_migration("downgrade", lambda: _migrate.downgrade(self._engine, revision))
+
+    def _run_migration(self, operation: str, fn: Callable[[], None]) -> None:
+        try:
+            with self._guard(operation):
+                fn()
+        except MigrationError as e:
+            raise MigrationError(f"{e} (on {self.url})") from e.__cause__
+        except DatabaseUnavailableError:
+            raise
+        except StoreError as e:
+            raise MigrationError(str(e)) from e.__cause__
+        log.info("%s of %s done (now at %s)", operation, self.url, self.current_revision())
+
+    @retry_unavailable
+    def current_revision(self) -> str | None:
+        """The applied alembic revision, or ``None`` before the first :meth:`upgrade`."""
+        from . import _migrate
+
+        with self._guard("reading the schema revision"):
+            return _migrate.current_revision(self._engine)
+
+    @staticmethod
+    def head_revision() -> str | None:
+        """The newest revision shipped with this package."""
+        from . import _migrate
+
+        return _migrate.head_revision()
+
+    def schema_diff(self) -> list[Any]:
+        """Differences between the ORM models and the live ``agentensor_*`` tables.
+
+        Empty when the schema is exactly what the models expect; entries are alembic
+        autogenerate diff tuples (e.g. ``("add_table", Table(...))``).
+        """
+        from . import _migrate
+
+        with self._guard("comparing the schema"):
+            return _migrate.schema_diff(self._engine)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    @retry_unavailable
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        workflow: str,
+        spec: dict[str, Any],
+        seed: int | None = None,
+        dataset_hash: str | None = None,
+    ) -> RunRecord:
+        """Insert a run in phase ``Pending``; if ``run_id`` exists, return that row unchanged.
+
+        Raises:
+            InvalidValueError: ``kind`` is not ``TrainingRun``/``EvaluationRun``, an empty or
+                over-long ``run_id``, or a ``spec`` that is not JSON.
+        """
+        _check_run_id(run_id)
+        if kind not in RUN_KINDS:
+            raise InvalidValueError(f"kind must be one of {sorted(RUN_KINDS)}, got {kind!r}")
+        _check_json("spec", spec)
+        now = utcnow()
+        values = {
+            "id": run_id, "kind": kind, "namespace": namespace, "name": name,
+            "workflow": workflow, "phase": INITIAL_PHASE, "spec": spec, "status": {},
+            "seed": seed, "dataset_hash": dataset_hash, "created_at": now, "updated_at": now,
+        }
+        with self._guard("create_run"), self._session(write=True) as s:
+            stmt = self._upsert(RunModel).values(values)
+            s.execute(stmt.on_conflict_do_nothing(index_elements=[RunModel.id]))
+            row = s.get_one(RunModel, run_id)
+            return _run_record(row)
+
+    @retry_unavailable
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._guard("get_run"), self._session(write=False) as s:
+            row = s.get(RunModel, run_id)
+            return None if row is None else _run_record(row)
+
+    @retry_unavailable
+    def find_runs(
+        self, *, namespace: str | None = None, name: str | None = None, kind: str | None = None
+    ) -> list[RunRecord]:
+        """Runs matching every given filter, oldest first."""
+        stmt = select(RunModel).order_by(RunModel.created_at, RunModel.id)
+        if namespace is not None:
+            stmt = stmt.where(RunModel.namespace == namespace)
+        if name is not None:
+            stmt = stmt.where(RunModel.name == name)
+        if kind is not None:
+            stmt = stmt.where(RunModel.kind == kind)
+        with self._guard("find_runs"), self._session(write=False) as s:
+            return [_run_record(r) for r in s.scalars(stmt)]
+
+    @retry_unavailable
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        phase: str | None = None,
+        status: dict[str, Any] | None = None,
+        started_at: datetime | None = None,
+        completed_at: datetime | None = None,
+        dataset_hash: str | None = None,
+    ) -> None:
+        """Set the given fields (``None`` = leave as is; ``status`` replaces the whole dict).
+
+        ``updated_at`` is always bumped.
+
+        Raises:
+            RunNotFoundError: no such run.
+            InvalidValueError: a naive datetime, or a ``status`` that is not JSON.
+        """
+        _check_aware(started_at, "started_at")
+        _check_aware(completed_at, "completed_at")
+        if status is not None:
+            _check_json("status", status)
+        with self._guard("update_run"), self._session(write=True) as s:
+            row = s.get(RunModel, run_id)
+            if row is None:
+                raise RunNotFoundError(f"no run with id {run_id!r}")
+            if phase is not None:
+                row.phase = phase
+            if status is not None:
+                row.status = status
+            if started_at is not None:
+                row.started_at = started_at
+            if completed_at is not None:
+                row.completed_at = completed_at
+            if dataset_hash is not None:
+                row.dataset_hash = dataset_hash
+            row.updated_at = utcnow()
+
+    @retry_unavailable
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a run with its case results and checkpoints (prompt versions stay).
+
+        Returns:
+            whether the run existed.
+        """
+        with self._guard("delete_run"), self._session(write=True) as s:
+            if s.get(RunModel, run_id) is None:
+                return False
+            s.execute(delete(RunModel).where(RunModel.id == run_id))
+            return True
+
+    # -- case results -----------------------------------------------------------------------
+
+    @retry_unavailable
+    def record_cases(self, run_id: str, rows: Sequence[CaseRow]) -> None:
+        """Upsert case results on ``(run_id, stage, case_id)`` in one transaction.
+
+        Recording a stage again (e.g. after a crash and resume) replaces the earlier rows; if
+        ``rows`` holds the same key twice, the last one wins. ``created_at`` keeps the time of
+        the first recording.
+
+        Raises:
+            RunNotFoundError: no such run.
+            InvalidValueError: a non-finite latency, or a value that is not JSON (NaN too).
+        """
+        if not rows:
+            return
+        now = utcnow()
+        by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in rows:
+            if not math.isfinite(r.latency_seconds):
+                raise InvalidValueError(
+                    f"case {r.case_id!r}: latency_seconds must be finite, got {r.latency_seconds}"
+                )
+            for label in ("input", "expected", "output", "scores"):
+                _check_json(f"case {r.case_id!r} {label}", getattr(r, label))
+            by_key[(r.stage, r.case_id)] = {
+                "run_id": run_id, "stage": r.stage, "case_id": r.case_id,
+                "thread_id": r.thread_id, "epoch": r.epoch, "version": r.version,
+                "input": r.input, "expected": r.expected, "output": r.output,
+                "scores": dict(r.scores), "passed": r.passed, "error": r.error,
+                "latency_seconds": float(r.latency_seconds), "created_at": now,
+            }
+        with self._guard("record_cases"), self._session(write=True) as s:
+            _require_run(s, run_id)
+            stmt = self._upsert(CaseResultModel)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[
+                    CaseResultModel.run_id, CaseResultModel.stage, CaseResultModel.case_id
+                ],
+                set_={c: stmt.excluded[c] for c in _CASE_UPDATE_COLUMNS},
+            )
+            s.execute(stmt, list(by_key.values()))
+
+    @retry_unavailable
+    def list_cases(
+        self, run_id: str, *, stage: str | None = None, errors_only: bool = False
+    ) -> list[CaseRow]:
+        """A run's case results in recording order, optionally of one stage or errors only."""
+        stmt = (
+            select(CaseResultModel)
+            .where(CaseResultModel.run_id == run_id)
+            .order_by(CaseResultModel.id)
+        )
+        if stage is not None:
+            stmt = stmt.where(CaseResultModel.stage == stage)
+        if errors_only:
+            stmt = stmt.where(CaseResultModel.error.is_not(None))
+        with self._guard("list_cases"), self._session(write=False) as s:
+            return [_case_row(r) for r in s.scalars(stmt)]
+
+    # -- prompt versions --------------------------------------------------------------------
+
+    @retry_unavailable
+    def register_version(
+        self,
+        workflow: str,
+        prompts: dict[str, str],
+        parameters: dict[str, Any],
+        *,
+        source: str = "inline",
+        source_run_id: str | None = None,
+        seed: int | None = None,
+        dataset_hash: str | None = None,
+    ) -> VersionRecord:
+        """Store a prompt config as the workflow's next version, or return its existing twin.
+
+        Configs are identified by :func:`agentensor_api.config_checksum` of prompts and
+        parameters: registering the same config again returns the stored version unchanged
+        (its ``source``/``seed`` are those of the first registration). New versions are
+        numbered ``max(version) + 1`` per workflow, starting at 1.
+
+        Concurrent callers (threads or processes) never get duplicate numbers or checksums:
+        the unique constraints decide, and a caller that loses the race retries in a fresh
+        transaction (at most :data:`REGISTER_VERSION_ATTEMPTS` times). On PostgreSQL the
+        attempt also takes a transaction-scoped advisory lock on the workflow, so contenders
+        queue instead of starving each other; SQLite writers queue on ``BEGIN IMMEDIATE``.
+
+        Raises:
+            InvalidValueError: unknown ``source``, non-string prompts, or parameters that
+                are not JSON (NaN included).
+            VersionConflictError: every attempt lost the race.
+        """
+        if source not in VERSION_SOURCES:
+            raise InvalidValueError(
+                f"source must be one of {sorted(VERSION_SOURCES)}, got {source!r}"
+            )
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
+            raise InvalidValueError("prompts must map prompt names (str) to texts (str)")
+        try:
+            checksum = config_checksum(dict(prompts), dict(parameters))
+        except (TypeError, ValueError) as e:
+            raise InvalidValueError(f"prompts/parameters are not canonical JSON: {e}") from e
+        by_checksum = select(PromptVersionModel).where(
+            PromptVersionModel.workflow == workflow, PromptVersionModel.checksum == checksum
+        )
+        next_version = (
+            select(func.coalesce(func.max(PromptVersionModel.version), 0) + 1)
+            .where(PromptVersionModel.workflow == workflow)
+            .scalar_subquery()
+        )
+        values = {
+            "workflow": workflow, "version": next_version, "checksum": checksum,
+            "prompts": dict(prompts), "parameters": dict(parameters), "source": source,
+            "source_run_id": source_run_id, "seed": seed, "dataset_hash": dataset_hash,
+        }
+        last_error: BaseException | None = None
+        for attempt in range(REGISTER_VERSION_ATTEMPTS):
+            try:
+                with self._guard("register_version"), self._session(write=True) as s:
+                    if self._dialect == "postgresql":
+                        s.execute(
+                            text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(workflow)}
+                        )
+                    found = s.scalars(by_checksum).one_or_none()
+                    if found is not None:
+                        return _version_record(found)
+                    s.execute(insert(PromptVersionModel).values({**values, "created_at": utcnow()}))
+                    rec = _version_record(s.scalars(by_checksum).one())
+                log.debug("registered %s version %d (%s)", workflow, rec.version, checksum[:12])
+                return rec
+            except StoreError as e:
+                if not _is_unique_violation(e.__cause__):
+                    raise
+                last_error = e.__cause__
+                log.debug("register_version(%r): lost a race (attempt %d)", workflow, attempt + 1)
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+        raise VersionConflictError(
+            f"register_version({workflow!r}) lost the race {REGISTER_VERSION_ATTEMPTS} times"
+        ) from last_error
+
+    @retry_unavailable
+    def get_version(self, workflow: str, version: int) -> VersionRecord | None:
+        stmt = select(PromptVersionModel).where(
+            PromptVersionModel.workflow == workflow, PromptVersionModel.version == version
+        )
+        with self._guard("get_version"), self._session(write=False) as s:
+            row = s.scalars(stmt).one_or_none()
+            return None if row is None else _version_record(row)
+
+    @retry_unavailable
+    def find_version_by_checksum(self, workflow: str, checksum: str) -> VersionRecord | None:
+        stmt = select(PromptVersionModel).where(
+            PromptVersionModel.workflow == workflow, PromptVersionModel.checksum == checksum
+        )
+        with self._guard("find_version_by_checksum"), self._session(write=False) as s:
+            row = s.scalars(stmt).one_or_none()
+            return None if row is None else _version_record(row)
+
+    @retry_unavailable
+    def list_versions(self, workflow: str) -> list[VersionRecord]:
+        """Every version of ``workflow``, by version number."""
+        stmt = (
+            select(PromptVersionModel)
+            .where(PromptVersionModel.workflow == workflow)
+            .order_by(PromptVersionModel.version)
+        )
+        with self._guard("list_versions"), self._session(write=False) as s:
+            return [_version_record(r) for r in s.scalars(stmt)]
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    @retry_unavailable
+    def add_checkpoint(
+        self,
+        run_id: str,
+        *,
+        epoch: int,
+        version: VersionRecord,
+        score: float | None,
+        scores: dict[str, float],
+        train_score: float | None = None,
+        accepted: int = 0,
+        seed: int | None = None,
+        dataset_hash: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> CheckpointRecord:
+        """Record the config kept after ``epoch`` (upsert on ``(run_id, epoch)``).
+
+        ``score`` must be the validation objective of ``version`` itself, so that every
+        score is attributable to exactly one config. Re-adding an epoch replaces its fields
+        and keeps its id and ``created_at``.
+
+        Raises:
+            RunNotFoundError: no such run.
+            VersionNotFoundError: ``version`` is not stored here (or its checksum differs).
+            InvalidValueError: a non-finite score, or values that are not JSON.
+        """
+        for label, value in (("score", score), ("train_score", train_score)):
+            if value is not None and not math.isfinite(value):
+                raise InvalidValueError(f"{label} must be finite or None, got {value}")
+        _check_json("scores", scores)
+        _check_json("extra", extra or {})
+        values = {
+            "run_id": run_id, "epoch": epoch, "version_id": version.id, "score": score,
+            "scores": dict(scores), "train_score": train_score, "accepted": accepted,
+            "seed": seed, "dataset_hash": dataset_hash, "extra": dict(extra or {}),
+            "created_at": utcnow(),
+        }
+        with self._guard("add_checkpoint"), self._session(write=True) as s:
+            _require_run(s, run_id)
+            stored = s.get(PromptVersionModel, version.id)
+            if stored is None or stored.checksum != version.checksum:
+                raise VersionNotFoundError(
+                    f"prompt version id {version.id} ({version.workflow} v{version.version}) "
+                    "is not stored in this database"
+                )
+            stmt = self._upsert(CheckpointModel).values(values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[CheckpointModel.run_id, CheckpointModel.epoch],
+                set_={c: stmt.excluded[c] for c in _CHECKPOINT_UPDATE_COLUMNS},
+            )
+            s.execute(stmt)
+            query = _checkpoints().where(
+                CheckpointModel.run_id == run_id, CheckpointModel.epoch == epoch
+            )
+            c, v = s.execute(query).one()
+            return _checkpoint_record(c, v)
+
+    @retry_unavailable
+    def list_checkpoints(
+        self, *, run_id: str | None = None, workflow: str | None = None
+    ) -> list[CheckpointRecord]:
+        """Checkpoints of a run and/or a workflow (all if neither), in creation order."""
+        stmt = _filter_checkpoints(_checkpoints(), run_id, workflow).order_by(CheckpointModel.id)
+        with self._guard("list_checkpoints"), self._session(write=False) as s:
+            return [_checkpoint_record(c, v) for c, v in s.execute(stmt)]
+
+    @retry_unavailable
+    def latest_checkpoint(self, run_id: str) -> CheckpointRecord | None:
+        """The run's checkpoint with the highest epoch."""
+        stmt = (
+            _checkpoints()
+            .where(CheckpointModel.run_id == run_id)
+            .order_by(CheckpointModel.epoch.desc())
+            .limit(1)
+        )
+        with self._guard("latest_checkpoint"), self._session(write=False) as s:
+            row = s.execute(stmt).one_or_none()
+            return None if row is None else _checkpoint_record(row[0], row[1])
+
+    @retry_unavailable
+    def best_checkpoint(
+        self, *, run_id: str | None = None, workflow: str | None = None,
+        direction: str = "maximize",
+    ) -> CheckpointRecord | None:
+        """The best-scoring checkpoint (``score`` not null) of a run and/or workflow.
+
+        Ties go to the earliest prompt version, then to the earliest checkpoint.
+
+        Raises:
+            InvalidValueError: ``direction`` is not ``maximize``/``minimize``.
+        """
+        if direction not in DIRECTIONS:
+            raise InvalidValueError(
+                f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}"
+            )
+        score = CheckpointModel.score
+        order = score.desc() if direction == "maximize" else score.asc()
+        stmt = (
+            _filter_checkpoints(_checkpoints(), run_id, workflow)
+            .where(CheckpointModel.score.is_not(None))
+            .order_by(order, PromptVersionModel.version, CheckpointModel.id)
+            .limit(1)
+        )
+        with self._guard("best_checkpoint"), self._session(write=False) as s:
+            row = s.execute(stmt).one_or_none()
+            return None if row is None else _checkpoint_record(row[0], row[1])
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _check_run_id(run_id: str) -> None:
+    if not run_id or len(run_id) > 64:
+        raise InvalidValueError(f"run_id must be 1..64 characters, got {run_id!r}")
+
+
+def _check_aware(value: datetime | None, label: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise InvalidValueError(
+            f"{label} must be timezone-aware (UTC), got naive {value.isoformat()}"
+        )
+
+
+def _check_json(label: str, value: Any) -> None:
+    """Reject what the JSON columns cannot store identically on every backend (NaN, objects)."""
+    try:
+        canonical_json(value)
+    except (TypeError, ValueError) as e:
+        raise InvalidValueError(f"{label} is not JSON-serialisable: {e}") from e
+
+
+def _require_run(s: Session, run_id: str) -> None:
+    if s.get(RunModel, run_id) is None:
+        raise RunNotFoundError(f"no run with id {run_id!r}")
+
+
+def _is_unique_violation(exc: BaseException | None) -> bool:
+    if not isinstance(exc, IntegrityError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)  # SQLite
+
+
+def _lock_key(workflow: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``workflow``'s version numbering."""
+    digest = hashlib.sha256(f"agentensor_prompt_versions:{workflow}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_CheckpointSelect = Select[CheckpointModel, PromptVersionModel]
+
+
+def _checkpoints() -> _CheckpointSelect:
+    return select(CheckpointModel, PromptVersionModel).join(
+        PromptVersionModel, CheckpointModel.version_id == PromptVersionModel.id
+    )
+
+
+def _filter_checkpoints(
+    stmt: _CheckpointSelect, run_id: str | None, workflow: str | None
+) -> _CheckpointSelect:
+    if run_id is not None:
+        stmt = stmt.where(CheckpointModel.run_id == run_id)
+    if workflow is not None:
+        stmt = stmt.where(PromptVersionModel.workflow == workflow)
+    return stmt
+
+
+def _run_record(r: RunModel) -> RunRecord:
+    return RunRecord(
+        id=RunId(r.id), kind=r.kind, namespace=r.namespace, name=r.name, workflow=r.workflow,
+        phase=r.phase, spec=r.spec, status=r.status, seed=r.seed, dataset_hash=r.dataset_hash,
+        created_at=r.created_at, updated_at=r.updated_at, started_at=r.started_at,
+        completed_at=r.completed_at,
+    )
+
+
+def _case_row(r: CaseResultModel) -> CaseRow:
+    return CaseRow(
+        stage=r.stage, case_id=r.case_id, thread_id=r.thread_id, input=r.input,
+        expected=r.expected, output=r.output, scores=r.scores, passed=r.passed, error=r.error,
+        latency_seconds=r.latency_seconds, epoch=r.epoch, version=r.version,
+        run_id=RunId(r.run_id), id=CaseResultId(r.id), created_at=r.created_at,
+    )
+
+
+def _version_record(v: PromptVersionModel) -> VersionRecord:
+    return VersionRecord(
+        id=VersionId(v.id), workflow=v.workflow, version=v.version, checksum=v.checksum,
+        prompts=v.prompts, parameters=v.parameters, source=v.source,
+        source_run_id=v.source_run_id, seed=v.seed, dataset_hash=v.dataset_hash,
+        created_at=v.created_at,
+    )
+
+
+def _checkpoint_record(c: CheckpointModel, v: PromptVersionModel) -> CheckpointRecord:
+    return CheckpointRecord(
+        id=CheckpointId(c.id), run_id=RunId(c.run_id), epoch=c.epoch, version=v.version,
+        version_id=VersionId(v.id), workflow=v.workflow, checksum=v.checksum,
+        prompts=v.prompts, parameters=v.parameters, score=c.score, scores=c.scores,
+        train_score=c.train_score, accepted=c.accepted, seed=c.seed,
+        dataset_hash=c.dataset_hash, extra=c.extra, created_at=c.created_at,
+    )

@@ -1,0 +1,63 @@
+"""Settings: environment names, comma-separated namespaces, secret DSN, validation by field."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agentensor_operator import OperatorSettings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("AGENTENSOR_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_are_cluster_wide_and_capped() -> None:
+    s = OperatorSettings()
+    assert s.watch.namespaces == []
+    assert s.jobs.max_concurrent_jobs == 4
+    assert s.status.poll_interval_seconds == 1.0
+    assert s.database.url is None
+    assert s.watch.client_timeout_seconds > s.watch.server_timeout_seconds
+    assert isinstance(s.watch.server_timeout_seconds, int)
+
+
+@pytest.mark.parametrize(
+    ("env", "path", "expected"),
+    [
+        pytest.param({"AGENTENSOR_WATCH_NAMESPACES": "a, b,,c"}, ("watch", "namespaces"), ["a", "b", "c"], id="ns"),
+        pytest.param({"AGENTENSOR_MAX_CONCURRENT_JOBS": "7"}, ("jobs", "max_concurrent_jobs"), 7, id="cap"),
+        pytest.param({"AGENTENSOR_JOB_IMAGE": "r/x:1"}, ("jobs", "image"), "r/x:1", id="image"),
+        pytest.param({"AGENTENSOR_DB_SECRET_NAME": "pg"}, ("database", "secret_name"), "pg", id="secret"),
+        pytest.param(
+            {"AGENTENSOR_STATUS_POLL_INTERVAL_SECONDS": "0.5"}, ("status", "poll_interval_seconds"), 0.5, id="poll"
+        ),
+        pytest.param({"AGENTENSOR_METRICS_PORT": "0"}, ("server", "metrics_port"), 0, id="metrics-off"),
+    ],
+)
+def test_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], path: tuple[str, str], expected: object
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    group, name = path
+    assert getattr(getattr(OperatorSettings(), group), name) == expected
+
+
+def test_database_url_stays_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTENSOR_DATABASE_URL", "postgresql+psycopg://u:hunter2@db/x")
+    s = OperatorSettings()
+    assert s.database.url is not None and s.database.url.get_secret_value().endswith("@db/x")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
+
+
+def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTENSOR_MAX_CONCURRENT_JOBS", "0")
+    with pytest.raises(ValidationError) as e:
+        OperatorSettings()
+    assert "AGENTENSOR_MAX_CONCURRENT_JOBS" in str(e.value)

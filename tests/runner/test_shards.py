@@ -1,0 +1,88 @@
+"""Sharding an evaluation over worker processes: same results, case order, several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from agentensor_api import EvaluationRunSpec
+from agentensor_runner import PromptSet
+from agentensor_runner._shards import CasePool, WorkerRecipe, processes_for
+from agentensor_runner.datasets import Case
+from agentensor_runner.evaluators import build_evaluators
+from agentensor_runner.executor import run_cases
+from agentensor_runner.workflows import load_workflow
+
+SPEC = EvaluationRunSpec.model_validate(
+    {
+        "workflow": {"entrypoint": "tests.runner.sample_workflows:build_pid_echo"},
+        "promptConfigRef": {"name": "x"},
+        "dataset": {"inline": [{"input": "a", "expected": "b"}]},
+        "evaluators": [
+            {"name": "contains", "type": "contains", "outputField": "answer", "options": {"substring": "Q:"}}
+        ],
+        "parallelism": 32,
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("parallelism", "cpus", "expected"),
+    [
+        pytest.param(8, 2, 1, id="latency-bound"),
+        pytest.param(32, 2, 2, id="two-cores"),
+        pytest.param(64, 2, 2, id="capped-by-cpus"),
+        pytest.param(64, 8, 4, id="one-per-16"),
+        pytest.param(1, 1, 1, id="minimum"),
+    ],
+)
+def test_processes_for(parallelism: int, cpus: int, expected: int) -> None:
+    assert processes_for(parallelism, cpus) == expected
+
+
+def test_sharded_results_match_in_process_results() -> None:
+    prompts = PromptSet({"prefix": "Q:"}, frozenset({"prefix"}))
+    cases = [Case(str(i), f"case-{i}", None, {}) for i in range(40)] + [Case("bad", None, None, {}, error="row bad")]
+    evaluators = build_evaluators(SPEC.evaluators)
+    local = asyncio.run(
+        run_cases(
+            load_workflow(SPEC.workflow),
+            prompts,
+            cases,
+            evaluators,
+            base_config={},
+            run_id="r",
+            stage="s",
+            parallelism=8,
+            case_timeout_seconds=10,
+        )
+    )
+    with CasePool(WorkerRecipe(SPEC, str(Path.cwd())), 2) as pool:
+        pids = pool.warm()
+        sharded = asyncio.run(
+            run_cases(
+                load_workflow(SPEC.workflow),
+                prompts,
+                cases,
+                evaluators,
+                base_config={},
+                run_id="r",
+                stage="s",
+                parallelism=32,
+                case_timeout_seconds=10,
+                pool=pool,
+            )
+        )
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert [r.case.case_id for r in sharded.cases] == [c.case_id for c in cases]
+    assert sharded.means == local.means and sharded.errors == local.errors == 1
+    worker_pids = {int(r.output["answer"].rsplit("|", 1)[1]) for r in sharded.cases if r.output}
+    assert worker_pids == pids, "both workers ran cases"
+    for a, b in zip(local.cases, sharded.cases, strict=True):
+        assert (a.thread_id, a.error, a.used_prompts) == (b.thread_id, b.error, b.used_prompts)
+        assert (a.output is None) == (b.output is None)
+        if a.output:
+            assert a.output["answer"].rsplit("|", 1)[0] == b.output["answer"].rsplit("|", 1)[0]

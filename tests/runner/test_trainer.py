@@ -1,0 +1,155 @@
+"""The training loop on a real (hashing-embedding) router and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentensor_api import RunStatus, TrainingRun, parse_resource
+from agentensor_runner import execute
+from agentensor_runner.executor import run_cases
+from agentensor_runner.prompts import PromptSet
+from agentensor_runner.trainer import promotion_decision
+
+from ._synthetic import INTENTS, make_rows, manifests
+
+
+def _run(store: Any, pc: dict[str, Any], tr: dict[str, Any], run_id: str, **kw: Any) -> RunStatus:
+    return asyncio.run(
+        execute(
+            parse_resource(tr),
+            parse_resource(pc),
+            store,  # type: ignore[arg-type]
+            base_dir=Path("."),
+            run_id=run_id,
+            **kw,
+        )
+    )
+
+
+def test_training_improves_and_checkpoints_score_their_own_config(store: Any) -> None:
+    pc, tr = manifests(make_rows(), epochs=2, frozen=("travel_notice",))
+    status = _run(store, pc, tr, "run-1")
+    assert status.phase == "Succeeded", status.conditions
+    assert status.baseline_score is not None and status.best_score is not None
+    assert status.best_score > status.baseline_score + 0.2
+    assert status.holdout is not None and status.holdout.best > status.holdout.baseline  # type: ignore[operator]
+    cond = {c.type: c for c in status.conditions}
+    assert cond["Promotable"].status == "True" and cond["Succeeded"].status == "True"
+
+    cps = store.list_checkpoints(run_id="run-1")
+    assert [c.epoch for c in cps] == [0, 1, 2]
+    assert cps[0].prompts == {f"intent.{k}": k.replace("_", " ") for k in INTENTS}
+    # the frozen prompt never changes
+    assert {c.prompts["intent.travel_notice"] for c in cps} == {"travel notice"}
+    # every checkpoint's score is the validation score of exactly that checkpoint's config
+    res = parse_resource(tr)
+    assert isinstance(res, TrainingRun)
+    from agentensor_runner._context import build_context
+    from agentensor_runner.datasets import split_cases
+
+    ctx = build_context(res, parse_resource(pc), store, run_id="check", base_dir=Path("."))  # type: ignore[arg-type]
+    assert res.spec.dataset.split is not None
+    splits = split_cases(ctx.cases, res.spec.dataset.split, res.spec.dataset.seed)
+    assert splits.dataset_hash == cps[0].dataset_hash == status.dataset_hash
+    for cp in cps:
+        ps = PromptSet(cp.prompts, ctx.start.trainable, cp.parameters)
+        ev = asyncio.run(
+            run_cases(
+                ctx.workflow,
+                ps,
+                splits.validation,
+                ctx.evaluators,
+                base_config={},
+                run_id="check",
+                stage="v",
+                parallelism=4,
+                case_timeout_seconds=10,
+            )
+        )
+        assert ev.means["accuracy"] == pytest.approx(cp.score)
+        assert cp.checksum == ps.checksum()
+    best = store.best_checkpoint(run_id="run-1")
+    assert best.version == status.best_version and best.score == status.best_score
+
+    # rows: every holdout case of baseline and best, each with its own thread_id
+    rows = store.list_cases("run-1", stage="holdout/best")
+    assert len(rows) == len(splits.holdout)
+    all_rows = store.list_cases("run-1")
+    assert len({(r.stage, r.thread_id) for r in all_rows}) == len(all_rows)
+
+
+def test_checkpoint_every_two_still_saves_last(store: Any) -> None:
+    pc, tr = manifests(make_rows(), epochs=3, every=2)
+    status = _run(store, pc, tr, "run-every")
+    assert [c.epoch for c in store.list_checkpoints(run_id="run-every")] == [0, 2, 3]
+    assert status.best_version is not None
+
+
+def test_versions_are_shared_per_workflow_and_deduplicated(store: Any) -> None:
+    pc, tr = manifests(make_rows(), epochs=1)
+    a = _run(store, pc, tr, "run-a")
+    b = _run(store, pc, tr, "run-b")
+    assert a.best_checksum == b.best_checksum
+    assert a.best_version == b.best_version  # same config -> same version, not a duplicate
+    versions = store.list_versions("synthetic-router")
+    assert len({v.checksum for v in versions}) == len(versions)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_resume_after_crash_gives_same_best(store: Any) -> None:
+    pc, tr = manifests(make_rows(), epochs=3)
+    reference = _run(store, pc, tr, "run-ref")
+
+    def crash_in_epoch_2(status: RunStatus) -> None:
+        if status.epoch == 2:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        _run(store, pc, tr, "run-crash", on_status=crash_in_epoch_2)
+    assert [c.epoch for c in store.list_checkpoints(run_id="run-crash")] == [0, 1]
+    resumed = _run(store, pc, tr, "run-crash")
+    cps = store.list_checkpoints(run_id="run-crash")
+    assert [c.epoch for c in cps] == [0, 1, 2, 3]
+    assert resumed.best_checksum == reference.best_checksum
+    assert resumed.best_version == reference.best_version
+    assert any(c.reason == "Resumed" for c in resumed.conditions) or resumed.phase == "Succeeded"
+
+
+def test_all_cases_failing_fails_the_run_with_the_case(store: Any) -> None:
+    rows = [{"text": "", "label": k, "id": f"e{i}"} for i, k in enumerate(list(INTENTS) * 5)]
+    pc, tr = manifests(rows, epochs=1)
+    status = _run(store, pc, tr, "run-fail")
+    assert status.phase == "Failed"
+    failed = next(c for c in status.conditions if c.type == "Failed")
+    assert failed.reason == "AllCasesFailed"
+    assert "input must be a non-empty string" in failed.message
+    assert len(store.list_cases("run-fail", errors_only=True)) > 0
+
+
+@pytest.mark.parametrize(
+    ("baseline", "best", "direction", "unchanged", "promotable", "reason"),
+    [
+        pytest.param(0.60, 0.80, "maximize", False, True, "HoldoutGuardPassed", id="improves"),
+        pytest.param(0.80, 0.79, "maximize", False, True, "HoldoutGuardPassed", id="within-guard"),
+        pytest.param(0.80, 0.77, "maximize", False, False, "HoldoutRegression", id="regresses"),
+        pytest.param(0.80, 0.78, "maximize", False, True, "HoldoutGuardPassed", id="exactly-at-guard"),
+        pytest.param(1.00, 1.05, "minimize", False, False, "HoldoutRegression", id="minimize-regresses"),
+        pytest.param(1.00, 0.50, "minimize", False, True, "HoldoutGuardPassed", id="minimize-improves"),
+        pytest.param(0.70, 0.70, "maximize", True, False, "NoImprovement", id="unchanged"),
+    ],
+)
+def test_promotion_decision(
+    baseline: float, best: float, direction: str, unchanged: bool, promotable: bool, reason: str
+) -> None:
+    ok, why, message = promotion_decision(
+        baseline=baseline, best=best, direction=direction, max_regression=0.02, unchanged=unchanged, best_version=3
+    )
+    assert (ok, why) == (promotable, reason)
+    assert message
