@@ -54,6 +54,7 @@ def test_deleting_promptconfigs_with_busy_timers_is_prompt(cluster: Cluster, ope
             "delete", "promptconfig", n, "-n", NS, "--timeout=45s", timeout_seconds=60, check=False
         )
         seconds.append(time.monotonic() - started)
-        assert done.returncode == 0, f"deleting {n} failed after {seconds[-1]:.1f} s: {done.stderr}\n{operator.log()[-3000:]}"
+        log = operator.log()[-3000:]
+        assert done.returncode == 0, f"deleting {n} failed after {seconds[-1]:.1f} s: {done.stderr}\n{log}"
     print(f"\ndeletion seconds with a 20 ms PromptConfig timer: {[round(s, 2) for s in seconds]}")
     assert max(seconds) < 10, f"a deletion waited on kopf's polling: {seconds}"
