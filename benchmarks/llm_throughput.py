@@ -1,7 +1,7 @@
 """LLM throughput: 1,000 cases of a one-node chat workflow against the scripted server.
 
     .venv/bin/python benchmarks/llm_throughput.py [--cases 1000] [--latency-ms 50] \
-        [--upstream-python /tmp/upstream-venv/bin/python] [--repeats 3]
+        [--upstream-python /tmp/upstream-venv/bin/python] [--repeats 3] [--processes N]
 
 The scripted OpenAI-compatible server (tests/llm/scripted_server.py) runs in its own process
 with a fixed latency per call, so the CPU figures are the client's alone
@@ -9,7 +9,8 @@ with a fixed latency per call, so the CPU figures are the client's alone
 
 - achieved / ideal, where ideal = N x latency / concurrency, for ours at concurrency 8 and 32;
 - client CPU ms per case for ours (``run_cases``: chat template + exact_match evaluator, response
-  cache off), a bare ``ChatOpenAI.ainvoke`` and a bare one-node ``graph.ainvoke``;
+  cache off), a bare ``ChatOpenAI.ainvoke`` and a bare one-node ``graph.ainvoke``, each with the
+  OpenAI SDK's default httpx transport and with its aiohttp transport (which ours uses);
 - ours / upstream wall time at concurrency 32 (upstream agentensor 0.1.2's ``GraphTrainer.evaluate``
   in its own Python 3.12 venv, see benchmarks/llm_upstream_driver.py).
 """
@@ -52,11 +53,21 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - cpu0
 
 
-async def bare_client(base_url: str, n: int, c: int) -> tuple[float, float]:
-    from langchain_core.messages import HumanMessage, SystemMessage
+def _chat_openai(base_url: str, aiohttp: bool) -> tuple[Any, Any]:
+    """A ``ChatOpenAI`` and, with ``aiohttp``, the aiohttp-backed HTTP client it uses (to close)."""
     from langchain_openai import ChatOpenAI
+    from openai import DefaultAioHttpClient
 
-    llm = ChatOpenAI(model="gpt-scripted", base_url=base_url, api_key=KEY, temperature=0, max_retries=0)  # type: ignore[arg-type]
+    http = DefaultAioHttpClient() if aiohttp else None
+    extra = {"http_async_client": http} if http is not None else {}
+    llm = ChatOpenAI(model="gpt-scripted", base_url=base_url, api_key=KEY, temperature=0, max_retries=0, **extra)  # type: ignore[arg-type]
+    return llm, http
+
+
+async def bare_client(base_url: str, n: int, c: int, aiohttp: bool = False) -> tuple[float, float]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    llm, http = _chat_openai(base_url, aiohttp)
     sem = asyncio.Semaphore(c)
 
     async def one(i: int) -> None:
@@ -67,19 +78,22 @@ async def bare_client(base_url: str, n: int, c: int) -> tuple[float, float]:
         await asyncio.gather(*(one(i) for i in range(n)))
 
     await asyncio.gather(*(one(i) for i in range(min(n, c))))  # warm-up
-    return await timed(run)
+    try:
+        return await timed(run)
+    finally:
+        if http is not None:
+            await http.aclose()
 
 
-async def bare_graph(base_url: str, n: int, c: int) -> tuple[float, float]:
+async def bare_graph(base_url: str, n: int, c: int, aiohttp: bool = False) -> tuple[float, float]:
     from langchain_core.messages import HumanMessage, SystemMessage
-    from langchain_openai import ChatOpenAI
     from langgraph.graph import END, START, StateGraph
 
     class S(TypedDict, total=False):
         input: str
         output: str
 
-    llm = ChatOpenAI(model="gpt-scripted", base_url=base_url, api_key=KEY, temperature=0, max_retries=0)  # type: ignore[arg-type]
+    llm, http = _chat_openai(base_url, aiohttp)
 
     async def respond(state: S) -> dict[str, Any]:
         reply = await llm.ainvoke([SystemMessage("Answer the customer."), HumanMessage(state["input"])])
@@ -100,7 +114,11 @@ async def bare_graph(base_url: str, n: int, c: int) -> tuple[float, float]:
         await asyncio.gather(*(one(i) for i in range(n)))
 
     await asyncio.gather(*(one(i) for i in range(min(n, c))))
-    return await timed(run)
+    try:
+        return await timed(run)
+    finally:
+        if http is not None:
+            await http.aclose()
 
 
 async def ours(base_url: str, n: int, c: int) -> tuple[float, float]:
@@ -135,7 +153,10 @@ async def ours(base_url: str, n: int, c: int) -> tuple[float, float]:
         )
 
     await run(cases[: min(n, c)], "warm")
-    return await timed(lambda: run(cases, "eval"))
+    try:
+        return await timed(lambda: run(cases, "eval"))
+    finally:
+        await llm.aclose()
 
 
 def _proc_cpu_seconds(pids: set[int]) -> float:
@@ -148,11 +169,11 @@ def _proc_cpu_seconds(pids: set[int]) -> float:
     return total / tick
 
 
-async def ours_sharded(base_url: str, n: int, c: int) -> tuple[float, float]:
-    """`run_cases` sharded over worker processes (``processes_for(c)``); CPU includes the workers."""
+async def ours_sharded(base_url: str, n: int, c: int, processes: int) -> tuple[float, float]:
+    """`run_cases` sharded over ``processes`` worker processes; CPU includes the workers."""
     from agentensor_api import EvaluationRunSpec
     from agentensor_runner import Case, PromptSet, run_cases
-    from agentensor_runner._shards import CasePool, WorkerRecipe, processes_for
+    from agentensor_runner._shards import CasePool, WorkerRecipe
     from agentensor_runner.evaluators import build_evaluators
 
     spec = EvaluationRunSpec.model_validate({
@@ -168,7 +189,7 @@ async def ours_sharded(base_url: str, n: int, c: int) -> tuple[float, float]:
     evaluators = build_evaluators(spec.evaluators, allowed_entrypoints=())
     prompts = PromptSet({"system": "Answer the customer."}, frozenset({"system"}), {"temperature": 0})
     cases = [Case(case_id=str(i), input=f"question {i}", expected="ok", row={}) for i in range(n)]
-    with CasePool(WorkerRecipe(spec, str(Path.cwd()), env={"BENCH_KEY": KEY}), processes_for(c)) as pool:
+    with CasePool(WorkerRecipe(spec, str(Path.cwd()), env={"BENCH_KEY": KEY}), processes) as pool:
         started = time.perf_counter()
         pids = pool.warm()
         print(f"<!-- {len(pids)} worker processes ready in {time.perf_counter() - started:.2f} s -->", flush=True)
@@ -216,17 +237,20 @@ async def bench(args: argparse.Namespace, base_url: str) -> None:
 
     print("| client | concurrency | wall s | ideal s | achieved / ideal | client CPU ms / case |")
     print("| --- | --- | --- | --- | --- | --- |")
-    await measure("bare `ChatOpenAI.ainvoke`", 8, lambda: bare_client(base_url, n, 8))
-    await measure("bare `ChatOpenAI.ainvoke`", 32, lambda: bare_client(base_url, n, 32))
-    await measure("bare one-node `graph.ainvoke`", 32, lambda: bare_graph(base_url, n, 32))
+    for aio, transport in ((False, "httpx"), (True, "aiohttp")):
+        await measure(f"bare `ChatOpenAI.ainvoke`, {transport}", 8, lambda aio=aio: bare_client(base_url, n, 8, aio))
+        await measure(f"bare `ChatOpenAI.ainvoke`, {transport}", 32, lambda aio=aio: bare_client(base_url, n, 32, aio))
+        graph_label = f"bare one-node `graph.ainvoke`, {transport}"
+        await measure(graph_label, 32, lambda aio=aio: bare_graph(base_url, n, 32, aio))
     await measure("ours: chat template + `run_cases`", 8, lambda: ours(base_url, n, 8))
     ours32 = await measure("ours: chat template + `run_cases`", 32, lambda: ours(base_url, n, 32))
     from agentensor_runner._shards import processes_for
 
-    if processes_for(32) > 1:
+    processes = args.processes or processes_for(32)
+    if processes > 1:
         ours32 = await measure(
-            f"ours: sharded over {processes_for(32)} processes (`parallelism: 32`)", 32,
-            lambda: ours_sharded(base_url, n, 32),
+            f"ours: sharded over {processes} processes (`parallelism: 32`)", 32,
+            lambda: ours_sharded(base_url, n, 32, processes),
         )
     if Path(args.upstream_python).exists():
 
@@ -244,6 +268,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=0, help="worker processes (default: processes_for(32))")
     parser.add_argument("--upstream-python", default="/tmp/upstream-venv/bin/python")
     args = parser.parse_args()
     proc, base_url = start_server(args.latency_ms)

@@ -151,6 +151,9 @@ async def execute(
     finally:
         if isinstance(ctx.pool, CasePool):
             ctx.pool.close()
+        if ctx.llm is not None:
+            await ctx.llm.aclose()
+            ctx.llm.close()
 
 
 async def _run(ctx: RunContext, run: TrainingRun | EvaluationRun, store: Store, run_id: str) -> RunStatus:

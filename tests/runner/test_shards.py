@@ -33,9 +33,11 @@ SPEC = EvaluationRunSpec.model_validate(
     ("parallelism", "cpus", "expected"),
     [
         pytest.param(8, 2, 1, id="latency-bound"),
-        pytest.param(32, 2, 2, id="two-cores"),
-        pytest.param(64, 2, 2, id="capped-by-cpus"),
-        pytest.param(64, 8, 4, id="one-per-16"),
+        pytest.param(31, 8, 1, id="below-shard-threshold"),
+        pytest.param(32, 2, 4, id="two-per-cpu"),
+        pytest.param(64, 2, 4, id="capped-by-cpus"),
+        pytest.param(64, 16, 8, id="one-per-8-in-flight"),
+        pytest.param(64, 1, 1, id="one-cpu"),
         pytest.param(1, 1, 1, id="minimum"),
     ],
 )

@@ -2,12 +2,20 @@
 
 ``spec.models`` maps names to :class:`agentensor_api.ModelSpec`; workflows, the ``llm_judge``
 evaluator and the ``textgrad`` optimizer ask :class:`LlmRuntime` for a model by name, purpose
-and sampling parameters. A model instance (and its HTTP connection pool) is built once per
-``(name, purpose, parameters)`` and reused by every case, so per-case cost is a dict lookup.
+and sampling parameters. A model instance is built once per ``(name, purpose, parameters)``
+and reused by every case, so per-case cost is a dict lookup.
+
+HTTP: ``openai:`` models get one connection pool per ``spec.models`` entry, on the OpenAI SDK's
+aiohttp transport (``openai.DefaultAioHttpClient``), which costs about 1 ms less client CPU per
+request than its default httpx transport (docs/benchmarks.md, "LLM throughput"). Connection
+pools belong to the event loop that first used them: call :meth:`LlmRuntime.aclose` before that
+loop ends; a runtime used from a new loop rebuilds its models and pools.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -37,6 +45,11 @@ PURPOSES = ("task", "judge", "gradient", "rewrite")
 """Purposes calls are counted under; only ``task`` and ``judge`` calls use the response cache."""
 
 CACHED_PURPOSES = frozenset({"task", "judge"})
+
+AIOHTTP_PROVIDERS = frozenset({"openai"})
+"""Providers whose client takes the OpenAI SDK's ``http_async_client`` (aiohttp transport)."""
+
+log = logging.getLogger(__name__)
 
 ModelFactory = Callable[..., BaseChatModel]
 """``factory(model, **kwargs) -> BaseChatModel``; default ``init_chat_model``."""
@@ -84,7 +97,8 @@ class LlmRuntime:
         cache: LangChain cache for ``task``/``judge`` calls (``None``: no caching).
         env: where API keys are read (default ``os.environ``).
         factory: builds a model from ``provider:name`` and kwargs (``base_url``, ``api_key``,
-            ``cache``, ``callbacks``, sampling kwargs); default ``init_chat_model``.
+            ``cache``, ``callbacks``, sampling kwargs, and for ``openai:`` models with the
+            default factory ``http_async_client``); default ``init_chat_model``.
 
     Raises:
         ManifestError: an API key variable named by a model spec is unset (checked here, before
@@ -112,6 +126,9 @@ class LlmRuntime:
             self._keys[name] = key
             self.redact.add(key)
         self._instances: dict[tuple[str, str, tuple[tuple[str, Any], ...]], BaseChatModel] = {}
+        self._http: dict[str, Any] = {}
+        """``spec.models`` name -> the OpenAI SDK's aiohttp-backed async HTTP client."""
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def check(self, name: Any, field: str) -> str:
         """``name`` if it is a key of ``spec.models``.
@@ -131,6 +148,16 @@ class LlmRuntime:
         """
         params = tuple(sorted((kwargs or {}).items()))
         key = (name, purpose, params)
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and loop is not self._loop:
+            if self._loop is not None and self._http:
+                log.debug("LlmRuntime used from a new event loop: rebuilding models and connection pools")
+            self._instances.clear()
+            self._http.clear()
+            self._loop = loop
         model = self._instances.get(key)
         if model is None:
             model = self._build(name, purpose, dict(params))
@@ -147,6 +174,8 @@ class LlmRuntime:
         key = self._keys.get(name)
         if key is not None:
             extra["api_key"] = key
+        if self._factory is _init_chat_model and spec.model.split(":", 1)[0] in AIOHTTP_PROVIDERS:
+            extra["http_async_client"] = self._http_client(name)
         cache: BaseCache | bool = self.cache if (self.cache is not None and purpose in CACHED_PURPOSES) else False
         callback = UsageCallback(self.ledger, purpose, self.pricing.get(spec.model))
         try:
@@ -157,8 +186,25 @@ class LlmRuntime:
             ) from None
         return model
 
+    def _http_client(self, name: str) -> Any:
+        client = self._http.get(name)
+        if client is None:
+            from openai import DefaultAioHttpClient
+
+            client = self._http[name] = DefaultAioHttpClient()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pools (in the loop that used them) and forget the models."""
+        clients = list(self._http.values())
+        self._http.clear()
+        self._instances.clear()
+        self._loop = None
+        for client in clients:
+            await client.aclose()
+
     def close(self) -> None:
-        """Close the response cache (models need no closing)."""
+        """Close the response cache."""
         close = getattr(self.cache, "close", None)
         if callable(close):
             close()
