@@ -10,6 +10,17 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of ``exc``'s ``__cause__``/``__context__`` chain (cycle-safe)."""
+    seen = {id(exc)}
+    while True:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None or id(nxt) in seen:
+            return exc
+        seen.add(id(nxt))
+        exc = nxt
+
+
 class LlmCallError(RuntimeError):
     """A model call failed; the message is redacted and the provider error is not chained
     (its text or request could contain the key)."""
@@ -24,7 +35,10 @@ async def ainvoke_text(
     """``model.ainvoke(messages, config)`` and the reply's text.
 
     Raises:
-        LlmCallError: the call failed (``"<ErrorType>: <redacted message>"``).
+        LlmCallError: the call failed: ``"<ErrorType>: <redacted message>"``, followed by
+            ``" (cause: <RootType>: <redacted message>)"`` when the SDK wrapped a lower-level
+            error (the OpenAI SDK's aiohttp transport reports a refused connection as a timeout;
+            the cause says ``ConnectionRefusedError: ...``).
         TimeoutError, asyncio.CancelledError: passed through (per-step and per-case timeouts).
     """
     try:
@@ -32,7 +46,11 @@ async def ainvoke_text(
     except TimeoutError:
         raise
     except Exception as e:
-        raise LlmCallError(f"{type(e).__name__}: {redact(str(e))}"[:2000]) from None
+        detail = f"{type(e).__name__}: {redact(str(e))}"
+        root = _root_cause(e)
+        if root is not e and str(root).strip():
+            detail += f" (cause: {type(root).__name__}: {redact(str(root).strip())})"
+        raise LlmCallError(detail[:2000]) from None
     content: Any = reply.content
     if isinstance(content, str):
         return content

@@ -175,7 +175,9 @@ class LlmRuntime:
         if key is not None:
             extra["api_key"] = key
         if self._factory is _init_chat_model and spec.model.split(":", 1)[0] in AIOHTTP_PROVIDERS:
-            extra["http_async_client"] = self._http_client(name)
+            http = self._http_client(name)
+            if http is not None:
+                extra["http_async_client"] = http
         cache: BaseCache | bool = self.cache if (self.cache is not None and purpose in CACHED_PURPOSES) else False
         callback = UsageCallback(self.ledger, purpose, self.pricing.get(spec.model))
         try:
@@ -187,11 +189,17 @@ class LlmRuntime:
         return model
 
     def _http_client(self, name: str) -> Any:
+        """The aiohttp-backed client of model ``name``, or ``None`` (the SDK's httpx default) when
+        aiohttp is not installed."""
         client = self._http.get(name)
         if client is None:
             from openai import DefaultAioHttpClient
 
-            client = self._http[name] = DefaultAioHttpClient()
+            try:
+                client = DefaultAioHttpClient()
+            except RuntimeError:  # openai installed without its aiohttp extra
+                return None
+            self._http[name] = client
         return client
 
     async def aclose(self) -> None:
