@@ -8,6 +8,7 @@ with a fixed latency per call, so the CPU figures are the client's alone
 (``time.process_time`` of this process). Reported, each the median of ``--repeats`` runs:
 
 - achieved / ideal, where ideal = N x latency / concurrency, for ours at concurrency 8 and 32;
+- the floor: a raw aiohttp POST loop with a fixed body (what the server and loopback allow);
 - client CPU ms per case for ours (``run_cases``: chat template + exact_match evaluator, response
   cache off), a bare ``ChatOpenAI.ainvoke`` and a bare one-node ``graph.ainvoke``, each with the
   OpenAI SDK's default httpx transport and with its aiohttp transport (which ours uses);
@@ -62,6 +63,29 @@ def _chat_openai(base_url: str, aiohttp: bool) -> tuple[Any, Any]:
     extra = {"http_async_client": http} if http is not None else {}
     llm = ChatOpenAI(model="gpt-scripted", base_url=base_url, api_key=KEY, temperature=0, max_retries=0, **extra)  # type: ignore[arg-type]
     return llm, http
+
+
+async def raw_http(base_url: str, n: int, c: int) -> tuple[float, float]:
+    """The floor: one aiohttp session POSTing a fixed chat-completions body (no SDK, no LangChain)."""
+    import aiohttp
+
+    body = json.dumps({
+        "model": "gpt-scripted",
+        "messages": [{"role": "system", "content": "Answer the customer."}, {"role": "user", "content": "question 1"}],
+    })
+    headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
+    async with aiohttp.ClientSession() as session:
+        sem = asyncio.Semaphore(c)
+
+        async def one() -> None:
+            async with sem, session.post(f"{base_url}/chat/completions", data=body, headers=headers) as r:
+                await r.json()
+
+        async def run() -> None:
+            await asyncio.gather(*(one() for _ in range(n)))
+
+        await asyncio.gather(*(one() for _ in range(min(n, c))))
+        return await timed(run)
 
 
 async def bare_client(base_url: str, n: int, c: int, aiohttp: bool = False) -> tuple[float, float]:
@@ -237,10 +261,13 @@ async def bench(args: argparse.Namespace, base_url: str) -> None:
 
     print("| client | concurrency | wall s | ideal s | achieved / ideal | client CPU ms / case |")
     print("| --- | --- | --- | --- | --- | --- |")
+    await measure("raw aiohttp POST (no SDK: the floor)", 8, lambda: raw_http(base_url, n, 8))
+    await measure("raw aiohttp POST (no SDK: the floor)", 32, lambda: raw_http(base_url, n, 32))
     for aio, transport in ((False, "httpx"), (True, "aiohttp")):
         await measure(f"bare `ChatOpenAI.ainvoke`, {transport}", 8, lambda aio=aio: bare_client(base_url, n, 8, aio))
         await measure(f"bare `ChatOpenAI.ainvoke`, {transport}", 32, lambda aio=aio: bare_client(base_url, n, 32, aio))
         graph_label = f"bare one-node `graph.ainvoke`, {transport}"
+        await measure(graph_label, 8, lambda aio=aio: bare_graph(base_url, n, 8, aio))
         await measure(graph_label, 32, lambda aio=aio: bare_graph(base_url, n, 32, aio))
     await measure("ours: chat template + `run_cases`", 8, lambda: ours(base_url, n, 8))
     ours32 = await measure("ours: chat template + `run_cases`", 32, lambda: ours(base_url, n, 32))
