@@ -9,6 +9,9 @@ with a fixed latency per call, so the CPU figures are the client's alone
 
 - achieved / ideal, where ideal = N x latency / concurrency, for ours at concurrency 8 and 32;
 - the floor: a raw aiohttp POST loop with a fixed body (what the server and loopback allow);
+- ours and one bare graph row run under the runner's GC settings (``agentensor_runner.tuned_gc``,
+  which the CLI and shard workers apply); the other bare rows and upstream run with CPython's
+  defaults;
 - client CPU ms per case for ours (``run_cases``: chat template + exact_match evaluator, response
   cache off), a bare ``ChatOpenAI.ainvoke`` and a bare one-node ``graph.ainvoke``, each with the
   OpenAI SDK's default httpx transport and with its aiohttp transport (which ours uses);
@@ -269,8 +272,14 @@ async def bench(args: argparse.Namespace, base_url: str) -> None:
         graph_label = f"bare one-node `graph.ainvoke`, {transport}"
         await measure(graph_label, 8, lambda aio=aio: bare_graph(base_url, n, 8, aio))
         await measure(graph_label, 32, lambda aio=aio: bare_graph(base_url, n, 32, aio))
-    await measure("ours: chat template + `run_cases`", 8, lambda: ours(base_url, n, 8))
-    ours32 = await measure("ours: chat template + `run_cases`", 32, lambda: ours(base_url, n, 32))
+    from agentensor_runner import tuned_gc
+
+    with tuned_gc():  # what `agentensor run` / `agentensor runner` and shard workers set
+        graph_label = "bare one-node `graph.ainvoke`, aiohttp, runner GC settings"
+        await measure(graph_label, 8, lambda: bare_graph(base_url, n, 8, True))
+        await measure(graph_label, 32, lambda: bare_graph(base_url, n, 32, True))
+        await measure("ours: chat template + `run_cases`", 8, lambda: ours(base_url, n, 8))
+        ours32 = await measure("ours: chat template + `run_cases`", 32, lambda: ours(base_url, n, 32))
     from agentensor_runner._shards import processes_for
 
     processes = args.processes or processes_for(32)

@@ -109,7 +109,7 @@ def run(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Resume (or name) a run by id.")] = None,
 ) -> None:
     """Run the TrainingRun/EvaluationRun documents in FILE(s) with the PromptConfigs they reference."""
-    from agentensor_runner import execute, find_prompt_config, write_outputs
+    from agentensor_runner import execute, find_prompt_config, tuned_gc, write_outputs
 
     try:
         resources = load_manifests(file)
@@ -130,7 +130,7 @@ def run(
             target = out_dir if len(runs) == 1 else out_dir / f"{res.kind.lower()}-{res.name}"
             try:
                 pc = find_prompt_config(res, configs)
-                with _Progress(f"{res.kind}/{res.name}") as progress:
+                with _Progress(f"{res.kind}/{res.name}") as progress, tuned_gc():
                     status = asyncio.run(
                         execute(
                             res,

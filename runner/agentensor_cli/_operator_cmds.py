@@ -118,7 +118,7 @@ def runner(
     1 Failed (the verdict is in the database), 2 invalid manifest or configuration.
     """
     from agentensor_api import AgentensorError, EvaluationRun, ManifestError, PromptConfig, TrainingRun, load_manifests
-    from agentensor_runner import execute, find_prompt_config
+    from agentensor_runner import execute, find_prompt_config, tuned_gc
     from agentensor_store import DATABASE_URL_ENV, Store
 
     from ._app import DEFAULT_OUTAGE_RETRY_SECONDS, OUTAGE_RETRY_ENV
@@ -159,7 +159,8 @@ def runner(
         if shard_spec is not None and not run.spec.dataset.inline:
             status = _empty_shard(store, run, pc, rid)  # more shards than cases
         else:
-            status = asyncio.run(execute(run, pc, store, base_dir=base, run_id=rid))
+            with tuned_gc():
+                status = asyncio.run(execute(run, pc, store, base_dir=base, run_id=rid))
     except AgentensorError as e:
         err.print(f"error: {e}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from e

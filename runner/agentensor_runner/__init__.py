@@ -1,5 +1,6 @@
 """agentensor data plane: workflows, evaluation, the training loop and its outputs."""
 
+from ._gc import tune_gc, tuned_gc
 from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
 from .datasets import Case, Splits, load_cases, split_cases
 from .executor import CaseResult, Evaluation, run_cases
@@ -31,5 +32,7 @@ __all__ = [
     "resolve_run_config",
     "run_cases",
     "split_cases",
+    "tune_gc",
+    "tuned_gc",
     "write_outputs",
 ]

@@ -32,6 +32,7 @@ from typing import Any
 
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
+from ._gc import tune_gc
 from .datasets import Case
 from .evaluators import Evaluator, build_evaluators
 from .executor import CaseResult, run_cases
@@ -84,6 +85,7 @@ def _init_worker(recipe: WorkerRecipe) -> None:
     workflow = load_workflow(recipe.spec.workflow, llm=llm)
     _worker = (workflow, build_evaluators(recipe.spec.evaluators, llm=llm))
     _loop = asyncio.Runner()
+    tune_gc()  # after the workflow is built, so its objects are frozen too
 
     def shutdown() -> None:  # multiprocessing runs its finalizers, not atexit, when a worker exits
         assert _loop is not None
