@@ -59,7 +59,7 @@ def processes_for(parallelism: int, cpu_count: int | None = None) -> int:
     cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
     if parallelism < SHARD_FROM or cpus < 2:
         return 1
-    return max(1, min(PROCESSES_PER_CPU * cpus, parallelism // CASES_PER_PROCESS))
+    return min(PROCESSES_PER_CPU * cpus, parallelism // CASES_PER_PROCESS)  # >= 4: SHARD_FROM // 8
 
 
 @dataclass(frozen=True)
