@@ -31,8 +31,11 @@ ENV PATH=/opt/agentensor/bin:$PATH
 WORKDIR /src
 # Only what the wheel is built from (see [tool.hatch.build] in pyproject.toml).
 COPY pyproject.toml README.md ./
+COPY api/ api/
+COPY store/ store/
 COPY runner/ runner/
 COPY operator/ operator/
+COPY cli/ cli/
 COPY migrations/ migrations/
 COPY examples/banking77/data/ examples/banking77/data/
 

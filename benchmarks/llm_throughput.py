@@ -72,10 +72,15 @@ async def raw_http(base_url: str, n: int, c: int) -> tuple[float, float]:
     """The floor: one aiohttp session POSTing a fixed chat-completions body (no SDK, no LangChain)."""
     import aiohttp
 
-    body = json.dumps({
-        "model": "gpt-scripted",
-        "messages": [{"role": "system", "content": "Answer the customer."}, {"role": "user", "content": "question 1"}],
-    })
+    body = json.dumps(
+        {
+            "model": "gpt-scripted",
+            "messages": [
+                {"role": "system", "content": "Answer the customer."},
+                {"role": "user", "content": "question 1"},
+            ],
+        }
+    )
     headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
     async with aiohttp.ClientSession() as session:
         sem = asyncio.Semaphore(c)
@@ -203,16 +208,19 @@ async def ours_sharded(base_url: str, n: int, c: int, processes: int) -> tuple[f
     from agentensor_runner._shards import CasePool, WorkerRecipe
     from agentensor_runner.evaluators import build_evaluators
 
-    spec = EvaluationRunSpec.model_validate({
-        "workflow": {"template": "chat"},
-        "promptConfigRef": {"name": "bench"},
-        "models": {"task": {"model": "openai:gpt-scripted", "baseUrl": base_url, "apiKeyEnv": "BENCH_KEY",
-                            "maxRetries": 0}},
-        "responseCache": {"enabled": False},
-        "dataset": {"inline": [{"input": "x", "expected": "ok"}]},
-        "evaluators": [{"name": "exact", "type": "exact_match", "outputField": "output"}],
-        "parallelism": c,
-    })
+    spec = EvaluationRunSpec.model_validate(
+        {
+            "workflow": {"template": "chat"},
+            "promptConfigRef": {"name": "bench"},
+            "models": {
+                "task": {"model": "openai:gpt-scripted", "baseUrl": base_url, "apiKeyEnv": "BENCH_KEY", "maxRetries": 0}
+            },
+            "responseCache": {"enabled": False},
+            "dataset": {"inline": [{"input": "x", "expected": "ok"}]},
+            "evaluators": [{"name": "exact", "type": "exact_match", "outputField": "output"}],
+            "parallelism": c,
+        }
+    )
     evaluators = build_evaluators(spec.evaluators, allowed_entrypoints=())
     prompts = PromptSet({"system": "Answer the customer."}, frozenset({"system"}), {"temperature": 0})
     cases = [Case(case_id=str(i), input=f"question {i}", expected="ok", row={}) for i in range(n)]
@@ -222,8 +230,18 @@ async def ours_sharded(base_url: str, n: int, c: int, processes: int) -> tuple[f
         print(f"<!-- {len(pids)} worker processes ready in {time.perf_counter() - started:.2f} s -->", flush=True)
 
         async def run(subset: list[Any], stage: str) -> None:
-            await run_cases(None, prompts, subset, evaluators, base_config={}, run_id="bench",  # type: ignore[arg-type]
-                            stage=stage, parallelism=c, case_timeout_seconds=60, pool=pool)
+            await run_cases(
+                None,
+                prompts,
+                subset,
+                evaluators,
+                base_config={},
+                run_id="bench",  # type: ignore[arg-type]
+                stage=stage,
+                parallelism=c,
+                case_timeout_seconds=60,
+                pool=pool,
+            )
 
         await run(cases[: 2 * c], "warm")
         cpu0, parent0, wall0 = _proc_cpu_seconds(pids), time.process_time(), time.perf_counter()
@@ -285,7 +303,8 @@ async def bench(args: argparse.Namespace, base_url: str) -> None:
     processes = args.processes or processes_for(32)
     if processes > 1:
         ours32 = await measure(
-            f"ours: sharded over {processes} processes (`parallelism: 32`)", 32,
+            f"ours: sharded over {processes} processes (`parallelism: 32`)",
+            32,
             lambda: ours_sharded(base_url, n, 32, processes),
         )
     if Path(args.upstream_python).exists():

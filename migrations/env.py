@@ -38,9 +38,7 @@ def run_migrations_offline() -> None:
     if not url:
         raise RuntimeError("offline migrations need sqlalchemy.url in the alembic config")
     dialect_name = url.split(":", 1)[0].split("+", 1)[0]
-    context.configure(
-        url=url, literal_binds=True, dialect_opts={"paramstyle": "named"}, **_options(dialect_name)
-    )
+    context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"}, **_options(dialect_name))
     with context.begin_transaction():
         context.run_migrations()
 

@@ -22,9 +22,7 @@ depends_on: str | Sequence[str] | None = None
 
 def _json(*, nullable: bool = False) -> sa.types.TypeEngine[object]:
     """JSON, stored as JSONB on PostgreSQL (Python ``None`` is SQL NULL if ``nullable``)."""
-    return sa.JSON(none_as_null=nullable).with_variant(
-        postgresql.JSONB(none_as_null=nullable), "postgresql"
-    )
+    return sa.JSON(none_as_null=nullable).with_variant(postgresql.JSONB(none_as_null=nullable), "postgresql")
 
 
 def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
@@ -51,9 +49,7 @@ def upgrade() -> None:
         _timestamp("completed_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_agentensor_runs"),
     )
-    op.create_index(
-        "ix_agentensor_runs_namespace_name", "agentensor_runs", ["namespace", "name"]
-    )
+    op.create_index("ix_agentensor_runs_namespace_name", "agentensor_runs", ["namespace", "name"])
 
     op.create_table(
         "agentensor_case_results",
@@ -84,9 +80,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_agentensor_case_results"),
-        sa.UniqueConstraint(
-            "run_id", "stage", "case_id", name="uq_agentensor_case_results_run_id_stage_case_id"
-        ),
+        sa.UniqueConstraint("run_id", "stage", "case_id", name="uq_agentensor_case_results_run_id_stage_case_id"),
     )
 
     op.create_table(
@@ -103,12 +97,8 @@ def upgrade() -> None:
         sa.Column("dataset_hash", sa.String(128), nullable=True),
         _timestamp("created_at"),
         sa.PrimaryKeyConstraint("id", name="pk_agentensor_prompt_versions"),
-        sa.UniqueConstraint(
-            "workflow", "version", name="uq_agentensor_prompt_versions_workflow_version"
-        ),
-        sa.UniqueConstraint(
-            "workflow", "checksum", name="uq_agentensor_prompt_versions_workflow_checksum"
-        ),
+        sa.UniqueConstraint("workflow", "version", name="uq_agentensor_prompt_versions_workflow_version"),
+        sa.UniqueConstraint("workflow", "checksum", name="uq_agentensor_prompt_versions_workflow_checksum"),
     )
 
     op.create_table(
@@ -139,9 +129,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_agentensor_checkpoints"),
         sa.UniqueConstraint("run_id", "epoch", name="uq_agentensor_checkpoints_run_id_epoch"),
     )
-    op.create_index(
-        "ix_agentensor_checkpoints_version_id", "agentensor_checkpoints", ["version_id"]
-    )
+    op.create_index("ix_agentensor_checkpoints_version_id", "agentensor_checkpoints", ["version_id"])
 
 
 def downgrade() -> None:

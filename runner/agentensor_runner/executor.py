@@ -29,10 +29,20 @@ class ShardRunner(Protocol):
     """Runs cases in other processes and returns their results in case order (``_shards.CasePool``)."""
 
     async def run(
-        self, prompts: PromptSet, cases: Sequence[Case], *, base_config: Mapping[str, Any], run_id: str,
-        stage: str, parallelism: int, case_timeout_seconds: float,
-        evaluator_fields: Mapping[str, str | None] | None = None, progress: ProgressFn | None = None,
+        self,
+        prompts: PromptSet,
+        cases: Sequence[Case],
+        *,
+        base_config: Mapping[str, Any],
+        run_id: str,
+        stage: str,
+        parallelism: int,
+        case_timeout_seconds: float,
+        evaluator_fields: Mapping[str, str | None] | None = None,
+        progress: ProgressFn | None = None,
     ) -> list[CaseResult]: ...
+
+
 """Called with the number of cases just finished (1)."""
 
 
@@ -123,8 +133,15 @@ async def run_cases(
     """
     if pool is not None and len(cases) > 1:
         results = await pool.run(
-            prompts, cases, base_config=base_config, run_id=run_id, stage=stage, parallelism=parallelism,
-            case_timeout_seconds=case_timeout_seconds, evaluator_fields=evaluator_fields, progress=progress,
+            prompts,
+            cases,
+            base_config=base_config,
+            run_id=run_id,
+            stage=stage,
+            parallelism=parallelism,
+            case_timeout_seconds=case_timeout_seconds,
+            evaluator_fields=evaluator_fields,
+            progress=progress,
         )
         return summarize(results, evaluators)
     configurable = prompts.configurable()

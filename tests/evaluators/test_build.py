@@ -19,63 +19,87 @@ from ._support import SCORERS, make, make_spec
 
 # (type, options, offending option, reason fragment)
 BAD_OPTIONS = [
-    pytest.param("regex", {}, "pattern", "is required for regex evaluators",
-                 id="regex-no-pattern"),
-    pytest.param("regex", {"pattern": "(unclosed"}, "pattern", "invalid regular expression",
-                 id="regex-invalid"),
+    pytest.param("regex", {}, "pattern", "is required for regex evaluators", id="regex-no-pattern"),
+    pytest.param("regex", {"pattern": "(unclosed"}, "pattern", "invalid regular expression", id="regex-invalid"),
     pytest.param("regex", {"pattern": 3}, "pattern", "must be a string", id="regex-not-str"),
     pytest.param("regex", {"pattern": ""}, "pattern", "must not be empty", id="regex-empty"),
-    pytest.param("regex", {"pattern": "a", "fullmatch": "yes"}, "fullmatch", "true or false",
-                 id="regex-fullmatch-not-bool"),
-    pytest.param("exact_match", {"ignoreCase": 1}, "ignoreCase", "must be true or false",
-                 id="exact-ignore-case-int"),
-    pytest.param("exact_match", {"ignore_case": True}, "ignore_case",
-                 "did you mean 'ignoreCase'?", id="exact-snake-case-hint"),
-    pytest.param("exact_match", {"stirp": True}, "stirp", "did you mean 'strip'?",
-                 id="exact-typo-hint"),
-    pytest.param("contains", {"substring": ""}, "substring", "must not be empty",
-                 id="contains-empty-substring"),
-    pytest.param("contains", {"substring": ["a"]}, "substring", "must be a string",
-                 id="contains-substring-list"),
+    pytest.param(
+        "regex", {"pattern": "a", "fullmatch": "yes"}, "fullmatch", "true or false", id="regex-fullmatch-not-bool"
+    ),
+    pytest.param("exact_match", {"ignoreCase": 1}, "ignoreCase", "must be true or false", id="exact-ignore-case-int"),
+    pytest.param(
+        "exact_match", {"ignore_case": True}, "ignore_case", "did you mean 'ignoreCase'?", id="exact-snake-case-hint"
+    ),
+    pytest.param("exact_match", {"stirp": True}, "stirp", "did you mean 'strip'?", id="exact-typo-hint"),
+    pytest.param("contains", {"substring": ""}, "substring", "must not be empty", id="contains-empty-substring"),
+    pytest.param("contains", {"substring": ["a"]}, "substring", "must be a string", id="contains-substring-list"),
     pytest.param("json_schema", {}, "schema", "is required", id="schema-missing"),
-    pytest.param("json_schema", {"schema": "object"}, "schema", "must be a JSON Schema object",
-                 id="schema-not-object"),
-    pytest.param("json_schema", {"schema": {"type": "nope"}}, "schema",
-                 "not a valid JSON Schema (Draft 2020-12)", id="schema-invalid"),
-    pytest.param("json_schema", {"schema": {}, "checkFormats": "no"}, "checkFormats",
-                 "true or false", id="schema-check-formats"),
-    pytest.param("numeric", {"tolerance": -1}, "tolerance", "finite number >= 0",
-                 id="numeric-negative"),
-    pytest.param("numeric", {"tolerance": "0.1"}, "tolerance", "must be a number",
-                 id="numeric-text"),
-    pytest.param("numeric", {"tolerance": True}, "tolerance", "must be a number",
-                 id="numeric-bool"),
-    pytest.param("numeric", {"relativeTolerance": float("inf")}, "relativeTolerance",
-                 "finite", id="numeric-inf"),
-    pytest.param("numeric", {"relTolerance": 0.1}, "relTolerance",
-                 "did you mean 'relativeTolerance'?", id="numeric-typo-hint"),
-    pytest.param("embedding_similarity", {"model": "minilm"}, "model",
-                 "unknown option for embedding_similarity evaluators", id="embedding-no-options"),
+    pytest.param("json_schema", {"schema": "object"}, "schema", "must be a JSON Schema object", id="schema-not-object"),
+    pytest.param(
+        "json_schema",
+        {"schema": {"type": "nope"}},
+        "schema",
+        "not a valid JSON Schema (Draft 2020-12)",
+        id="schema-invalid",
+    ),
+    pytest.param(
+        "json_schema", {"schema": {}, "checkFormats": "no"}, "checkFormats", "true or false", id="schema-check-formats"
+    ),
+    pytest.param("numeric", {"tolerance": -1}, "tolerance", "finite number >= 0", id="numeric-negative"),
+    pytest.param("numeric", {"tolerance": "0.1"}, "tolerance", "must be a number", id="numeric-text"),
+    pytest.param("numeric", {"tolerance": True}, "tolerance", "must be a number", id="numeric-bool"),
+    pytest.param("numeric", {"relativeTolerance": float("inf")}, "relativeTolerance", "finite", id="numeric-inf"),
+    pytest.param(
+        "numeric", {"relTolerance": 0.1}, "relTolerance", "did you mean 'relativeTolerance'?", id="numeric-typo-hint"
+    ),
+    pytest.param(
+        "embedding_similarity",
+        {"model": "minilm"},
+        "model",
+        "unknown option for embedding_similarity evaluators",
+        id="embedding-no-options",
+    ),
     pytest.param("python", {}, "entrypoint", "is required", id="python-no-entrypoint"),
-    pytest.param("python", {"entrypoint": "tests.evaluators.sample_scorers"}, "entrypoint",
-                 "must look like 'package.module:function'", id="python-no-function"),
-    pytest.param("python", {"entrypoint": "tests.evaluators.nope:fn"}, "entrypoint",
-                 "cannot import module 'tests.evaluators.nope': ModuleNotFoundError",
-                 id="python-import-error"),
-    pytest.param("python", {"entrypoint": f"{SCORERS}:missing"}, "entrypoint",
-                 f"module {SCORERS!r} has no attribute 'missing'", id="python-no-attribute"),
-    pytest.param("python", {"entrypoint": f"{SCORERS}:NOT_CALLABLE"}, "entrypoint",
-                 "is not callable (it is a int)", id="python-not-callable"),
-    pytest.param("python", {"entrypoint": f"{SCORERS}:wrong_signature"}, "entrypoint",
-                 "must accept keyword arguments input, output, expected",
-                 id="python-wrong-signature"),
+    pytest.param(
+        "python",
+        {"entrypoint": "tests.evaluators.sample_scorers"},
+        "entrypoint",
+        "must look like 'package.module:function'",
+        id="python-no-function",
+    ),
+    pytest.param(
+        "python",
+        {"entrypoint": "tests.evaluators.nope:fn"},
+        "entrypoint",
+        "cannot import module 'tests.evaluators.nope': ModuleNotFoundError",
+        id="python-import-error",
+    ),
+    pytest.param(
+        "python",
+        {"entrypoint": f"{SCORERS}:missing"},
+        "entrypoint",
+        f"module {SCORERS!r} has no attribute 'missing'",
+        id="python-no-attribute",
+    ),
+    pytest.param(
+        "python",
+        {"entrypoint": f"{SCORERS}:NOT_CALLABLE"},
+        "entrypoint",
+        "is not callable (it is a int)",
+        id="python-not-callable",
+    ),
+    pytest.param(
+        "python",
+        {"entrypoint": f"{SCORERS}:wrong_signature"},
+        "entrypoint",
+        "must accept keyword arguments input, output, expected",
+        id="python-wrong-signature",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("type", "options", "option", "reason"), BAD_OPTIONS)
-def test_bad_option_names_the_field(
-    type: str, options: dict[str, Any], option: str, reason: str
-) -> None:
+def test_bad_option_names_the_field(type: str, options: dict[str, Any], option: str, reason: str) -> None:
     with pytest.raises(EvaluatorConfigError) as info:
         make(type, options, index=2)
     err = info.value
@@ -97,11 +121,14 @@ def test_regex_error_is_chained() -> None:
     assert info.value.__cause__ is not None
 
 
-@pytest.mark.parametrize("output_field", [
-    pytest.param("a..b", id="empty-segment"),
-    pytest.param(".a", id="leading-dot"),
-    pytest.param("a.", id="trailing-dot"),
-])
+@pytest.mark.parametrize(
+    "output_field",
+    [
+        pytest.param("a..b", id="empty-segment"),
+        pytest.param(".a", id="leading-dot"),
+        pytest.param("a.", id="trailing-dot"),
+    ],
+)
 def test_malformed_output_field(output_field: str) -> None:
     with pytest.raises(EvaluatorConfigError) as info:
         make("exact_match", output_field=output_field, index=1)
@@ -151,15 +178,16 @@ def test_build_evaluator_defaults_to_no_allowed_modules() -> None:
         build_evaluator(spec, index=0)
 
 
-@pytest.mark.parametrize(("env", "ok"), [
-    pytest.param(" other.pkg , tests.evaluators ,, ", True, id="listed-with-spaces"),
-    pytest.param("other.pkg", False, id="not-listed"),
-    pytest.param(None, False, id="unset"),
-    pytest.param("", False, id="empty"),
-])
-def test_build_evaluators_reads_the_env_allow_list(
-    monkeypatch: pytest.MonkeyPatch, env: str | None, ok: bool
-) -> None:
+@pytest.mark.parametrize(
+    ("env", "ok"),
+    [
+        pytest.param(" other.pkg , tests.evaluators ,, ", True, id="listed-with-spaces"),
+        pytest.param("other.pkg", False, id="not-listed"),
+        pytest.param(None, False, id="unset"),
+        pytest.param("", False, id="empty"),
+    ],
+)
+def test_build_evaluators_reads_the_env_allow_list(monkeypatch: pytest.MonkeyPatch, env: str | None, ok: bool) -> None:
     if env is None:
         monkeypatch.delenv(ALLOWLIST_ENV, raising=False)
     else:

@@ -43,7 +43,9 @@ class Conformance:
 
 CONFORMANCE: dict[str, Conformance] = {
     "exact_match": Conformance(
-        {}, Example("card_arrival", "card_arrival"), Example("card_linking", "card_arrival"),
+        {},
+        Example("card_arrival", "card_arrival"),
+        Example("card_linking", "card_arrival"),
         needs_expected=True,
     ),
     "contains": Conformance(
@@ -54,34 +56,45 @@ CONFORMANCE: dict[str, Conformance] = {
     ),
     "regex": Conformance(
         {"pattern": r"^\d{4}-\d{2}-\d{2}$"},
-        Example("2024-05-01", None), Example("May 1st", None),
+        Example("2024-05-01", None),
+        Example("May 1st", None),
         needs_expected=False,
     ),
     "json_schema": Conformance(
-        {"schema": {
-            "type": "object", "required": ["intent"],
-            "properties": {"intent": {"type": "string"}},
-        }},
-        Example('{"intent": "card_arrival"}', None), Example('{"intent": 3}', None),
+        {
+            "schema": {
+                "type": "object",
+                "required": ["intent"],
+                "properties": {"intent": {"type": "string"}},
+            }
+        },
+        Example('{"intent": "card_arrival"}', None),
+        Example('{"intent": 3}', None),
         needs_expected=False,
     ),
     "numeric": Conformance(
-        {"tolerance": 0.5}, Example("41.7", 42), Example("40", 42), needs_expected=True,
+        {"tolerance": 0.5},
+        Example("41.7", 42),
+        Example("40", 42),
+        needs_expected=True,
     ),
     "embedding_similarity": Conformance(
         {},
         Example("My card has not arrived yet", "my card has NOT arrived yet!"),
         Example("how do I reset my password", "card delivery is late"),
-        needs_expected=True, threshold=0.8,
+        needs_expected=True,
+        threshold=0.8,
     ),
     "python": Conformance(
         {"entrypoint": f"{SCORERS}:exact"},
-        Example("card_arrival", "card_arrival"), Example("card_linking", "card_arrival"),
+        Example("card_arrival", "card_arrival"),
+        Example("card_linking", "card_arrival"),
         needs_expected=False,
     ),
     "llm_judge": Conformance(  # judged by tests.llm.fakes.ExactJudgeModel
         {"rubric": "The output names the same intent as the reference."},
-        Example("card_arrival", "card_arrival"), Example("card_linking", "card_arrival"),
+        Example("card_arrival", "card_arrival"),
+        Example("card_linking", "card_arrival"),
         needs_expected=False,
     ),
 }
@@ -218,16 +231,11 @@ async def test_hostile_output_does_not_raise(type: str) -> None:
     assert not r.passed
 
 
-scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
-    | st.binary(max_size=8)
-)
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40) | st.binary(max_size=8)
 odd_values = st.recursive(
     scalars,
     lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
-        | st.tuples(inner, inner)
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4) | st.tuples(inner, inner)
     ),
     max_leaves=12,
 )

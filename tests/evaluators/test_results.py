@@ -46,19 +46,14 @@ def test_resolve_path_on_plain_objects() -> None:
 
 
 MISSING = [
-    pytest.param("intent", "intent", "no key 'intent' at the top level (keys: 'a', 'n', 'state')",
-                 id="top-level-key"),
+    pytest.param("intent", "intent", "no key 'intent' at the top level (keys: 'a', 'n', 'state')", id="top-level-key"),
     pytest.param("a.x.c", "x", "no key 'x' under 'a' (keys: 'b')", id="nested-key"),
-    pytest.param("a.b.5", "5", "index 5 is out of range under 'a.b' (a list of length 2)",
-                 id="index-out-of-range"),
+    pytest.param("a.b.5", "5", "index 5 is out of range under 'a.b' (a list of length 2)", id="index-out-of-range"),
     pytest.param("a.b.first", "first", "'first' is not a list index", id="non-integer-index"),
     pytest.param("n.x", "x", "the value under 'n' is null", id="through-null"),
-    pytest.param("state.missing", "missing", "State under 'state' has no field 'missing'",
-                 id="missing-attribute"),
-    pytest.param("state._secret", "_secret", "private attribute '_secret' is not readable",
-                 id="private-attribute"),
-    pytest.param("state.intent.0", "0", "str under 'state.intent' has no field '0'",
-                 id="strings-are-not-indexed"),
+    pytest.param("state.missing", "missing", "State under 'state' has no field 'missing'", id="missing-attribute"),
+    pytest.param("state._secret", "_secret", "private attribute '_secret' is not readable", id="private-attribute"),
+    pytest.param("state.intent.0", "0", "str under 'state.intent' has no field '0'", id="strings-are-not-indexed"),
 ]
 
 
@@ -83,11 +78,14 @@ def test_resolve_path_malformed() -> None:
         resolve_path(DOC, "a..b")
 
 
-@pytest.mark.parametrize("score", [
-    pytest.param(-0.1, id="negative"),
-    pytest.param(1.5, id="above-one"),
-    pytest.param(float("nan"), id="nan"),
-])
+@pytest.mark.parametrize(
+    "score",
+    [
+        pytest.param(-0.1, id="negative"),
+        pytest.param(1.5, id="above-one"),
+        pytest.param(float("nan"), id="nan"),
+    ],
+)
 def test_eval_result_rejects_scores_outside_unit_interval(score: float) -> None:
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         EvalResult(score, False, "x")
@@ -103,8 +101,12 @@ AGGREGATES = [
     pytest.param([], {"mean": 0.0, "passRate": 0.0, "n": 0}, id="empty"),
     pytest.param([EvalResult(1.0, True, "")], {"mean": 1.0, "passRate": 1.0, "n": 1}, id="one"),
     pytest.param(
-        [EvalResult(1.0, True, ""), EvalResult(0.5, False, "x"), EvalResult(0.0, False, "y"),
-         EvalResult(0.7, True, "")],
+        [
+            EvalResult(1.0, True, ""),
+            EvalResult(0.5, False, "x"),
+            EvalResult(0.0, False, "y"),
+            EvalResult(0.7, True, ""),
+        ],
         {"mean": pytest.approx(0.55), "passRate": 0.5, "n": 4},
         id="mixed",
     ),

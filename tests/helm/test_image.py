@@ -76,7 +76,7 @@ def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
         assert (REPO / path).exists(), f"COPY {source}: no such path"
         assert _in_context(path), f"COPY {source}: excluded from the build context by .dockerignore"
     # and the bulky or private parts stay out
-    for path in (".venv", ".git", "tests", "agentensor.db", "out", "runner/agentensor_cli/__pycache__"):
+    for path in (".venv", ".git", "tests", "agentensor.db", "out", "cli/agentensor_cli/__pycache__"):
         assert not _in_context(path), f"{path} would be sent to the Docker daemon"
 
 

@@ -411,9 +411,7 @@ class EnvTest:
                 raise EnvTestError(f"{name} exited with code {proc.returncode}; {log}:\n{tail}")
 
     def _request(self, path: str) -> tuple[int, bytes]:
-        request = urllib.request.Request(
-            self.server + path, headers={"Authorization": f"Bearer {self._token}"}
-        )
+        request = urllib.request.Request(self.server + path, headers={"Authorization": f"Bearer {self._token}"})
         try:
             with urllib.request.urlopen(request, timeout=5, context=self._ssl_context) as r:
                 return int(r.status), bytes(r.read())
@@ -437,8 +435,5 @@ class EnvTest:
             if ready():
                 return
             if time.monotonic() > deadline:
-                raise EnvTestError(
-                    f"timed out after {timeout_seconds:.0f} s waiting for {what}; "
-                    f"logs in {self.logdir}"
-                )
+                raise EnvTestError(f"timed out after {timeout_seconds:.0f} s waiting for {what}; logs in {self.logdir}")
             time.sleep(0.25)

@@ -234,9 +234,7 @@ class NodeAgent:
         path = self.run_for(name, namespace).log_path
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def wait_for_exit(
-        self, name: str, namespace: str = "default", timeout_seconds: float = 60.0
-    ) -> int | None:
+    def wait_for_exit(self, name: str, namespace: str = "default", timeout_seconds: float = 60.0) -> int | None:
         """Wait until the agent is done with the Pod; return its exit code (None: never ran)."""
         deadline = time.monotonic() + timeout_seconds
         while True:
@@ -336,9 +334,7 @@ class NodeAgent:
         except _ConfigError as e:
             run.error = str(e)
             run.log_path.write_text(f"node-agent: {e}\n")
-            self._patch_terminated(
-                run, container, started_at, 128, "CreateContainerConfigError", str(e)
-            )
+            self._patch_terminated(run, container, started_at, 128, "CreateContainerConfigError", str(e))
             return
         run.argv = argv
         if self._stopping.is_set() or run.deleted:
@@ -348,9 +344,7 @@ class NodeAgent:
             {
                 "phase": "Running",
                 "startTime": started_at,
-                "containerStatuses": [
-                    self._container_status(container, True, {"running": {"startedAt": started_at}})
-                ],
+                "containerStatuses": [self._container_status(container, True, {"running": {"startedAt": started_at}})],
             },
         )
         with run.log_path.open("wb") as log:
@@ -381,9 +375,7 @@ class NodeAgent:
         reason = "Completed" if run.exit_code == 0 else "Error"
         self._patch_terminated(run, container, started_at, run.exit_code, reason, None)
 
-    def _prepare(
-        self, run: PodRun, pod: JsonDict, container: JsonDict
-    ) -> tuple[dict[str, str], list[str]]:
+    def _prepare(self, run: PodRun, pod: JsonDict, container: JsonDict) -> tuple[dict[str, str], list[str]]:
         """Resolve environment and volumes, retrying missing references; return (env, argv)."""
         deadline = time.monotonic() + self._config_timeout_seconds
         while True:
@@ -408,9 +400,7 @@ class NodeAgent:
             argv = [*prefix, *command[1:], *args] if prefix else [*command, *args]
         else:
             image = str(container.get("image", ""))
-            prefix = self._entrypoint_map.get(image) or self._entrypoint_map.get(
-                image.rsplit(":", 1)[0]
-            )
+            prefix = self._entrypoint_map.get(image) or self._entrypoint_map.get(image.rsplit(":", 1)[0])
             if not prefix:
                 raise _ConfigError(
                     f"container {container.get('name')!r} has no command and image {image!r} is "
@@ -424,9 +414,7 @@ class NodeAgent:
     def _read(self, kind: str, namespace: str, name: str) -> JsonDict:
         core = self._core
         assert core is not None
-        reader = (
-            core.read_namespaced_secret if kind == "Secret" else core.read_namespaced_config_map
-        )
+        reader = core.read_namespaced_secret if kind == "Secret" else core.read_namespaced_config_map
         try:
             response: Any = reader(
                 name,
@@ -470,9 +458,7 @@ class NodeAgent:
         env: dict[str, str] = {}
         for source in container.get("envFrom") or []:
             kind, ref = (
-                ("ConfigMap", source["configMapRef"])
-                if "configMapRef" in source
-                else ("Secret", source["secretRef"])
+                ("ConfigMap", source["configMapRef"]) if "configMapRef" in source else ("Secret", source["secretRef"])
             )
             try:
                 data = self._object_data(kind, namespace, ref["name"])
@@ -548,11 +534,7 @@ class NodeAgent:
                     continue
                 raise
             items = source.get("items")
-            files = (
-                {i["path"]: data[i["key"]] for i in items if i["key"] in data}
-                if items
-                else dict(data)
-            )
+            files = {i["path"]: data[i["key"]] for i in items if i["key"] in data} if items else dict(data)
             if sub_path:
                 if sub_path in files:
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -600,9 +582,7 @@ class NodeAgent:
             {
                 "phase": "Succeeded" if exit_code == 0 else "Failed",
                 "startTime": started_at,
-                "containerStatuses": [
-                    self._container_status(container, False, {"terminated": terminated})
-                ],
+                "containerStatuses": [self._container_status(container, False, {"terminated": terminated})],
             },
         )
 
@@ -623,9 +603,7 @@ class NodeAgent:
             if e.status == 404:  # deleted meanwhile
                 run.deleted = True
                 return
-            self.errors.append(
-                f"{run.namespace}/{run.name}: status patch refused: {e.status} {e.body}"
-            )
+            self.errors.append(f"{run.namespace}/{run.name}: status patch refused: {e.status} {e.body}")
 
     def _kill(self, run: PodRun) -> None:
         with self._lock:

@@ -167,9 +167,7 @@ def job_status(env: EnvTest, name: str) -> dict[str, Any]:
 
 
 def job_pods(env: EnvTest, name: str) -> list[dict[str, Any]]:
-    pods: list[dict[str, Any]] = get_json(
-        env, "pods", "-n", JOBS_NAMESPACE, "-l", f"job-name={name}"
-    )["items"]
+    pods: list[dict[str, Any]] = get_json(env, "pods", "-n", JOBS_NAMESPACE, "-l", f"job-name={name}")["items"]
     return pods
 
 
@@ -191,16 +189,12 @@ def test_failing_job_leaves_a_failed_pod_with_its_exit_code(env: EnvTest, agent:
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
 
 
-def test_pod_gets_env_and_mounted_config_and_dies_with_its_pod(
-    env: EnvTest, agent: NodeAgent
-) -> None:
+def test_pod_gets_env_and_mounted_config_and_dies_with_its_pod(env: EnvTest, agent: NodeAgent) -> None:
     env.kubectl(
         "create", "configmap", "settings", "-n", JOBS_NAMESPACE,
         "--from-literal=mode=fast", "--from-literal=settings.yaml=a: 1",
     )  # fmt: skip
-    env.kubectl(
-        "create", "secret", "generic", "creds", "-n", JOBS_NAMESPACE, "--from-literal=key=s3"
-    )
+    env.kubectl("create", "secret", "generic", "creds", "-n", JOBS_NAMESPACE, "--from-literal=key=s3")
     env.kubectl("create", "-f", "-", input=SLEEPER_POD)
 
     wait_for(lambda: "a: 1" in agent.read_log("sleeper", JOBS_NAMESPACE), 30, "the pod's output")

@@ -7,9 +7,7 @@ from typing import Any
 from agentensor_store import Store
 
 
-def register_versions(
-    url: str, workflow: str, worker: int, count: int, barrier: Any, results: Any
-) -> None:
+def register_versions(url: str, workflow: str, worker: int, count: int, barrier: Any, results: Any) -> None:
     """Register ``count`` distinct configs plus one shared config; report (checksum, version)."""
     store = Store(url)
     out: list[tuple[str, int, int]] = []

@@ -33,7 +33,10 @@ WF = "support-bot"
 
 def _run(store: Store, run_id: str = "run-1", **kw: Any) -> RunRecord:
     args: dict[str, Any] = {
-        "kind": "TrainingRun", "namespace": "default", "name": "tr-1", "workflow": WF,
+        "kind": "TrainingRun",
+        "namespace": "default",
+        "name": "tr-1",
+        "workflow": WF,
         "spec": {"epochs": 3, "dataset": {"path": "data.jsonl"}},
     }
     args.update(kw)
@@ -42,9 +45,14 @@ def _run(store: Store, run_id: str = "run-1", **kw: Any) -> RunRecord:
 
 def _case(case_id: str, stage: str = "eval", **kw: Any) -> CaseRow:
     args: dict[str, Any] = {
-        "thread_id": f"t-{case_id}", "input": {"question": f"q{case_id}"},
-        "expected": {"answer": "a"}, "output": {"answer": "a"}, "scores": {"exact": 1.0},
-        "passed": True, "error": None, "latency_seconds": 0.25,
+        "thread_id": f"t-{case_id}",
+        "input": {"question": f"q{case_id}"},
+        "expected": {"answer": "a"},
+        "output": {"answer": "a"},
+        "scores": {"exact": 1.0},
+        "passed": True,
+        "error": None,
+        "latency_seconds": 0.25,
     }
     args.update(kw)
     return CaseRow(stage=stage, case_id=case_id, **args)
@@ -119,8 +127,7 @@ def test_find_runs_filters_and_orders(store: Store) -> None:
 def test_update_run(store: Store) -> None:
     run = _run(store)
     started = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
-    store.update_run("run-1", phase="Running", status={"epoch": 1, "best": {"score": 0.5}},
-                     started_at=started)
+    store.update_run("run-1", phase="Running", status={"epoch": 1, "best": {"score": 0.5}}, started_at=started)
     got = store.get_run("run-1")
     assert got is not None
     assert got.phase == "Running"
@@ -131,8 +138,7 @@ def test_update_run(store: Store) -> None:
     assert got.dataset_hash is None
 
     completed = datetime.now(UTC)
-    store.update_run("run-1", phase="Succeeded", status={"done": True}, completed_at=completed,
-                     dataset_hash="sha256:d")
+    store.update_run("run-1", phase="Succeeded", status={"done": True}, completed_at=completed, dataset_hash="sha256:d")
     got2 = store.get_run("run-1")
     assert got2 is not None
     assert (got2.phase, got2.status, got2.dataset_hash) == ("Succeeded", {"done": True}, "sha256:d")
@@ -164,11 +170,26 @@ def test_record_and_list_cases(store: Store) -> None:
     _run(store)
     rows = [
         _case("1", stage="baseline/validation", epoch=None, version=1),
-        _case("2", stage="baseline/validation", version=1, passed=False,
-              scores={"exact": 0.0, "judge": 0.25}, output={"answer": "b"}),
-        _case("1", stage="epoch-2/train/batch-3", epoch=2, version=3,
-              input={"nested": [1, {"ü": "ünïcode ✓"}]}, expected=None, output=None,
-              scores={}, passed=None, error="TimeoutError: model took too long"),
+        _case(
+            "2",
+            stage="baseline/validation",
+            version=1,
+            passed=False,
+            scores={"exact": 0.0, "judge": 0.25},
+            output={"answer": "b"},
+        ),
+        _case(
+            "1",
+            stage="epoch-2/train/batch-3",
+            epoch=2,
+            version=3,
+            input={"nested": [1, {"ü": "ünïcode ✓"}]},
+            expected=None,
+            output=None,
+            scores={},
+            passed=None,
+            error="TimeoutError: model took too long",
+        ),
         _case("1", stage="holdout/best", input="plain string input", expected=["list"]),
     ]
     store.record_cases("run-1", rows)
@@ -185,9 +206,7 @@ def test_record_and_list_cases(store: Store) -> None:
     baseline = store.list_cases("run-1", stage="baseline/validation")
     assert [c.case_id for c in baseline] == ["1", "2"]
     errors = store.list_cases("run-1", errors_only=True)
-    assert [(c.stage, c.error) for c in errors] == [
-        ("epoch-2/train/batch-3", "TimeoutError: model took too long")
-    ]
+    assert [(c.stage, c.error) for c in errors] == [("epoch-2/train/batch-3", "TimeoutError: model took too long")]
     assert store.list_cases("run-1", stage="eval", errors_only=True) == []
     assert store.list_cases("other-run") == []
 
@@ -203,8 +222,17 @@ def test_record_cases_upserts(store: Store, store_url: str) -> None:
     assert _count(store_url, "agentensor_case_results") == 5
 
     redo = [
-        _case("3", stage="epoch-1/validation", epoch=1, version=2, passed=False,
-              scores={"exact": 0.0}, error="boom", output=None, latency_seconds=1.5),
+        _case(
+            "3",
+            stage="epoch-1/validation",
+            epoch=1,
+            version=2,
+            passed=False,
+            scores={"exact": 0.0},
+            error="boom",
+            output=None,
+            latency_seconds=1.5,
+        ),
         _case("9", stage="epoch-1/validation", epoch=1, version=2),
     ]
     store.record_cases("run-1", redo)
@@ -214,7 +242,11 @@ def test_record_cases_upserts(store: Store, store_url: str) -> None:
     assert [c.created_at for c in got[:5]] == created
     three = got[3]
     assert (three.passed, three.scores, three.error, three.output, three.latency_seconds) == (
-        False, {"exact": 0.0}, "boom", None, 1.5,
+        False,
+        {"exact": 0.0},
+        "boom",
+        None,
+        1.5,
     )
 
     dupes = [_case("d", error="first"), _case("d", error="second")]  # same key twice: last wins
@@ -251,22 +283,36 @@ def test_register_version_numbers_and_dedupes(store: Store) -> None:
     assert v1.created_at.utcoffset() == timedelta(0)
 
     # same config (dict order irrelevant), different provenance: the existing version comes back
-    again = store.register_version(WF, {"user": "{q}", "system": "Be brief."}, {"temperature": 0.2},
-                                   source="checkpoint", source_run_id="run-x", seed=3)
+    again = store.register_version(
+        WF,
+        {"user": "{q}", "system": "Be brief."},
+        {"temperature": 0.2},
+        source="checkpoint",
+        source_run_id="run-x",
+        seed=3,
+    )
     assert again == v1
 
-    v2 = store.register_version(WF, {"system": "Be brief.", "user": "{q}"}, {"temperature": 0.3},
-                                source="checkpoint", source_run_id="run-x", seed=3,
-                                dataset_hash="sha256:d")
+    v2 = store.register_version(
+        WF,
+        {"system": "Be brief.", "user": "{q}"},
+        {"temperature": 0.3},
+        source="checkpoint",
+        source_run_id="run-x",
+        seed=3,
+        dataset_hash="sha256:d",
+    )
     assert v2.version == 2 and v2.id != v1.id
     assert (v2.source, v2.source_run_id, v2.seed, v2.dataset_hash) == (
-        "checkpoint", "run-x", 3, "sha256:d",
+        "checkpoint",
+        "run-x",
+        3,
+        "sha256:d",
     )
     v3 = store.register_version(WF, {"system": "Be kind."}, {}, source="import")
     assert v3.version == 3
 
-    other = store.register_version("other-wf", {"system": "Be brief.", "user": "{q}"},
-                                   {"temperature": 0.2})
+    other = store.register_version("other-wf", {"system": "Be brief.", "user": "{q}"}, {"temperature": 0.2})
     assert (other.version, other.checksum) == (1, v1.checksum) and other.id != v1.id
 
     assert store.list_versions(WF) == [v1, v2, v3]
@@ -311,21 +357,32 @@ def test_add_and_list_checkpoints(store: Store) -> None:
     v1, v2 = _versions(store, 2)
     (o1,) = _versions(store, 1, "other-wf")
 
-    c0 = store.add_checkpoint("r1", epoch=0, version=v1, score=0.5, scores={"exact": 0.5},
-                              train_score=0.4, accepted=0, seed=11, dataset_hash="sha256:d",
-                              extra={"llm_calls": {"workflow": 20, "optimizer": 0}})
+    c0 = store.add_checkpoint(
+        "r1",
+        epoch=0,
+        version=v1,
+        score=0.5,
+        scores={"exact": 0.5},
+        train_score=0.4,
+        accepted=0,
+        seed=11,
+        dataset_hash="sha256:d",
+        extra={"llm_calls": {"workflow": 20, "optimizer": 0}},
+    )
     assert isinstance(c0, CheckpointRecord)
     assert (c0.run_id, c0.epoch, c0.version, c0.version_id) == ("r1", 0, 1, v1.id)
     assert (c0.workflow, c0.checksum, c0.prompts, c0.parameters) == (
-        WF, v1.checksum, v1.prompts, v1.parameters,
+        WF,
+        v1.checksum,
+        v1.prompts,
+        v1.parameters,
     )
     assert (c0.score, c0.scores, c0.train_score, c0.accepted) == (0.5, {"exact": 0.5}, 0.4, 0)
     assert (c0.seed, c0.dataset_hash) == (11, "sha256:d")
     assert c0.extra == {"llm_calls": {"workflow": 20, "optimizer": 0}}
     assert c0.created_at.utcoffset() == timedelta(0)
 
-    c1 = store.add_checkpoint("r1", epoch=1, version=v2, score=0.75, scores={"exact": 0.75},
-                              accepted=2)
+    c1 = store.add_checkpoint("r1", epoch=1, version=v2, score=0.75, scores={"exact": 0.75}, accepted=2)
     assert (c1.train_score, c1.seed, c1.dataset_hash, c1.extra) == (None, None, None, {})
     c_other = store.add_checkpoint("r2", epoch=0, version=o1, score=None, scores={})
 
@@ -342,9 +399,18 @@ def test_add_checkpoint_upserts(store: Store, store_url: str) -> None:
     first = store.add_checkpoint("run-1", epoch=3, version=v1, score=0.5, scores={"a": 0.5})
     again = store.add_checkpoint("run-1", epoch=3, version=v1, score=0.5, scores={"a": 0.5})
     assert again == first
-    redo = store.add_checkpoint("run-1", epoch=3, version=v2, score=0.9, scores={"a": 0.9},
-                                train_score=0.8, accepted=4, seed=5, dataset_hash="h",
-                                extra={"k": 1})
+    redo = store.add_checkpoint(
+        "run-1",
+        epoch=3,
+        version=v2,
+        score=0.9,
+        scores={"a": 0.9},
+        train_score=0.8,
+        accepted=4,
+        seed=5,
+        dataset_hash="h",
+        extra={"k": 1},
+    )
     assert (redo.id, redo.created_at) == (first.id, first.created_at)
     assert (redo.version, redo.version_id, redo.checksum) == (2, v2.id, v2.checksum)
     assert (redo.score, redo.scores, redo.train_score, redo.accepted) == (0.9, {"a": 0.9}, 0.8, 4)

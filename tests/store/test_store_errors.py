@@ -52,12 +52,8 @@ def test_password_is_hidden(pg_session_url: str, caplog: pytest.LogCaptureFixtur
 @pytest.mark.postgres
 def test_connection_errors_hide_password(pg_session_url: str) -> None:
     base = make_url(pg_session_url).set(password=SECRET)
-    missing_db = Store(
-        base.set(database="agentensor_no_such_db").render_as_string(hide_password=False)
-    )
-    closed_port = Store(
-        base.set(port=1, query={"connect_timeout": "2"}).render_as_string(hide_password=False)
-    )
+    missing_db = Store(base.set(database="agentensor_no_such_db").render_as_string(hide_password=False))
+    closed_port = Store(base.set(port=1, query={"connect_timeout": "2"}).render_as_string(hide_password=False))
     try:
         for store in (missing_db, closed_port):
             with pytest.raises(DatabaseUnavailableError) as info:

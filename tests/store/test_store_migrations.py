@@ -89,8 +89,7 @@ def test_upgrade_downgrade_cycle_keeps_data(fresh_store: Store, fresh_url: str) 
     assert fresh_store.current_revision() == head
     assert AGENTENSOR_TABLES | {VERSION_TABLE} <= _tables(fresh_url)
 
-    fresh_store.create_run(run_id="r", kind="EvaluationRun", namespace="n", name="e",
-                           workflow="wf", spec={})
+    fresh_store.create_run(run_id="r", kind="EvaluationRun", namespace="n", name="e", workflow="wf", spec={})
     v = fresh_store.register_version("wf", {"s": "x"}, {})
     fresh_store.record_cases("r", [CaseRow(stage="eval", case_id="1", thread_id="t", input={})])
     fresh_store.add_checkpoint("r", epoch=0, version=v, score=1.0, scores={})
@@ -144,8 +143,7 @@ def test_schema_diff_detects_drift(fresh_store: Store, fresh_url: str) -> None:
     fresh_store.upgrade()
     _exec(fresh_url, "DROP INDEX ix_agentensor_checkpoints_version_id")
     diff = fresh_store.schema_diff()
-    assert any(d[0] == "add_index" and d[1].name == "ix_agentensor_checkpoints_version_id"
-               for d in diff), diff
+    assert any(d[0] == "add_index" and d[1].name == "ix_agentensor_checkpoints_version_id" for d in diff), diff
 
 
 def test_concurrent_upgrades(fresh_url: str) -> None:
@@ -204,7 +202,11 @@ def test_wheel_layout_uses_packaged_migrations(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False,
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr

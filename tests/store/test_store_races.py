@@ -47,9 +47,7 @@ def test_threads_registering_distinct_configs_get_distinct_numbers(store_url: st
 
     def work(i: int) -> list[VersionRecord]:
         s = stores[i]
-        return [
-            s.register_version(WF, {"system": f"t{i} p{j}"}, {"j": j}) for j in range(per_thread)
-        ]
+        return [s.register_version(WF, {"system": f"t{i} p{j}"}, {"j": j}) for j in range(per_thread)]
 
     try:
         per_worker = _in_threads(threads, work)
@@ -62,9 +60,7 @@ def test_threads_registering_distinct_configs_get_distinct_numbers(store_url: st
     assert sorted(r.version for r in got) == list(range(1, total + 1))
     assert [v.version for v in versions] == list(range(1, total + 1))
     assert len({v.checksum for v in versions}) == total
-    assert {(r.id, r.version, r.checksum) for r in got} == {
-        (v.id, v.version, v.checksum) for v in versions
-    }
+    assert {(r.id, r.version, r.checksum) for r in got} == {(v.id, v.version, v.checksum) for v in versions}
     for i, recs in enumerate(per_worker):  # each worker's own calls come back in order
         assert [r.prompts for r in recs] == [{"system": f"t{i} p{j}"} for j in range(per_thread)]
         assert [r.version for r in recs] == sorted(r.version for r in recs)
@@ -83,8 +79,7 @@ def test_processes_race(store_url: str) -> None:
     barrier = ctx.Barrier(procs)
     results = ctx.Queue()
     workers = [
-        ctx.Process(target=register_versions, args=(store_url, WF, w, per_proc, barrier, results))
-        for w in range(procs)
+        ctx.Process(target=register_versions, args=(store_url, WF, w, per_proc, barrier, results)) for w in range(procs)
     ]
     for p in workers:
         p.start()

@@ -19,10 +19,7 @@ from ._result import EvalResult
 _PREVIEW_CHARS = 120
 _ERROR_CHARS = 500
 
-NO_EXPECTED = (
-    "no expected value for this case (check dataset.expectedField or this evaluator's "
-    "expectedField)"
-)
+NO_EXPECTED = "no expected value for this case (check dataset.expectedField or this evaluator's expectedField)"
 
 
 def as_text(value: Any) -> str:
@@ -143,5 +140,3 @@ class BaseEvaluator:
         elif not passed and not reason:
             reason = f"score {score:.3g} is below the threshold {threshold:g}"
         return EvalResult(score, passed, reason)
-
-

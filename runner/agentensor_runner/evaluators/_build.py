@@ -41,8 +41,7 @@ def _load_embedder(factory: Callable[[], Embedder], index: int) -> Embedder:
     except Exception as e:
         raise EvaluatorConfigError(
             f"{field_prefix(index)}.type",
-            f"embedding_similarity needs an embedding model, which failed to load: "
-            f"{type(e).__name__}: {e}",
+            f"embedding_similarity needs an embedding model, which failed to load: {type(e).__name__}: {e}",
         ) from e
 
 
@@ -132,9 +131,5 @@ def build_evaluators(
     for i, spec in enumerate(specs):
         if spec.type == "embedding_similarity" and embedder is None:
             embedder = _load_embedder(embedder_factory or _default_embedder, i)
-        out.append(
-            build_evaluator(spec, index=i, embedder=embedder, allowed_entrypoints=allowed, llm=llm)
-        )
+        out.append(build_evaluator(spec, index=i, embedder=embedder, allowed_entrypoints=allowed, llm=llm))
     return out
-
-

@@ -81,13 +81,12 @@ def resolve_path(value: Any, dotted: str | None) -> Any:
             raise FieldNotFoundError(dotted, seg, f"no key {seg!r} {where} ({_keys(current)})")
         if isinstance(current, Sequence) and not isinstance(current, str | bytes | bytearray):
             if not _INDEX.fullmatch(seg):
-                raise FieldNotFoundError(
-                    dotted, seg, f"{seg!r} is not a list index; the value {where} is a list"
-                )
+                raise FieldNotFoundError(dotted, seg, f"{seg!r} is not a list index; the value {where} is a list")
             idx = int(seg)
             if not -len(current) <= idx < len(current):
                 raise FieldNotFoundError(
-                    dotted, seg,
+                    dotted,
+                    seg,
                     f"index {idx} is out of range {where} (a list of length {len(current)})",
                 )
             current = current[idx]
@@ -99,7 +98,5 @@ def resolve_path(value: Any, dotted: str | None) -> Any:
         try:
             current = getattr(current, seg)
         except AttributeError:
-            raise FieldNotFoundError(
-                dotted, seg, f"{type(current).__name__} {where} has no field {seg!r}"
-            ) from None
+            raise FieldNotFoundError(dotted, seg, f"{type(current).__name__} {where} has no field {seg!r}") from None
     return current

@@ -72,17 +72,13 @@ class PythonEvaluator(BaseEvaluator):
     type = "python"
     keeps_reason_on_pass = True
 
-    def __init__(
-        self, spec: EvaluatorSpec, *, index: int, allowed_entrypoints: Sequence[str]
-    ) -> None:
+    def __init__(self, spec: EvaluatorSpec, *, index: int, allowed_entrypoints: Sequence[str]) -> None:
         super().__init__(spec, index=index)
         opts = Options(spec, index, {"entrypoint"})
         entrypoint = opts.get_str("entrypoint", required=True)
         assert entrypoint is not None
         if not re.fullmatch(ENTRYPOINT_PATTERN, entrypoint):
-            raise opts.error(
-                "entrypoint", f"must look like 'package.module:function', got {entrypoint!r}"
-            )
+            raise opts.error("entrypoint", f"must look like 'package.module:function', got {entrypoint!r}")
         module_name, func_name = entrypoint.split(":")
         allowed = tuple(allowed_entrypoints)
         if not is_allowed(module_name, allowed):
@@ -105,9 +101,7 @@ class PythonEvaluator(BaseEvaluator):
         if fn is None:
             raise opts.error("entrypoint", f"module {module_name!r} has no attribute {func_name!r}")
         if not callable(fn):
-            raise opts.error(
-                "entrypoint", f"{entrypoint!r} is not callable (it is a {type(fn).__name__})"
-            )
+            raise opts.error("entrypoint", f"{entrypoint!r} is not callable (it is a {type(fn).__name__})")
         try:
             inspect.signature(fn).bind(input=None, output=None, expected=None)
         except TypeError as e:
@@ -158,6 +152,5 @@ class PythonEvaluator(BaseEvaluator):
             return Score(score, reason, None if passed is None else bool(passed))
         return Score(
             0.0,
-            f"{where} returned {type(result).__name__}; expected a bool, a number in [0, 1], "
-            "or a mapping with 'score'",
+            f"{where} returned {type(result).__name__}; expected a bool, a number in [0, 1], or a mapping with 'score'",
         )

@@ -60,8 +60,7 @@ class JsonSchemaEvaluator(BaseEvaluator):
         except SchemaError as e:
             raise opts.error(
                 "schema",
-                f"not a valid JSON Schema (Draft 2020-12) at {_json_path(list(e.path))}: "
-                f"{e.message}",
+                f"not a valid JSON Schema (Draft 2020-12) at {_json_path(list(e.path))}: {e.message}",
             ) from e
         check_formats = opts.get_bool("checkFormats", False)
         checker = Draft202012Validator.FORMAT_CHECKER if check_formats else None
@@ -97,8 +96,7 @@ class JsonSchemaEvaluator(BaseEvaluator):
         if len(message) > _MESSAGE_CHARS:
             message = message[:_MESSAGE_CHARS] + "..."
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        return Score(0.0, f"output does not match the schema at {_json_path(list(best.path))}: "
-                          f"{message}{more}")
+        return Score(0.0, f"output does not match the schema at {_json_path(list(best.path))}: {message}{more}")
 
 
 _NUMBER = re.compile(

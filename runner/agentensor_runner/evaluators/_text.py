@@ -95,9 +95,7 @@ class ContainsEvaluator(BaseEvaluator):
             needle, haystack = needle.casefold(), haystack.casefold()
         if needle in haystack:
             return Score(1.0)
-        return Score(
-            0.0, f"expected the output to contain {preview(needle)}, got {preview(output)}"
-        )
+        return Score(0.0, f"expected the output to contain {preview(needle)}, got {preview(output)}")
 
 
 class RegexEvaluator(BaseEvaluator):
@@ -135,6 +133,4 @@ class RegexEvaluator(BaseEvaluator):
         if match is not None:
             return Score(1.0)
         how = "fully match" if self.fullmatch else "match"
-        return Score(
-            0.0, f"output {preview(text)} does not {how} the pattern {self.pattern.pattern!r}"
-        )
+        return Score(0.0, f"output {preview(text)} does not {how} the pattern {self.pattern.pattern!r}")

@@ -28,9 +28,7 @@ from ._errors import MigrationError
 from ._models import TABLE_PREFIX, VERSION_TABLE, Base
 
 # pg_advisory_xact_lock key serialising concurrent upgrades (operator replicas, runner pods).
-_PG_MIGRATION_LOCK = int.from_bytes(
-    hashlib.sha256(b"agentensor_store.migrations").digest()[:8], "big", signed=True
-)
+_PG_MIGRATION_LOCK = int.from_bytes(hashlib.sha256(b"agentensor_store.migrations").digest()[:8], "big", signed=True)
 
 
 def migrations_dir() -> Path:
@@ -41,9 +39,7 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "migrations"
 
 
-def include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Autogenerate filter: only ``agentensor_*`` tables (and what belongs to them)."""
     if type_ == "table":
         return name is not None and name.startswith(TABLE_PREFIX)

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from agentensor_api import (
@@ -24,38 +23,14 @@ from agentensor_api import (
     render_crds,
 )
 
+from ._common import DbOption, err, fail, open_store, out
+from ._operator_cmds import register as _register_operator_cmds
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 checkpoints_app = typer.Typer(no_args_is_help=True, help="List and export checkpointed versions.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(db_app, name="db")
-err = Console(stderr=True)
-out = Console()
-
-DbOption = Annotated[
-    str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL, else ./agentensor.db).")
-]
-
-
-OUTAGE_RETRY_ENV = "AGENTENSOR_DB_OUTAGE_RETRY_SECONDS"
-DEFAULT_OUTAGE_RETRY_SECONDS = 300.0
-"""Once a run has started, ride out a database outage this long (a PostgreSQL restart or
-failover takes seconds to a minute); before that, fail fast so a wrong --db is reported at once."""
-
-
-def _store(db: str | None, *, ride_out_outages: bool = False) -> Any:
-    from agentensor_store import Store, default_database_url
-
-    store = Store(db or default_database_url())
-    store.upgrade()
-    if ride_out_outages:
-        store.outage_retry_seconds = float(os.environ.get(OUTAGE_RETRY_ENV, DEFAULT_OUTAGE_RETRY_SECONDS))
-    return store
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 class _Progress:
@@ -114,14 +89,14 @@ def run(
     try:
         resources = load_manifests(file)
     except ManifestError as e:
-        _fail(str(e))
+        fail(str(e))
     configs = [r for r in resources if isinstance(r, PromptConfig)]
     runs = [r for r in resources if isinstance(r, (TrainingRun, EvaluationRun))]
     if not runs:
-        _fail("no TrainingRun or EvaluationRun in the files given")
+        fail("no TrainingRun or EvaluationRun in the files given")
     if run_id is not None and len(runs) > 1:
-        _fail(f"--run-id names one run, but the files hold {len(runs)} runs; run them one at a time")
-    store = _store(db, ride_out_outages=True)
+        fail(f"--run-id names one run, but the files hold {len(runs)} runs; run them one at a time")
+    store = open_store(db, ride_out_outages=True)
     failed = 0
     try:
         for res in runs:
@@ -144,9 +119,9 @@ def run(
                     )
             except ManifestError as e:
                 where = e.source or res.source
-                _fail(f"{where}: {e.field}: {e.reason}")
+                fail(f"{where}: {e.field}: {e.reason}")
             except AgentensorError as e:
-                _fail(f"{res.source}: {e}")
+                fail(f"{res.source}: {e}")
             paths = write_outputs(
                 target, f"{res.kind}/{res.name}", status, store, training=isinstance(res, TrainingRun)
             )
@@ -184,11 +159,11 @@ def _print_status(res: TrainingRun | EvaluationRun, status: RunStatus) -> None:
 @checkpoints_app.command("list")
 def checkpoints_list(workflow: str, db: DbOption = None) -> None:
     """List the checkpoints of WORKFLOW (version, epoch, validation score, run, checksum)."""
-    store = _store(db)
+    store = open_store(db)
     try:
         rows = store.list_checkpoints(workflow=workflow)
         if not rows:
-            _fail(f"no checkpoints for workflow {workflow!r}", code=1)
+            fail(f"no checkpoints for workflow {workflow!r}", code=1)
         t = Table(title=f"checkpoints of {workflow}")
         for col in ("version", "epoch", "score", "run", "checksum", "created"):
             t.add_column(col)
@@ -218,18 +193,18 @@ def checkpoints_export(
 ) -> None:
     """Write a PromptConfig manifest holding one stored version of WORKFLOW."""
     if (version is None) == (not best):
-        _fail("give exactly one of --version N or --best")
-    store = _store(db)
+        fail("give exactly one of --version N or --best")
+    store = open_store(db)
     try:
         if best:
             cp = store.best_checkpoint(workflow=workflow)
             if cp is None:
-                _fail(f"no checkpoints for workflow {workflow!r}", code=1)
+                fail(f"no checkpoints for workflow {workflow!r}", code=1)
             version = cp.version
         assert version is not None
         rec = store.get_version(workflow, version)
         if rec is None:
-            _fail(f"workflow {workflow!r} has no version {version}", code=1)
+            fail(f"workflow {workflow!r} has no version {version}", code=1)
         doc = {
             "apiVersion": "agentensor.dev/v1alpha1",
             "kind": "PromptConfig",
@@ -284,7 +259,7 @@ def crds(
             output.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     if drift:
-        _fail(f"CRDs drifted from the models: {drift}; run `agentensor crds -o {output}`", code=1)
+        fail(f"CRDs drifted from the models: {drift}; run `agentensor crds -o {output}`", code=1)
 
 
 @app.command()
@@ -298,13 +273,11 @@ def docs(
     text = render_api_docs()
     if check:
         if not output.exists() or output.read_text(encoding="utf-8") != text:
-            _fail(f"{output} drifted from the models; run `agentensor docs -o {output}`", code=1)
+            fail(f"{output} drifted from the models; run `agentensor docs -o {output}`", code=1)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
 
-
-from ._operator_cmds import register as _register_operator_cmds  # noqa: E402
 
 _register_operator_cmds(app)
 

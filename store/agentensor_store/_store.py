@@ -53,11 +53,26 @@ REGISTER_VERSION_ATTEMPTS = 20
 """Bound on ``register_version`` retries after losing a race for a version number."""
 
 _CASE_UPDATE_COLUMNS = (
-    "thread_id", "epoch", "version", "input", "expected", "output", "scores", "passed", "error",
+    "thread_id",
+    "epoch",
+    "version",
+    "input",
+    "expected",
+    "output",
+    "scores",
+    "passed",
+    "error",
     "latency_seconds",
 )
 _CHECKPOINT_UPDATE_COLUMNS = (
-    "version_id", "score", "scores", "train_score", "accepted", "seed", "dataset_hash", "extra",
+    "version_id",
+    "score",
+    "scores",
+    "train_score",
+    "accepted",
+    "seed",
+    "dataset_hash",
+    "extra",
 )
 
 
@@ -87,9 +102,7 @@ class Store:
         try:
             self._engine = create_store_engine(parsed, echo=echo)
         except ArgumentError as e:  # e.g. credentials in a SQLite URL
-            raise UnsupportedDatabaseError(
-                translate_error("creating the engine", e, parsed).args[0]
-            ) from e
+            raise UnsupportedDatabaseError(translate_error("creating the engine", e, parsed).args[0]) from e
         except SQLAlchemyError as e:
             raise translate_error("creating the engine", e, parsed) from e
         self._dialect = self._engine.dialect.name
@@ -228,9 +241,18 @@ class Store:
         _check_json("spec", spec)
         now = utcnow()
         values = {
-            "id": run_id, "kind": kind, "namespace": namespace, "name": name,
-            "workflow": workflow, "phase": INITIAL_PHASE, "spec": spec, "status": {},
-            "seed": seed, "dataset_hash": dataset_hash, "created_at": now, "updated_at": now,
+            "id": run_id,
+            "kind": kind,
+            "namespace": namespace,
+            "name": name,
+            "workflow": workflow,
+            "phase": INITIAL_PHASE,
+            "spec": spec,
+            "status": {},
+            "seed": seed,
+            "dataset_hash": dataset_hash,
+            "created_at": now,
+            "updated_at": now,
         }
         with self._guard("create_run"), self._session(write=True) as s:
             stmt = self._upsert(RunModel).values(values)
@@ -331,39 +353,38 @@ class Store:
         by_key: dict[tuple[str, str], dict[str, Any]] = {}
         for r in rows:
             if not math.isfinite(r.latency_seconds):
-                raise InvalidValueError(
-                    f"case {r.case_id!r}: latency_seconds must be finite, got {r.latency_seconds}"
-                )
+                raise InvalidValueError(f"case {r.case_id!r}: latency_seconds must be finite, got {r.latency_seconds}")
             for label in ("input", "expected", "output", "scores"):
                 _check_json(f"case {r.case_id!r} {label}", getattr(r, label))
             by_key[(r.stage, r.case_id)] = {
-                "run_id": run_id, "stage": r.stage, "case_id": r.case_id,
-                "thread_id": r.thread_id, "epoch": r.epoch, "version": r.version,
-                "input": r.input, "expected": r.expected, "output": r.output,
-                "scores": dict(r.scores), "passed": r.passed, "error": r.error,
-                "latency_seconds": float(r.latency_seconds), "created_at": now,
+                "run_id": run_id,
+                "stage": r.stage,
+                "case_id": r.case_id,
+                "thread_id": r.thread_id,
+                "epoch": r.epoch,
+                "version": r.version,
+                "input": r.input,
+                "expected": r.expected,
+                "output": r.output,
+                "scores": dict(r.scores),
+                "passed": r.passed,
+                "error": r.error,
+                "latency_seconds": float(r.latency_seconds),
+                "created_at": now,
             }
         with self._guard("record_cases"), self._session(write=True) as s:
             _require_run(s, run_id)
             stmt = self._upsert(CaseResultModel)
             stmt = stmt.on_conflict_do_update(
-                index_elements=[
-                    CaseResultModel.run_id, CaseResultModel.stage, CaseResultModel.case_id
-                ],
+                index_elements=[CaseResultModel.run_id, CaseResultModel.stage, CaseResultModel.case_id],
                 set_={c: stmt.excluded[c] for c in _CASE_UPDATE_COLUMNS},
             )
             s.execute(stmt, list(by_key.values()))
 
     @retry_unavailable
-    def list_cases(
-        self, run_id: str, *, stage: str | None = None, errors_only: bool = False
-    ) -> list[CaseRow]:
+    def list_cases(self, run_id: str, *, stage: str | None = None, errors_only: bool = False) -> list[CaseRow]:
         """A run's case results in recording order, optionally of one stage or errors only."""
-        stmt = (
-            select(CaseResultModel)
-            .where(CaseResultModel.run_id == run_id)
-            .order_by(CaseResultModel.id)
-        )
+        stmt = select(CaseResultModel).where(CaseResultModel.run_id == run_id).order_by(CaseResultModel.id)
         if stage is not None:
             stmt = stmt.where(CaseResultModel.stage == stage)
         if errors_only:
@@ -404,9 +425,7 @@ class Store:
             VersionConflictError: every attempt lost the race.
         """
         if source not in VERSION_SOURCES:
-            raise InvalidValueError(
-                f"source must be one of {sorted(VERSION_SOURCES)}, got {source!r}"
-            )
+            raise InvalidValueError(f"source must be one of {sorted(VERSION_SOURCES)}, got {source!r}")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
             raise InvalidValueError("prompts must map prompt names (str) to texts (str)")
         try:
@@ -422,18 +441,22 @@ class Store:
             .scalar_subquery()
         )
         values = {
-            "workflow": workflow, "version": next_version, "checksum": checksum,
-            "prompts": dict(prompts), "parameters": dict(parameters), "source": source,
-            "source_run_id": source_run_id, "seed": seed, "dataset_hash": dataset_hash,
+            "workflow": workflow,
+            "version": next_version,
+            "checksum": checksum,
+            "prompts": dict(prompts),
+            "parameters": dict(parameters),
+            "source": source,
+            "source_run_id": source_run_id,
+            "seed": seed,
+            "dataset_hash": dataset_hash,
         }
         last_error: BaseException | None = None
         for attempt in range(REGISTER_VERSION_ATTEMPTS):
             try:
                 with self._guard("register_version"), self._session(write=True) as s:
                     if self._dialect == "postgresql":
-                        s.execute(
-                            text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(workflow)}
-                        )
+                        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(workflow)})
                     found = s.scalars(by_checksum).one_or_none()
                     if found is not None:
                         return _version_record(found)
@@ -514,9 +537,16 @@ class Store:
         _check_json("scores", scores)
         _check_json("extra", extra or {})
         values = {
-            "run_id": run_id, "epoch": epoch, "version_id": version.id, "score": score,
-            "scores": dict(scores), "train_score": train_score, "accepted": accepted,
-            "seed": seed, "dataset_hash": dataset_hash, "extra": dict(extra or {}),
+            "run_id": run_id,
+            "epoch": epoch,
+            "version_id": version.id,
+            "score": score,
+            "scores": dict(scores),
+            "train_score": train_score,
+            "accepted": accepted,
+            "seed": seed,
+            "dataset_hash": dataset_hash,
+            "extra": dict(extra or {}),
             "created_at": utcnow(),
         }
         with self._guard("add_checkpoint"), self._session(write=True) as s:
@@ -533,16 +563,12 @@ class Store:
                 set_={c: stmt.excluded[c] for c in _CHECKPOINT_UPDATE_COLUMNS},
             )
             s.execute(stmt)
-            query = _checkpoints().where(
-                CheckpointModel.run_id == run_id, CheckpointModel.epoch == epoch
-            )
+            query = _checkpoints().where(CheckpointModel.run_id == run_id, CheckpointModel.epoch == epoch)
             c, v = s.execute(query).one()
             return _checkpoint_record(c, v)
 
     @retry_unavailable
-    def list_checkpoints(
-        self, *, run_id: str | None = None, workflow: str | None = None
-    ) -> list[CheckpointRecord]:
+    def list_checkpoints(self, *, run_id: str | None = None, workflow: str | None = None) -> list[CheckpointRecord]:
         """Checkpoints of a run and/or a workflow (all if neither), in creation order."""
         stmt = _filter_checkpoints(_checkpoints(), run_id, workflow).order_by(CheckpointModel.id)
         with self._guard("list_checkpoints"), self._session(write=False) as s:
@@ -551,19 +577,17 @@ class Store:
     @retry_unavailable
     def latest_checkpoint(self, run_id: str) -> CheckpointRecord | None:
         """The run's checkpoint with the highest epoch."""
-        stmt = (
-            _checkpoints()
-            .where(CheckpointModel.run_id == run_id)
-            .order_by(CheckpointModel.epoch.desc())
-            .limit(1)
-        )
+        stmt = _checkpoints().where(CheckpointModel.run_id == run_id).order_by(CheckpointModel.epoch.desc()).limit(1)
         with self._guard("latest_checkpoint"), self._session(write=False) as s:
             row = s.execute(stmt).one_or_none()
             return None if row is None else _checkpoint_record(row[0], row[1])
 
     @retry_unavailable
     def best_checkpoint(
-        self, *, run_id: str | None = None, workflow: str | None = None,
+        self,
+        *,
+        run_id: str | None = None,
+        workflow: str | None = None,
         direction: str = "maximize",
     ) -> CheckpointRecord | None:
         """The best-scoring checkpoint (``score`` not null) of a run and/or workflow.
@@ -574,9 +598,7 @@ class Store:
             InvalidValueError: ``direction`` is not ``maximize``/``minimize``.
         """
         if direction not in DIRECTIONS:
-            raise InvalidValueError(
-                f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}"
-            )
+            raise InvalidValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
         score = CheckpointModel.score
         order = score.desc() if direction == "maximize" else score.asc()
         stmt = (
@@ -600,9 +622,7 @@ def _check_run_id(run_id: str) -> None:
 
 def _check_aware(value: datetime | None, label: str) -> None:
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidValueError(
-            f"{label} must be timezone-aware (UTC), got naive {value.isoformat()}"
-        )
+        raise InvalidValueError(f"{label} must be timezone-aware (UTC), got naive {value.isoformat()}")
 
 
 def _check_json(label: str, value: Any) -> None:
@@ -641,9 +661,7 @@ def _checkpoints() -> _CheckpointSelect:
     )
 
 
-def _filter_checkpoints(
-    stmt: _CheckpointSelect, run_id: str | None, workflow: str | None
-) -> _CheckpointSelect:
+def _filter_checkpoints(stmt: _CheckpointSelect, run_id: str | None, workflow: str | None) -> _CheckpointSelect:
     if run_id is not None:
         stmt = stmt.where(CheckpointModel.run_id == run_id)
     if workflow is not None:
@@ -653,36 +671,76 @@ def _filter_checkpoints(
 
 def _run_record(r: RunModel) -> RunRecord:
     return RunRecord(
-        id=RunId(r.id), kind=r.kind, namespace=r.namespace, name=r.name, workflow=r.workflow,
-        phase=r.phase, spec=r.spec, status=r.status, seed=r.seed, dataset_hash=r.dataset_hash,
-        created_at=r.created_at, updated_at=r.updated_at, started_at=r.started_at,
+        id=RunId(r.id),
+        kind=r.kind,
+        namespace=r.namespace,
+        name=r.name,
+        workflow=r.workflow,
+        phase=r.phase,
+        spec=r.spec,
+        status=r.status,
+        seed=r.seed,
+        dataset_hash=r.dataset_hash,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        started_at=r.started_at,
         completed_at=r.completed_at,
     )
 
 
 def _case_row(r: CaseResultModel) -> CaseRow:
     return CaseRow(
-        stage=r.stage, case_id=r.case_id, thread_id=r.thread_id, input=r.input,
-        expected=r.expected, output=r.output, scores=r.scores, passed=r.passed, error=r.error,
-        latency_seconds=r.latency_seconds, epoch=r.epoch, version=r.version,
-        run_id=RunId(r.run_id), id=CaseResultId(r.id), created_at=r.created_at,
+        stage=r.stage,
+        case_id=r.case_id,
+        thread_id=r.thread_id,
+        input=r.input,
+        expected=r.expected,
+        output=r.output,
+        scores=r.scores,
+        passed=r.passed,
+        error=r.error,
+        latency_seconds=r.latency_seconds,
+        epoch=r.epoch,
+        version=r.version,
+        run_id=RunId(r.run_id),
+        id=CaseResultId(r.id),
+        created_at=r.created_at,
     )
 
 
 def _version_record(v: PromptVersionModel) -> VersionRecord:
     return VersionRecord(
-        id=VersionId(v.id), workflow=v.workflow, version=v.version, checksum=v.checksum,
-        prompts=v.prompts, parameters=v.parameters, source=v.source,
-        source_run_id=v.source_run_id, seed=v.seed, dataset_hash=v.dataset_hash,
+        id=VersionId(v.id),
+        workflow=v.workflow,
+        version=v.version,
+        checksum=v.checksum,
+        prompts=v.prompts,
+        parameters=v.parameters,
+        source=v.source,
+        source_run_id=v.source_run_id,
+        seed=v.seed,
+        dataset_hash=v.dataset_hash,
         created_at=v.created_at,
     )
 
 
 def _checkpoint_record(c: CheckpointModel, v: PromptVersionModel) -> CheckpointRecord:
     return CheckpointRecord(
-        id=CheckpointId(c.id), run_id=RunId(c.run_id), epoch=c.epoch, version=v.version,
-        version_id=VersionId(v.id), workflow=v.workflow, checksum=v.checksum,
-        prompts=v.prompts, parameters=v.parameters, score=c.score, scores=c.scores,
-        train_score=c.train_score, accepted=c.accepted, seed=c.seed,
-        dataset_hash=c.dataset_hash, extra=c.extra, created_at=c.created_at,
+        id=CheckpointId(c.id),
+        run_id=RunId(c.run_id),
+        epoch=c.epoch,
+        version=v.version,
+        version_id=VersionId(v.id),
+        workflow=v.workflow,
+        checksum=v.checksum,
+        prompts=v.prompts,
+        parameters=v.parameters,
+        score=c.score,
+        scores=c.scores,
+        train_score=c.train_score,
+        accepted=c.accepted,
+        seed=c.seed,
+        dataset_hash=c.dataset_hash,
+        extra=c.extra,
+        created_at=c.created_at,
     )

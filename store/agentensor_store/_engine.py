@@ -77,7 +77,10 @@ def create_store_engine(url: URL, *, echo: bool = False) -> Engine:
     if "application_name" not in url.query:
         connect_args["application_name"] = "agentensor"
     return create_engine(
-        url, echo=echo, pool_pre_ping=True, json_serializer=canonical_json,
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        json_serializer=canonical_json,
         connect_args=connect_args,
     )
 

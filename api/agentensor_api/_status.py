@@ -35,33 +35,6 @@ class Condition(ApiModel):
     observed_generation: int | None = Field(default=None, description="Generation this was computed for.")
 
 
-def set_condition(
-    conditions: list[Condition],
-    type_: str,
-    status: ConditionStatus,
-    reason: str,
-    message: str = "",
-    *,
-    observed_generation: int | None = None,
-    now: str | None = None,
-) -> list[Condition]:
-    """Return ``conditions`` with ``type_`` set; lastTransitionTime moves only when status changes."""
-    previous = next((c for c in conditions if c.type == type_), None)
-    unchanged = previous is not None and previous.status == status
-    since = previous.last_transition_time if unchanged and previous else (now or now_rfc3339())
-    updated = Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=since,
-        observed_generation=observed_generation,
-    )
-    if previous is None:
-        return [*conditions, updated]
-    return [updated if c.type == type_ else c for c in conditions]
-
-
 class HoldoutScores(ApiModel):
     """Objective score of the baseline and of the best config on the holdout split."""
 

@@ -18,6 +18,7 @@ from ._common import (
     WorkflowSpec,
     api_key_env_name,
 )
+from ._conditions import ConditionType, Reason, condition_of, mark_failed, mark_running, mark_succeeded, set_condition
 from ._crd import crd_for, render_crds, schema_for
 from ._docs import render_api_docs
 from ._errors import AgentensorError, ManifestError, UnknownKindError
@@ -56,7 +57,6 @@ from ._status import (
     RunStatus,
     UsageSummary,
     now_rfc3339,
-    set_condition,
 )
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "CheckpointSpec",
     "CheckpointSummary",
     "Condition",
+    "ConditionType",
     "DatasetSpec",
     "EvaluationRun",
     "EvaluationRunSpec",
@@ -91,6 +92,7 @@ __all__ = [
     "PromptConfigSpec",
     "PromptConfigStatus",
     "PromptSpec",
+    "Reason",
     "ResponseCacheSpec",
     "RunStatus",
     "RunnableConfigSpec",
@@ -104,9 +106,13 @@ __all__ = [
     "WorkflowSpec",
     "api_key_env_name",
     "canonical_json",
+    "condition_of",
     "config_checksum",
     "crd_for",
     "load_manifests",
+    "mark_failed",
+    "mark_running",
+    "mark_succeeded",
     "now_rfc3339",
     "parse_resource",
     "render_api_docs",

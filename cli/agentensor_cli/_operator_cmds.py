@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from ._common import err, outage_retry_seconds
 
 ROOT_ENV = "AGENTENSOR_ROOT"
 """Test-harness hook: when set, absolute container paths (``--manifest``, ``--base-dir``) are
@@ -24,8 +25,6 @@ volumes under it; real Pods never set it."""
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
-
-err = Console(stderr=True)
 
 
 def _container_path(path: Path) -> Path:
@@ -121,8 +120,6 @@ def runner(
     from agentensor_runner import execute, find_prompt_config, tuned_gc
     from agentensor_store import DATABASE_URL_ENV, Store
 
-    from ._app import DEFAULT_OUTAGE_RETRY_SECONDS, OUTAGE_RETRY_ENV
-
     shard_spec = _parse_shard(shard)
     path = _container_path(manifest)
     url = db or os.environ.get(DATABASE_URL_ENV)
@@ -152,7 +149,7 @@ def runner(
     try:
         store.upgrade()
         # Once started, ride out a database restart or fail-over instead of failing the Pod.
-        store.outage_retry_seconds = float(os.environ.get(OUTAGE_RETRY_ENV, DEFAULT_OUTAGE_RETRY_SECONDS))
+        store.outage_retry_seconds = outage_retry_seconds()
         pc = find_prompt_config(run, configs)
         if shard_spec is not None:
             run = _shard_run(run, base, shard_spec)

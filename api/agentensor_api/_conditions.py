@@ -1,0 +1,153 @@
+"""The status vocabulary: condition types, reasons, and the helpers every writer of status uses.
+
+Condition types and reasons are API (users ``kubectl wait`` on them, alerts and Argo CD health
+checks match them), so they are named constants here and nowhere else, in the manner of kueue's
+``apis/kueue/v1beta1/*_types.go``. Writers of status, the local runner and the operator alike, set
+conditions only through :func:`set_condition` and the ``mark_*`` helpers below, so a failed
+EvaluationRun carries the same conditions as a failed TrainingRun whoever wrote it.
+
+Shapes follow the Kubernetes API conventions (``metav1.Condition``): a condition type is a
+CamelCase noun or adjective whose ``True`` status is the notable state; a reason is a CamelCase
+word for why.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._status import Condition, ConditionStatus, RunStatus, now_rfc3339
+
+
+class ConditionType:
+    """The ``status.conditions[].type`` values."""
+
+    ACCEPTED: Final = "Accepted"
+    """The spec at ``observedGeneration`` is valid and acted on (False: InvalidSpec)."""
+    QUEUED: Final = "Queued"
+    """Waiting for a runner slot or held by ``spec.suspend``."""
+    RUNNING: Final = "Running"
+    """A runner is working on the run."""
+    SUCCEEDED: Final = "Succeeded"
+    """The run finished and recorded its verdict."""
+    FAILED: Final = "Failed"
+    """The run ended without a verdict it could stand by."""
+    PROMOTABLE: Final = "Promotable"
+    """TrainingRun: the best config passed the holdout guard."""
+    READY: Final = "Ready"
+    """PromptConfig: the active version is materialized."""
+
+
+class Reason:
+    """The ``status.conditions[].reason`` values (CamelCase)."""
+
+    # Accepted
+    ACCEPTED: Final = "Accepted"
+    INVALID_SPEC: Final = "InvalidSpec"
+    SPEC_CHANGE_REJECTED: Final = "SpecChangeRejected"
+    PROMPT_CONFIG_NOT_FOUND: Final = "PromptConfigNotFound"
+    # Queued
+    WAITING: Final = "Waiting"
+    SUSPENDED: Final = "Suspended"
+    ADMITTED: Final = "Admitted"
+    # Running
+    JOB_CREATED: Final = "JobCreated"
+    TRAINING: Final = "Training"
+    EVALUATING: Final = "Evaluating"
+    RESUMED: Final = "Resumed"
+    GOAL_REACHED: Final = "GoalReached"
+    PATIENCE_EXHAUSTED: Final = "PatienceExhausted"
+    # Succeeded
+    COMPLETED: Final = "Completed"
+    EMPTY_SHARD: Final = "EmptyShard"
+    # Failed
+    ALL_CASES_FAILED: Final = "AllCasesFailed"
+    INVALID_INPUT: Final = "InvalidInput"
+    JOB_FAILED: Final = "JobFailed"
+    JOB_MISSING: Final = "JobMissing"
+    NO_VERDICT: Final = "NoVerdict"
+    SHARD_FAILED: Final = "ShardFailed"
+    # Promotable
+    HOLDOUT_GUARD_PASSED: Final = "HoldoutGuardPassed"
+    HOLDOUT_REGRESSION: Final = "HoldoutRegression"
+    NO_IMPROVEMENT: Final = "NoImprovement"
+    # Ready (PromptConfig)
+    MATERIALIZED: Final = "Materialized"
+    VERSION_NOT_FOUND: Final = "VersionNotFound"
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str = "",
+    *,
+    observed_generation: int | None = None,
+    now: str | None = None,
+) -> list[Condition]:
+    """Return ``conditions`` with ``type_`` set; lastTransitionTime moves only when status changes.
+
+    The list keeps its order (a new type is appended); the input list is not modified.
+    ``now`` is an RFC 3339 time (default: the current time).
+    """
+    previous = next((c for c in conditions if c.type == type_), None)
+    unchanged = previous is not None and previous.status == status
+    since = previous.last_transition_time if unchanged and previous else (now or now_rfc3339())
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=observed_generation,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type_ else c for c in conditions]
+
+
+def condition_of(status: RunStatus, type_: str) -> Condition | None:
+    """The condition of ``type_`` in ``status``, or None."""
+    return next((c for c in status.conditions if c.type == type_), None)
+
+
+def mark_running(status: RunStatus, reason: str, message: str = "", *, now: str | None = None) -> RunStatus:
+    """Set phase Running and ``Running=True`` with ``reason``; returns ``status`` (modified in place)."""
+    status.phase = "Running"
+    status.conditions = set_condition(status.conditions, ConditionType.RUNNING, "True", reason, message, now=now)
+    return status
+
+
+def mark_succeeded(
+    status: RunStatus, message: str, *, reason: str = Reason.COMPLETED, now: str | None = None
+) -> RunStatus:
+    """Set phase Succeeded: ``Running=False`` and ``Succeeded=True`` (reason Completed), completionTime.
+
+    Returns ``status`` (modified in place).
+    """
+    when = now or now_rfc3339()
+    status.phase = "Succeeded"
+    status.completion_time = when
+    status.conditions = set_condition(status.conditions, ConditionType.RUNNING, "False", reason, message, now=when)
+    status.conditions = set_condition(status.conditions, ConditionType.SUCCEEDED, "True", reason, message, now=when)
+    return status
+
+
+def mark_failed(status: RunStatus, reason: str, message: str, *, now: str | None = None) -> RunStatus:
+    """Set phase Failed: ``Running=False``, ``Succeeded=False`` and ``Failed=True``, all with ``reason``.
+
+    Also sets ``status.message`` and ``completionTime``. Progress fields
+    (epoch, cases, scores, checkpoints) are left as they are, so a failure keeps what was done.
+    Returns ``status`` (modified in place).
+    """
+    when = now or now_rfc3339()
+    status.phase = "Failed"
+    status.message = message
+    status.completion_time = when
+    for type_, value in (
+        (ConditionType.RUNNING, "False"),
+        (ConditionType.SUCCEEDED, "False"),
+        (ConditionType.FAILED, "True"),
+    ):
+        status.conditions = set_condition(status.conditions, type_, value, reason, message, now=when)  # type: ignore[arg-type]
+    return status
