@@ -35,6 +35,8 @@ class ConditionType:
     """TrainingRun: the best config passed the holdout guard."""
     READY: Final = "Ready"
     """PromptConfig: the active version is materialized."""
+    DATABASE_AVAILABLE: Final = "DatabaseAvailable"
+    """Operator: False while it cannot read the run's rows (True again once it can)."""
 
 
 class Reason:
@@ -73,6 +75,9 @@ class Reason:
     # Ready (PromptConfig)
     MATERIALIZED: Final = "Materialized"
     VERSION_NOT_FOUND: Final = "VersionNotFound"
+    # DatabaseAvailable (operator)
+    DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
+    DATABASE_REACHABLE: Final = "DatabaseReachable"
 
 
 def set_condition(
