@@ -242,8 +242,3 @@ def check_objective(evaluators: list[EvaluatorSpec], objective: ObjectiveSpec | 
         raise ValueError(f"evaluators: duplicate name(s) {dupes}")
     if objective is not None and objective.evaluator not in names:
         raise ValueError(f"objective.evaluator {objective.evaluator!r} is not one of spec.evaluators {names}")
-
-
-def dns_label(value: str) -> str:
-    """Normalise a string to a DNS-1123 label fragment (lowercase, [-a-z0-9])."""
-    return re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
