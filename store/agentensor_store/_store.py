@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentensor_api import canonical_json, config_checksum
+from agentensor_api import PromptConfig, RunStatus, canonical_json, config_checksum
 
 from ._engine import WRITE_OPTION, create_store_engine, parse_url, translate_error
 from ._errors import (
@@ -48,6 +48,9 @@ from ._records import (
 from ._retry import retry_unavailable
 
 log = logging.getLogger("agentensor_store")
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+"""The phases of a run's verdict (:meth:`Store.record_verdict`)."""
 
 REGISTER_VERSION_ATTEMPTS = 20
 """Bound on ``register_version`` retries after losing a race for a version number."""
@@ -114,6 +117,14 @@ class Store:
     def url(self) -> str:
         """The database URL with the password masked as ``***``."""
         return self._engine.url.render_as_string(hide_password=True)
+
+    def url_with_password(self) -> str:
+        """The database URL including its password (a DSN), for a library that opens its own
+        connections to the same database, e.g. Optuna's ``RDBStorage``.
+
+        A secret: never log it, put it in status, an Event or an error message (use :attr:`url`).
+        """
+        return self._engine.url.render_as_string(hide_password=False)
 
     @property
     def dialect(self) -> str:
@@ -321,6 +332,48 @@ class Store:
             row.updated_at = utcnow()
 
     @retry_unavailable
+    def record_verdict(
+        self,
+        *,
+        run_id: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        workflow: str,
+        spec: dict[str, Any],
+        status: RunStatus,
+        seed: int | None = None,
+        completed_at: datetime | None = None,
+    ) -> RunRecord:
+        """Write a finished run's row: insert it if missing, then set its phase, status and completion.
+
+        For a verdict the writer computed itself (e.g. the operator's aggregate of a sharded
+        EvaluationRun, whose shards keep their own rows). The row is created as by
+        :meth:`create_run` (an existing row keeps its kind, names, spec and seed), then gets
+        ``phase = status.phase``, ``status = status.to_wire()`` and ``completed_at`` (default:
+        now, UTC). Both steps are idempotent, so calling again after a fault is safe.
+
+        Raises:
+            InvalidValueError: ``status.phase`` is not ``Succeeded``/``Failed``, or the
+                arguments :meth:`create_run` rejects.
+        """
+        if status.phase not in TERMINAL_PHASES:
+            raise InvalidValueError(f"status.phase must be one of {sorted(TERMINAL_PHASES)}, got {status.phase!r}")
+        _check_aware(completed_at, "completed_at")
+        wire = status.to_wire()
+        _check_json("status", wire)
+        self.create_run(
+            run_id=run_id, kind=kind, namespace=namespace, name=name, workflow=workflow, spec=spec, seed=seed
+        )
+        with self._guard("record_verdict"), self._session(write=True) as s:
+            row = s.get_one(RunModel, run_id)
+            row.phase = status.phase
+            row.status = wire
+            row.completed_at = completed_at or utcnow()
+            row.updated_at = utcnow()
+            return _run_record(row)
+
+    @retry_unavailable
     def delete_run(self, run_id: str) -> bool:
         """Delete a run with its case results and checkpoints (prompt versions stay).
 
@@ -424,25 +477,10 @@ class Store:
                 are not JSON (NaN included).
             VersionConflictError: every attempt lost the race.
         """
-        if source not in VERSION_SOURCES:
-            raise InvalidValueError(f"source must be one of {sorted(VERSION_SOURCES)}, got {source!r}")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
-            raise InvalidValueError("prompts must map prompt names (str) to texts (str)")
-        try:
-            checksum = config_checksum(dict(prompts), dict(parameters))
-        except (TypeError, ValueError) as e:
-            raise InvalidValueError(f"prompts/parameters are not canonical JSON: {e}") from e
-        by_checksum = select(PromptVersionModel).where(
-            PromptVersionModel.workflow == workflow, PromptVersionModel.checksum == checksum
-        )
-        next_version = (
-            select(func.coalesce(func.max(PromptVersionModel.version), 0) + 1)
-            .where(PromptVersionModel.workflow == workflow)
-            .scalar_subquery()
-        )
+        checksum = _version_checksum(source, prompts, parameters)
         values = {
             "workflow": workflow,
-            "version": next_version,
+            "version": _next_version(workflow),
             "checksum": checksum,
             "prompts": dict(prompts),
             "parameters": dict(parameters),
@@ -454,14 +492,7 @@ class Store:
         last_error: BaseException | None = None
         for attempt in range(REGISTER_VERSION_ATTEMPTS):
             try:
-                with self._guard("register_version"), self._session(write=True) as s:
-                    if self._dialect == "postgresql":
-                        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(workflow)})
-                    found = s.scalars(by_checksum).one_or_none()
-                    if found is not None:
-                        return _version_record(found)
-                    s.execute(insert(PromptVersionModel).values({**values, "created_at": utcnow()}))
-                    rec = _version_record(s.scalars(by_checksum).one())
+                rec = self._insert_version(values)
                 log.debug("registered %s version %d (%s)", workflow, rec.version, checksum[:12])
                 return rec
             except StoreError as e:
@@ -473,6 +504,38 @@ class Store:
         raise VersionConflictError(
             f"register_version({workflow!r}) lost the race {REGISTER_VERSION_ATTEMPTS} times"
         ) from last_error
+
+    def _insert_version(self, values: dict[str, Any]) -> VersionRecord:
+        """One attempt of :meth:`register_version`: the stored twin, or the row inserted now.
+
+        Raises StoreError chaining an IntegrityError when a concurrent caller took the number.
+        """
+        workflow = values["workflow"]
+        by_checksum = select(PromptVersionModel).where(
+            PromptVersionModel.workflow == workflow, PromptVersionModel.checksum == values["checksum"]
+        )
+        with self._guard("register_version"), self._session(write=True) as s:
+            if self._dialect == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(workflow)})
+            found = s.scalars(by_checksum).one_or_none()
+            if found is not None:
+                return _version_record(found)
+            s.execute(insert(PromptVersionModel).values({**values, "created_at": utcnow()}))
+            return _version_record(s.scalars(by_checksum).one())
+
+    def register_inline_version(self, prompt_config: PromptConfig) -> VersionRecord:
+        """Register a PromptConfig's inline ``spec.prompts`` texts and ``spec.parameters``.
+
+        The version of ``spec.workflow`` with ``source="inline"`` (deduplicated by checksum,
+        as :meth:`register_version`). The runner registers its starting config this way and the
+        operator a PromptConfig's spec, so both get the same version for the same spec.
+
+        Raises:
+            InvalidValueError, VersionConflictError: as :meth:`register_version`.
+        """
+        spec = prompt_config.spec
+        texts = {name: prompt.text for name, prompt in spec.prompts.items()}
+        return self.register_version(spec.workflow, texts, dict(spec.parameters), source="inline")
 
     @retry_unavailable
     def get_version(self, workflow: str, version: int) -> VersionRecord | None:
@@ -531,11 +594,7 @@ class Store:
             VersionNotFoundError: ``version`` is not stored here (or its checksum differs).
             InvalidValueError: a non-finite score, or values that are not JSON.
         """
-        for label, value in (("score", score), ("train_score", train_score)):
-            if value is not None and not math.isfinite(value):
-                raise InvalidValueError(f"{label} must be finite or None, got {value}")
-        _check_json("scores", scores)
-        _check_json("extra", extra or {})
+        _check_checkpoint_values(score, train_score, scores, extra)
         values = {
             "run_id": run_id,
             "epoch": epoch,
@@ -633,6 +692,16 @@ def _check_json(label: str, value: Any) -> None:
         raise InvalidValueError(f"{label} is not JSON-serialisable: {e}") from e
 
 
+def _check_checkpoint_values(
+    score: float | None, train_score: float | None, scores: dict[str, float], extra: dict[str, Any] | None
+) -> None:
+    for label, value in (("score", score), ("train_score", train_score)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidValueError(f"{label} must be finite or None, got {value}")
+    _check_json("scores", scores)
+    _check_json("extra", extra or {})
+
+
 def _require_run(s: Session, run_id: str) -> None:
     if s.get(RunModel, run_id) is None:
         raise RunNotFoundError(f"no run with id {run_id!r}")
@@ -644,6 +713,27 @@ def _is_unique_violation(exc: BaseException | None) -> bool:
     if getattr(exc.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
         return True
     return "UNIQUE constraint failed" in str(exc.orig)  # SQLite
+
+
+def _version_checksum(source: str, prompts: dict[str, str], parameters: dict[str, Any]) -> str:
+    """Validate a version's fields and return its :func:`agentensor_api.config_checksum`."""
+    if source not in VERSION_SOURCES:
+        raise InvalidValueError(f"source must be one of {sorted(VERSION_SOURCES)}, got {source!r}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
+        raise InvalidValueError("prompts must map prompt names (str) to texts (str)")
+    try:
+        return config_checksum(dict(prompts), dict(parameters))
+    except (TypeError, ValueError) as e:
+        raise InvalidValueError(f"prompts/parameters are not canonical JSON: {e}") from e
+
+
+def _next_version(workflow: str) -> Any:
+    """SQL for ``max(version) + 1`` of ``workflow`` (1 for its first version), evaluated on insert."""
+    return (
+        select(func.coalesce(func.max(PromptVersionModel.version), 0) + 1)
+        .where(PromptVersionModel.workflow == workflow)
+        .scalar_subquery()
+    )
 
 
 def _lock_key(workflow: str) -> int:

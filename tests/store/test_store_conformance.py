@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from agentensor_api import AgentensorError, config_checksum
+from agentensor_api import AgentensorError, PromptConfig, RunStatus, config_checksum, parse_resource
 from agentensor_store import (
     CaseRow,
     CheckpointRecord,
@@ -161,6 +161,69 @@ def test_update_run_errors(store: Store) -> None:
         store.update_run("run-1", status={"nan": math.nan})
     run = store.get_run("run-1")
     assert run is not None and run.status == {} and run.started_at is None
+
+
+def test_record_verdict_creates_a_missing_row_and_finishes_it(store: Store, store_url: str) -> None:
+    status = RunStatus(phase="Succeeded", cases_total=4, cases_completed=4, scores={"accuracy": 0.75})
+    done = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+    rec = store.record_verdict(
+        run_id="agg-1", kind="EvaluationRun", namespace="ns", name="er", workflow=WF,
+        spec={"parallelism": 8}, seed=7, status=status, completed_at=done,
+    )  # fmt: skip
+    assert (rec.id, rec.kind, rec.namespace, rec.name, rec.workflow, rec.seed) == (
+        "agg-1", "EvaluationRun", "ns", "er", WF, 7,
+    )  # fmt: skip
+    assert (rec.phase, rec.status, rec.spec, rec.completed_at) == (
+        "Succeeded",
+        status.to_wire(),
+        {"parallelism": 8},
+        done,
+    )
+    assert store.get_run("agg-1") == rec
+    assert RunStatus.model_validate(rec.status).scores == {"accuracy": 0.75}
+    # again (a retried pass): the same single row, the newer verdict
+    failed = RunStatus(phase="Failed", message="shard 1/2: boom")
+    again = store.record_verdict(
+        run_id="agg-1", kind="EvaluationRun", namespace="ns", name="er", workflow=WF, spec={}, status=failed
+    )
+    assert (again.phase, again.status["message"], again.spec, again.created_at) == (
+        "Failed", "shard 1/2: boom", {"parallelism": 8}, rec.created_at,
+    )  # fmt: skip
+    assert again.completed_at is not None and again.completed_at > done  # default: now
+    assert _count(store_url, "agentensor_runs") == 1
+
+
+def test_record_verdict_keeps_an_existing_rows_identity(store: Store) -> None:
+    created = _run(store, "run-1", seed=3)
+    rec = store.record_verdict(
+        run_id="run-1", kind="TrainingRun", namespace="elsewhere", name="other", workflow="other-wf",
+        spec={"changed": True}, seed=9, status=RunStatus(phase="Succeeded"),
+    )  # fmt: skip
+    assert (rec.namespace, rec.name, rec.workflow, rec.spec, rec.seed) == (
+        created.namespace, created.name, created.workflow, created.spec, 3,
+    )  # fmt: skip
+    assert rec.phase == "Succeeded" and rec.updated_at >= created.updated_at
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        pytest.param({"status": RunStatus(phase="Running")}, "status.phase", id="not-a-verdict"),
+        pytest.param({"status": RunStatus()}, "status.phase", id="pending"),
+        pytest.param({"completed_at": datetime(2025, 1, 1)}, "completed_at", id="naive-time"),
+        pytest.param({"kind": "PromptConfig"}, "kind", id="bad-kind"),
+        pytest.param({"run_id": ""}, "run_id", id="empty-id"),
+    ],
+)
+def test_record_verdict_rejects_bad_input(store: Store, over: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {
+        "run_id": "agg-1", "kind": "EvaluationRun", "namespace": "ns", "name": "er", "workflow": WF, "spec": {},
+        "status": RunStatus(phase="Succeeded"),
+    }  # fmt: skip
+    args.update(over)
+    with pytest.raises(InvalidValueError, match=match):
+        store.record_verdict(**args)
+    assert store.get_run("agg-1") is None
 
 
 # -- case results ---------------------------------------------------------------------------------
@@ -324,6 +387,34 @@ def test_register_version_numbers_and_dedupes(store: Store) -> None:
     assert store.find_version_by_checksum(WF, v3.checksum) == v3
     assert store.find_version_by_checksum("other-wf", v3.checksum) is None
     assert store.find_version_by_checksum(WF, "0" * 64) is None
+
+
+def _prompt_config(parameters: dict[str, Any]) -> PromptConfig:
+    doc = {
+        "apiVersion": "agentensor.dev/v1alpha1",
+        "kind": "PromptConfig",
+        "metadata": {"name": "bot"},
+        "spec": {
+            "workflow": WF,
+            "prompts": {"system": {"text": "Be brief."}, "user": {"text": "{q}", "requiresGrad": False}},
+            "parameters": parameters,
+        },
+    }
+    pc = parse_resource(doc)
+    assert isinstance(pc, PromptConfig)
+    return pc
+
+
+def test_register_inline_version_is_the_spec_as_an_inline_version(store: Store) -> None:
+    v1 = store.register_inline_version(_prompt_config({"temperature": 0.2}))
+    assert (v1.workflow, v1.version, v1.source) == (WF, 1, "inline")
+    assert (v1.prompts, v1.parameters) == ({"system": "Be brief.", "user": "{q}"}, {"temperature": 0.2})
+    assert v1.checksum == config_checksum({"system": "Be brief.", "user": "{q}"}, {"temperature": 0.2})
+    # the same spec (as the operator and the runner each register it): the same version
+    assert store.register_inline_version(_prompt_config({"temperature": 0.2})) == v1
+    assert store.register_version(WF, {"user": "{q}", "system": "Be brief."}, {"temperature": 0.2}) == v1
+    v2 = store.register_inline_version(_prompt_config({"temperature": 0.3}))
+    assert v2.version == 2 and store.list_versions(WF) == [v1, v2]
 
 
 def test_register_version_rejects_bad_input(store: Store) -> None:
@@ -534,6 +625,19 @@ def test_store_is_a_context_manager(store_url: str) -> None:
         assert s.get_run("run-1") is not None
         assert s.dialect in ("sqlite", "postgresql")
         assert repr(s) == f"Store(url={s.url!r})"
+
+
+def test_url_with_password_reaches_the_same_database(store: Store, store_url: str) -> None:
+    _run(store)
+    assert store.url_with_password() == Store(store_url).url_with_password()
+    with Store(store.url_with_password()) as again:
+        assert again.get_run("run-1") is not None
+
+
+def test_url_with_password_is_the_only_accessor_showing_it() -> None:
+    with Store("postgresql://agent:hunter2-pw@127.0.0.1:5432/db") as s:
+        assert "hunter2-pw" not in s.url and "hunter2-pw" not in repr(s)
+        assert s.url_with_password() == "postgresql+psycopg://agent:hunter2-pw@127.0.0.1:5432/db"
 
 
 def test_unsupported_urls() -> None:
