@@ -101,9 +101,3 @@ def kopf_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise translated from e
 
     return wrapper
-
-
-def describe(error: BaseException) -> str:
-    """One line for a condition message: the error's own message, or its type if it has none."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:1000]

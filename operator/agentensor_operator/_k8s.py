@@ -18,12 +18,12 @@ from typing import Any
 from kubernetes import client, config
 from urllib3.exceptions import HTTPError
 
+from agentensor_api import GROUP, VERSION
+
 from ._errors import KubernetesApiError
 
 JsonDict = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
-GROUP = "agentensor.dev"
-VERSION = "v1alpha1"
 
 REQUEST_TIMEOUT_SECONDS = 15.0
 """Per request; the API server answers reads and writes in milliseconds, 15 s covers a
@@ -100,11 +100,6 @@ class Kube:
         return await asyncio.to_thread(run)
 
     # -- Jobs -----------------------------------------------------------------------------------
-
-    async def get_job(self, namespace: str, name: str) -> JsonDict | None:
-        return await self._request(
-            f"read Job {namespace}/{name}", "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", missing_ok=True
-        )
 
     async def create_job(self, namespace: str, body: JsonDict) -> bool:
         """Create a Job; ``False`` if one of that name exists already (409 counts as success)."""

@@ -30,7 +30,6 @@ from ._decisions import RunCensus
 P = ParamSpec("P")
 R = TypeVar("R")
 
-PHASES = ("Pending", "Queued", "Running", "Succeeded", "Failed")
 RUN_LABELS = ("kind", "namespace", "name")
 
 

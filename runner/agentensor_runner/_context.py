@@ -57,8 +57,7 @@ class RunContext:
         storage_url: str | None = None
         if self.store.dialect == "postgresql":
             # Optuna's RDBStorage needs the URL with its password; Store.url masks it.
-            engine_url = getattr(getattr(self.store, "_engine", None), "url", None)
-            storage_url = engine_url.render_as_string(hide_password=False) if engine_url is not None else None
+            storage_url = self.store.url_with_password()
         return {
             "llm": self.llm,
             "direction": self.objective.direction,
@@ -127,8 +126,8 @@ def resolve_start(pc: PromptConfig, store: Store, version: int | None) -> tuple[
             raise ManifestError(field_name, f"workflow {pc.spec.workflow!r} has no stored version {wanted}")
         stored_trainable = frozenset(n for n in rec.prompts if n in trainable or n not in pc.spec.prompts)
         return PromptSet(dict(rec.prompts), stored_trainable, dict(rec.parameters)), rec
+    rec = store.register_inline_version(pc)
     texts = {n: p.text for n, p in pc.spec.prompts.items()}
-    rec = store.register_version(pc.spec.workflow, texts, dict(pc.spec.parameters), source="inline")
     return PromptSet(texts, trainable, dict(pc.spec.parameters)), rec
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agentensor_api import CheckpointSummary, ManifestError, RunStatus, load_manifests, set_condition
+from agentensor_api import CheckpointSummary, ManifestError, RunStatus, condition_of, load_manifests, set_condition
 from agentensor_operator import _decisions as d
 from agentensor_operator._settings import DatabaseSettings, JobSettings
 from agentensor_operator.handlers._runs import needs_reconcile
@@ -389,7 +389,7 @@ def test_reflect_run(
     assert new.phase == phase and new.run_id == UID
     assert [c.epoch for c in new.checkpoints or []] == [3, 4, 5, 6, 7]
     key = {"Running": "Running", "Succeeded": "Succeeded", "Failed": "Failed"}[phase]
-    cond = d.condition_of(new, key)
+    cond = condition_of(new, key)
     if reason is not None:
         assert cond is not None and cond.reason == reason
     for fragment in fragments:
@@ -501,7 +501,7 @@ def test_promptconfig_status_keeps_the_last_good_version_on_error() -> None:
         best_version=3, best_score=0.9, error=("VersionNotFound", "spec.activeVersion: no version 9"), now=LATER,
     )  # fmt: skip
     assert (bad.active_version, bad.active_checksum, bad.observed_generation) == (2, "c2", 1)
-    ready = d.condition_of(bad, "Ready")
+    ready = condition_of(bad, "Ready")
     assert ready is not None and (ready.status, ready.reason, ready.last_transition_time) == (
         "False",
         "VersionNotFound",
@@ -512,14 +512,14 @@ def test_promptconfig_status_keeps_the_last_good_version_on_error() -> None:
 def test_queued_and_invalid_statuses() -> None:
     queued = d.queued_status(RunStatus(), REF, "Waiting", "waiting", now=NOW)
     assert queued.phase == "Queued" and queued.observed_generation == 1
-    assert d.condition_of(queued, "Accepted").reason == "Accepted"  # type: ignore[union-attr]
+    assert condition_of(queued, "Accepted").reason == "Accepted"  # type: ignore[union-attr]
     err = ManifestError("spec.dataset", "set exactly one of dataset.path or dataset.inline")
     invalid = d.invalid_status(queued, REF, err, now=LATER)
     assert invalid.phase == "Failed" and invalid.message == f"{err.field}: {err.reason}"
-    accepted = d.condition_of(invalid, "Accepted")
+    accepted = condition_of(invalid, "Accepted")
     assert accepted is not None and (accepted.status, accepted.observed_generation) == ("False", 1)
     rejected = d.spec_change_rejected(invalid, d.RunRef("TrainingRun", "n", "r", UID, 2), "no", now=LATER)
-    assert d.condition_of(rejected, "Accepted").observed_generation == 2  # type: ignore[union-attr]
+    assert condition_of(rejected, "Accepted").observed_generation == 2  # type: ignore[union-attr]
     assert rejected.observed_generation == 1
 
 
@@ -658,7 +658,7 @@ def test_reflect_sharded(
     ref = d.RunRef("EvaluationRun", "ns", "ev", UID, 1)
     new = d.reflect_sharded(RunStatus(phase="Running"), ref, shards=shards, failed_case=None, now=NOW)
     key = {"Succeeded": "Succeeded", "Failed": "Failed", "Running": "Running"}[phase]
-    cond = d.condition_of(new, key)
+    cond = condition_of(new, key)
     assert new.phase == phase and cond is not None and cond.reason == reason
     assert fragment in (cond.message or ""), cond.message
     if phase == "Succeeded":

@@ -12,6 +12,10 @@ decision needs, call it, and apply the result. One concern per module:
     _reflect       a started run's status from its Job(s) and the runner's rows; promotion
     _promptconfig  the ``<name>-active`` ConfigMap and PromptConfig status
 
+Conditions are set and read with :mod:`agentensor_api`'s status vocabulary
+(``ConditionType``, ``Reason``, ``set_condition``, ``condition_of``, ``mark_*``), never with
+string literals, so the operator and the runner write the same conditions.
+
 Naming: a run's runner Job and its ConfigMap share one name derived from the run's uid
 (:func:`job_name`), so creating them again after a crash or restart is a harmless 409.
 """
@@ -90,11 +94,9 @@ from ._specs import (
 )
 from ._status import (
     accepted_status,
-    condition_of,
     invalid_status,
     milestones,
     parse_run_status,
-    put_condition,
     queued_status,
     refused_status,
     spec_change_rejected,
@@ -140,7 +142,6 @@ __all__ = [
     "active_config_map_name",
     "admission",
     "census",
-    "condition_of",
     "count_active",
     "failure_message",
     "invalid_status",
@@ -155,7 +156,6 @@ __all__ = [
     "parse_run_status",
     "promotion_target",
     "promptconfig_status",
-    "put_condition",
     "queue_position",
     "queued_status",
     "reflect_run",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from agentensor_api import (
     API_VERSION,
+    Reason,
 )
 
 from .._settings import DatabaseSettings, JobSettings
@@ -74,9 +75,33 @@ def runner_job(
         command += ["--shard", f"{index}/{count}", "--run-id", shard_run_id(ref.uid, index)]
         job_labels[LABEL_SHARD] = str(index)
         annotations[ANNOTATION_SHARDS] = str(count)
-    container: JsonDict = {
+    container = _runner_container(image or jobs.image, command, database, secret_env)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(ref, shard[0] if shard is not None else None),
+            "namespace": ref.namespace,
+            "labels": job_labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(api_version=API_VERSION, kind=ref.kind, name=ref.name, uid=ref.uid)],
+        },
+        "spec": {
+            "backoffLimit": jobs.backoff_limit,
+            "activeDeadlineSeconds": jobs.active_deadline_seconds,
+            "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": job_labels}, "spec": _runner_pod_spec(ref, container, jobs)},
+        },
+    }
+
+
+def _runner_container(
+    image: str, command: list[str], database: DatabaseSettings, secret_env: Sequence[JsonDict]
+) -> JsonDict:
+    """The runner container: the DSN from its Secret, the manifest volume, a restricted security context."""
+    return {
         "name": CONTAINER_NAME,
-        "image": image or jobs.image,
+        "image": image,
         "command": command,
         "env": [
             {
@@ -97,6 +122,10 @@ def runner_job(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+
+
+def _runner_pod_spec(ref: RunRef, container: JsonDict, jobs: JobSettings) -> JsonDict:
+    """The runner Pod: never restarted in place, the run's ConfigMap mounted, no API token."""
     pod_spec: JsonDict = {
         "restartPolicy": "Never",
         "containers": [container],
@@ -106,23 +135,7 @@ def runner_job(
     }
     if jobs.service_account_name:
         pod_spec["serviceAccountName"] = jobs.service_account_name
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(ref, shard[0] if shard is not None else None),
-            "namespace": ref.namespace,
-            "labels": job_labels,
-            "annotations": annotations,
-            "ownerReferences": [owner_reference(api_version=API_VERSION, kind=ref.kind, name=ref.name, uid=ref.uid)],
-        },
-        "spec": {
-            "backoffLimit": jobs.backoff_limit,
-            "activeDeadlineSeconds": jobs.active_deadline_seconds,
-            "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,
-            "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
-        },
-    }
+    return pod_spec
 
 
 def job_shards(jobs: Sequence[Mapping[str, Any]]) -> int:
@@ -161,9 +174,9 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         if c.get("status") != "True":
             continue
         if c.get("type") == "Complete":
-            return JobState("Succeeded", c.get("reason") or "Completed", c.get("message") or "", failed)
+            return JobState("Succeeded", c.get("reason") or Reason.COMPLETED, c.get("message") or "", failed)
         if c.get("type") == "Failed":
-            return JobState("Failed", c.get("reason") or "JobFailed", c.get("message") or "", failed)
+            return JobState("Failed", c.get("reason") or Reason.JOB_FAILED, c.get("message") or "", failed)
     if (job.get("spec") or {}).get("parallelism") == 0 or (job.get("metadata") or {}).get("deletionTimestamp"):
         return JobState("Stopped", "Stopped", "", failed)
     return JobState("Active", "", "", failed)

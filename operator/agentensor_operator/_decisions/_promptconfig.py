@@ -10,7 +10,9 @@ from pydantic import ValidationError
 
 from agentensor_api import (
     API_VERSION,
+    ConditionType,
     PromptConfigStatus,
+    Reason,
     set_condition,
 )
 
@@ -79,11 +81,11 @@ def promptconfig_status(
     s.best_version = best_version
     s.best_score = best_score
     if error is not None:
-        s.conditions = set_condition(s.conditions, "Ready", "False", error[0], error[1], now=now)
+        s.conditions = set_condition(s.conditions, ConditionType.READY, "False", error[0], error[1], now=now)
         return s
     s.observed_generation = generation
     s.active_version = active_version
     s.active_checksum = active_checksum
     msg = f"version {active_version} ({(active_checksum or '')[:12]}) is live in its -active ConfigMap"
-    s.conditions = set_condition(s.conditions, "Ready", "True", "Materialized", msg, now=now)
+    s.conditions = set_condition(s.conditions, ConditionType.READY, "True", Reason.MATERIALIZED, msg, now=now)
     return s

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agentensor_api import ConditionType
+
 from ._names import WAITING_PHASES, shard_count
 
 
@@ -56,7 +58,7 @@ def census(body: Mapping[str, Any], *, per_pod: int = 1_000_000, cap: int = 1) -
     status = body.get("status") or {}
     spec = body.get("spec") or {}
     phase = str(status.get("phase") or "Pending")
-    accepted = _condition(status, "Accepted")
+    accepted = _condition(status, ConditionType.ACCEPTED)
     waiting = (
         phase in WAITING_PHASES
         and not spec.get("suspend")

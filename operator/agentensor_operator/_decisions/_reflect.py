@@ -8,12 +8,18 @@ from typing import Any
 
 from agentensor_api import (
     CheckpointSummary,
+    ConditionType,
+    Reason,
     RunStatus,
+    condition_of,
+    mark_failed,
+    mark_succeeded,
+    set_condition,
 )
 
 from ._jobs import JobState
 from ._names import TERMINAL_PHASES, RunRef, job_name
-from ._status import condition_of, parse_run_status, put_condition
+from ._status import parse_run_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,8 @@ _PROGRESS_FIELDS = (
     "message",
     "usage",
 )
-_RUNNER_CONDITIONS = ("Running", "Succeeded", "Failed", "Promotable")
+_RUNNER_CONDITIONS = (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED, ConditionType.PROMOTABLE)
+"""Conditions the runner owns: its copy replaces the operator's."""
 
 
 def reflect_run(
@@ -75,13 +82,7 @@ def reflect_run(
     s.run_id = ref.uid
     rs = parse_run_status(runner) if runner else None
     if rs is not None:
-        for name in _PROGRESS_FIELDS:
-            value = getattr(rs, name, None)  # ``usage`` exists once runners report LLM usage
-            if value is not None:
-                setattr(s, name, value)
-        for c in rs.conditions:
-            if c.type in _RUNNER_CONDITIONS:
-                s.conditions = [x for x in s.conditions if x.type != c.type] + [c]
+        _copy_runner_progress(s, rs)
     s.checkpoints = list(checkpoints)[-kept:] if kept and checkpoints else None
     runner_phase = rs.phase if rs is not None else None
 
@@ -93,29 +94,38 @@ def reflect_run(
         return s
     if job is not None and job.phase == "Active":
         s.phase = "Running"
-        if condition_of(s, "Running") is None or rs is None:
-            put_condition(
-                s, "Running", "True", "JobCreated", f"runner Job {job_name_} created; waiting for the runner", now
+        if condition_of(s, ConditionType.RUNNING) is None or rs is None:
+            message = f"runner Job {job_name_} created; waiting for the runner"
+            s.conditions = set_condition(
+                s.conditions, ConditionType.RUNNING, "True", Reason.JOB_CREATED, message, now=now
             )
         return s
     if job is not None and job.phase == "Stopped":
         s.phase = "Running"
         return s
-    # The Job finished (or vanished) without a verdict from the runner.
+    reason, detail = _no_verdict(job, job_name_)
+    return mark_failed(s, reason, failure_message(detail, epoch=s.epoch, failed_case=failed_case), now=now)
+
+
+def _copy_runner_progress(s: RunStatus, rs: RunStatus) -> None:
+    """Copy the runner's progress fields (those it set) and its conditions into ``s``."""
+    for name in _PROGRESS_FIELDS:
+        value = getattr(rs, name)
+        if value is not None:
+            setattr(s, name, value)
+    for c in rs.conditions:
+        if c.type in _RUNNER_CONDITIONS:
+            s.conditions = [x for x in s.conditions if x.type != c.type] + [c]
+
+
+def _no_verdict(job: JobState | None, name: str) -> tuple[str, str]:
+    """``(reason, detail)`` for a Job that finished (or vanished) without a verdict from the runner."""
     if job is None:
-        reason, detail = "JobMissing", f"runner Job {job_name_} disappeared before the runner recorded a verdict"
-    elif job.phase == "Succeeded":
-        reason, detail = "NoVerdict", f"runner Job {job_name_} completed but the runner recorded no verdict"
-    else:
-        reason = job.reason or "JobFailed"
-        detail = f"runner Job {job_name_} failed ({reason}: {job.message or 'no message'})"
-    s.message = failure_message(detail, epoch=s.epoch, failed_case=failed_case)
-    s.phase = "Failed"
-    s.completion_time = now
-    put_condition(s, "Running", "False", reason, s.message, now)
-    put_condition(s, "Succeeded", "False", reason, s.message, now)
-    put_condition(s, "Failed", "True", reason, s.message, now)
-    return s
+        return Reason.JOB_MISSING, f"runner Job {name} disappeared before the runner recorded a verdict"
+    if job.phase == "Succeeded":
+        return Reason.NO_VERDICT, f"runner Job {name} completed but the runner recorded no verdict"
+    reason = job.reason or Reason.JOB_FAILED
+    return reason, f"runner Job {name} failed ({reason}: {job.message or 'no message'})"
 
 
 def reflect_sharded(
@@ -137,6 +147,27 @@ def reflect_sharded(
     s.run_id = ref.uid
     parsed = [(job, parse_run_status(runner) if runner else None) for job, runner in shards]
     runners = [rs for _, rs in parsed if rs is not None]
+    _aggregate_shards(s, runners)
+    n = len(shards)
+    failure = _first_shard_failure(ref, parsed, failed_case)
+    if failure is not None:
+        return mark_failed(s, failure[0], failure[1], now=now)
+    total = sum(rs.cases_total or 0 for rs in runners)
+    if len(runners) == n and all(rs.phase == "Succeeded" for rs in runners):
+        scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted((s.scores or {}).items()))
+        mark_succeeded(s, f"{scores} over {total} cases in {n} shards, {s.cases_failed} error(s)", now=now)
+        ends = [rs.completion_time for rs in runners if rs.completion_time]
+        s.completion_time = max(ends) if ends else now
+        return s
+    done = sum(1 for rs in runners if rs.phase == "Succeeded")
+    message = f"{s.cases_completed}/{total or '?'} cases; {done}/{n} shards finished"
+    s.phase = "Running"
+    s.conditions = set_condition(s.conditions, ConditionType.RUNNING, "True", Reason.EVALUATING, message, now=now)
+    return s
+
+
+def _aggregate_shards(s: RunStatus, runners: Sequence[RunStatus]) -> None:
+    """Counts summed, scores and objective weighted by case count, first best version, earliest start."""
     total = sum(rs.cases_total or 0 for rs in runners)
     s.cases_total = total if runners else s.cases_total
     s.cases_completed = sum(rs.cases_completed or 0 for rs in runners)
@@ -151,41 +182,35 @@ def reflect_sharded(
         s.best_version, s.best_checksum = first.best_version, first.best_checksum
     starts = [rs.start_time for rs in runners if rs.start_time]
     s.start_time = min(starts) if starts else s.start_time
-    n = len(shards)
 
+
+def _first_shard_failure(
+    ref: RunRef, parsed: Sequence[tuple[JobState | None, RunStatus | None]], failed_case: FailedCase | None
+) -> tuple[str, str] | None:
+    """``(reason, message)`` of the first shard that failed, by verdict or by its Job; else None.
+
+    A shard without a verdict whose Job is still active (or stopped) is not a failure; the search
+    goes on past it.
+    """
+    n = len(parsed)
     for i, (job, rs) in enumerate(parsed):
         verdict = rs.phase if rs is not None else None
         if verdict == "Failed":
-            cond = condition_of(rs, "Failed") if rs is not None else None
-            reason = cond.reason if cond is not None else "ShardFailed"
-            return _failed(s, reason, f"shard {i}/{n}: {(rs.message if rs else None) or 'failed'}", now)
+            cond = condition_of(rs, ConditionType.FAILED) if rs is not None else None
+            reason = cond.reason if cond is not None else Reason.SHARD_FAILED
+            return reason, f"shard {i}/{n}: {(rs.message if rs else None) or 'failed'}"
         if verdict == "Succeeded":
             continue
         if job is None or job.phase == "Succeeded":
-            reason = "JobMissing" if job is None else "NoVerdict"
+            reason = Reason.JOB_MISSING if job is None else Reason.NO_VERDICT
             detail = f"shard {i}/{n}: runner Job {job_name(ref, i)} ended without a verdict from the runner"
-            return _failed(s, reason, failure_message(detail, epoch=None, failed_case=failed_case), now)
+            return reason, failure_message(detail, epoch=None, failed_case=failed_case)
         if job.phase == "Failed":
             detail = (
                 f"shard {i}/{n}: runner Job {job_name(ref, i)} failed ({job.reason}: {job.message or 'no message'})"
             )
-            return _failed(
-                s, job.reason or "JobFailed", failure_message(detail, epoch=None, failed_case=failed_case), now
-            )
-    if len(runners) == n and all(rs.phase == "Succeeded" for rs in runners):
-        s.phase = "Succeeded"
-        ends = [rs.completion_time for rs in runners if rs.completion_time]
-        s.completion_time = max(ends) if ends else now
-        scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted((s.scores or {}).items()))
-        message = f"{scores} over {total} cases in {n} shards, {s.cases_failed} error(s)"
-        put_condition(s, "Running", "False", "Completed", message, now)
-        put_condition(s, "Succeeded", "True", "Completed", message, now)
-        return s
-    s.phase = "Running"
-    done = sum(1 for rs in runners if rs.phase == "Succeeded")
-    message = f"{s.cases_completed}/{total or '?'} cases; {done}/{n} shards finished"
-    put_condition(s, "Running", "True", "Evaluating", message, now)
-    return s
+            return job.reason or Reason.JOB_FAILED, failure_message(detail, epoch=None, failed_case=failed_case)
+    return None
 
 
 def _weighted(rows: Iterable[tuple[int, Mapping[str, float]]]) -> dict[str, float]:
@@ -197,16 +222,6 @@ def _weighted(rows: Iterable[tuple[int, Mapping[str, float]]]) -> dict[str, floa
             sums[k] = sums.get(k, 0.0) + v * weight
             weights[k] = weights.get(k, 0) + weight
     return {k: sums[k] / weights[k] for k in sums if weights[k] > 0}
-
-
-def _failed(s: RunStatus, reason: str, message: str, now: str) -> RunStatus:
-    s.phase = "Failed"
-    s.message = message
-    s.completion_time = now
-    put_condition(s, "Running", "False", reason, message, now)
-    put_condition(s, "Succeeded", "False", reason, message, now)
-    put_condition(s, "Failed", "True", reason, message, now)
-    return s
 
 
 def failure_message(detail: str, *, epoch: int | None, failed_case: FailedCase | None) -> str:
@@ -228,7 +243,7 @@ def failure_message(detail: str, *, epoch: int | None, failed_case: FailedCase |
 def promotion_target(status: RunStatus, pc_spec: Mapping[str, Any]) -> int | None:
     """The version a finished TrainingRun promotes under ``spec.promotion.policy: Auto``, if any."""
     policy = ((pc_spec.get("promotion") or {}).get("policy")) or "Manual"
-    promotable = condition_of(status, "Promotable")
+    promotable = condition_of(status, ConditionType.PROMOTABLE)
     if (
         policy != "Auto"
         or status.phase != "Succeeded"

@@ -14,6 +14,7 @@ from agentensor_api import (
     ManifestError,
     PromptConfig,
     TrainingRun,
+    api_key_env_name,
     canonical_json,
     parse_resource,
 )
@@ -105,17 +106,13 @@ def model_secret_env(run: TrainingRun | EvaluationRun) -> list[JsonDict]:
     The variable is the one the runner reads (``api_key_env_name``: ``apiKeyEnv``, else
     ``AGENTENSOR_MODEL_<NAME>_API_KEY``); the value stays in the Secret (``secretKeyRef``).
     """
-    import agentensor_api
-
-    namer = getattr(agentensor_api, "api_key_env_name", None)
     out: list[JsonDict] = []
-    for model_name, model in sorted((getattr(run.spec, "models", None) or {}).items()):
-        ref = getattr(model, "api_key_secret_ref", None)
-        if ref is None or namer is None:
+    for model_name, model in sorted(run.spec.models.items()):
+        ref = model.api_key_secret_ref
+        env_name = api_key_env_name(model_name, model)
+        if ref is None or env_name is None:  # env_name is set whenever ref is
             continue
-        out.append(
-            {"name": namer(model_name, model), "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-        )
+        out.append({"name": env_name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     return out
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from agentensor_api import (
-    Condition,
+    ConditionType,
     ManifestError,
     PromptConfigStatus,
+    Reason,
     RunStatus,
     canonical_json,
+    condition_of,
+    mark_failed,
     set_condition,
 )
 
@@ -27,12 +30,8 @@ def parse_run_status(status: Mapping[str, Any] | None) -> RunStatus:
         return RunStatus()
 
 
-def condition_of(status: RunStatus | PromptConfigStatus, type_: str) -> Condition | None:
-    return next((c for c in status.conditions if c.type == type_), None)
-
-
-def put_condition(status: RunStatus, type_: str, value: str, reason: str, message: str, now: str) -> None:
-    status.conditions = set_condition(status.conditions, type_, value, reason, message, now=now)  # type: ignore[arg-type]
+def _put(s: RunStatus, type_: str, value: Literal["True", "False"], reason: str, message: str, now: str) -> None:
+    s.conditions = set_condition(s.conditions, type_, value, reason, message, now=now)
 
 
 def accepted_status(prev: RunStatus, ref: RunRef, *, now: str) -> RunStatus:
@@ -40,8 +39,8 @@ def accepted_status(prev: RunStatus, ref: RunRef, *, now: str) -> RunStatus:
     s = prev.model_copy(deep=True)
     s.observed_generation = ref.generation
     s.run_id = ref.uid
-    put_condition(s, "Accepted", "True", "Accepted", f"spec generation {ref.generation} is valid", now)
-    _stamp(s, "Accepted", ref.generation)
+    _put(s, ConditionType.ACCEPTED, "True", Reason.ACCEPTED, f"spec generation {ref.generation} is valid", now)
+    _stamp(s, ConditionType.ACCEPTED, ref.generation)
     return s
 
 
@@ -58,23 +57,24 @@ def spec_change_rejected(prev: RunStatus, ref: RunRef, message: str, *, now: str
     reason SpecChangeRejected) records that ``ref.generation`` was looked at.
     """
     s = prev.model_copy(deep=True)
-    put_condition(s, "Accepted", "True", "SpecChangeRejected", message, now)
-    _stamp(s, "Accepted", ref.generation)
+    _put(s, ConditionType.ACCEPTED, "True", Reason.SPEC_CHANGE_REJECTED, message, now)
+    _stamp(s, ConditionType.ACCEPTED, ref.generation)
     return s
 
 
 def invalid_status(prev: RunStatus, ref: RunRef, error: ManifestError, *, now: str) -> RunStatus:
-    """The spec is invalid: the run fails without a Job and waits for a corrected spec."""
+    """The spec is invalid: the run fails without a Job and waits for a corrected spec.
+
+    ``Accepted=False`` and the failure conditions of :func:`agentensor_api.mark_failed`, all
+    with reason InvalidSpec and the message ``<field>: <reason>``.
+    """
     s = prev.model_copy(deep=True)
     s.observed_generation = ref.generation
     s.run_id = ref.uid
-    s.phase = "Failed"
     msg = f"{error.field}: {error.reason}"
-    s.message = msg
-    put_condition(s, "Accepted", "False", "InvalidSpec", msg, now)
-    _stamp(s, "Accepted", ref.generation)
-    put_condition(s, "Failed", "True", "InvalidSpec", msg, now)
-    return s
+    _put(s, ConditionType.ACCEPTED, "False", Reason.INVALID_SPEC, msg, now)
+    _stamp(s, ConditionType.ACCEPTED, ref.generation)
+    return mark_failed(s, Reason.INVALID_SPEC, msg, now=now)
 
 
 def refused_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, now: str) -> RunStatus:
@@ -82,13 +82,13 @@ def refused_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, n
     s = prev.model_copy(deep=True)
     s.run_id = ref.uid
     s.phase = "Pending"
-    put_condition(s, "Accepted", "False", reason, message, now)
+    _put(s, ConditionType.ACCEPTED, "False", reason, message, now)
     return s
 
 
 def queued_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, now: str) -> RunStatus:
     """Waiting for a runner slot (``reason`` Waiting) or held by ``spec.suspend`` (Suspended)."""
-    queued, accepted = condition_of(prev, "Queued"), condition_of(prev, "Accepted")
+    queued, accepted = condition_of(prev, ConditionType.QUEUED), condition_of(prev, ConditionType.ACCEPTED)
     if (
         prev.phase == "Queued"
         and prev.observed_generation == ref.generation
@@ -100,9 +100,9 @@ def queued_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, no
         return prev  # the common case for a long queue: nothing to copy, nothing to patch
     s = accepted_status(prev, ref, now=now)
     s.phase = "Queued"
-    put_condition(s, "Queued", "True", reason, message, now)
-    if condition_of(s, "Running") is not None:
-        put_condition(s, "Running", "False", reason, message, now)
+    _put(s, ConditionType.QUEUED, "True", reason, message, now)
+    if condition_of(s, ConditionType.RUNNING) is not None:
+        _put(s, ConditionType.RUNNING, "False", reason, message, now)
     return s
 
 
@@ -110,8 +110,8 @@ def started_status(prev: RunStatus, ref: RunRef, job: str, *, now: str) -> RunSt
     """A runner Job exists now; the runner has not reported yet."""
     s = accepted_status(prev, ref, now=now)
     s.phase = "Running"
-    put_condition(s, "Queued", "False", "Admitted", f"runner Job {job} created", now)
-    put_condition(s, "Running", "True", "JobCreated", f"runner Job {job} created; waiting for the runner", now)
+    _put(s, ConditionType.QUEUED, "False", Reason.ADMITTED, f"runner Job {job} created", now)
+    _put(s, ConditionType.RUNNING, "True", Reason.JOB_CREATED, f"runner Job {job} created; waiting for the runner", now)
     return s
 
 
@@ -150,11 +150,11 @@ def milestones(prev: RunStatus, new: RunStatus) -> list[tuple[str, str, str]]:
             events.append(("Normal", "Checkpointed", f"epoch {cp.epoch}: version {cp.version}, score {score}"))
     if new.phase != prev.phase:
         if new.phase == "Succeeded":
-            cond = condition_of(new, "Succeeded")
+            cond = condition_of(new, ConditionType.SUCCEEDED)
             events.append(("Normal", "Succeeded", cond.message if cond else "run succeeded"))
         elif new.phase == "Failed":
             events.append(("Warning", "Failed", new.message or "run failed"))
         elif new.phase == "Queued":
-            cond = condition_of(new, "Queued")
+            cond = condition_of(new, ConditionType.QUEUED)
             events.append(("Normal", cond.reason if cond else "Queued", cond.message if cond else "queued"))
     return events

@@ -15,8 +15,16 @@ from typing import Any
 
 import kopf
 
-from agentensor_api import CheckpointSummary, ManifestError, RunStatus, set_condition
-from agentensor_store import DatabaseUnavailableError
+from agentensor_api import (
+    CheckpointSummary,
+    ConditionType,
+    ManifestError,
+    Reason,
+    RunStatus,
+    condition_of,
+    set_condition,
+)
+from agentensor_store import DatabaseUnavailableError, RunRecord
 
 from .. import _decisions as d
 from .._deps import Deps
@@ -26,7 +34,7 @@ from . import _events
 OnSucceeded = Callable[[Deps, Mapping[str, Any], RunStatus], Awaitable[None]]
 
 
-DB_CONDITION = "DatabaseAvailable"
+DB_CONDITION = ConditionType.DATABASE_AVAILABLE
 """Condition set to False (reason DatabaseUnavailable) while the operator cannot read the run's rows."""
 
 
@@ -35,7 +43,7 @@ def needs_reconcile(body: Mapping[str, Any], **_: Any) -> bool:
     status = d.parse_run_status(body.get("status"))
     if status.phase not in d.TERMINAL_PHASES:
         return True
-    accepted = d.condition_of(status, "Accepted")
+    accepted = condition_of(status, ConditionType.ACCEPTED)
     generation = int((body.get("metadata") or {}).get("generation") or 1)
     return accepted is None or accepted.observed_generation != generation
 
@@ -87,8 +95,8 @@ async def reconcile_run(
             _events.post(body, type_, reason, message)
 
     if prev.phase in d.TERMINAL_PHASES:
-        accepted = d.condition_of(prev, "Accepted")
-        if accepted is None or accepted.reason != "InvalidSpec":
+        accepted = condition_of(prev, ConditionType.ACCEPTED)
+        if accepted is None or accepted.reason != Reason.INVALID_SPEC:
             commit(await _review_spec(deps, body, ref, prev, now))  # finished: only note spec edits
             return
         prev = RunStatus()  # never started: a corrected spec starts afresh
@@ -96,15 +104,32 @@ async def reconcile_run(
         facts = _validated(deps, body, ref)
     except ManifestError as e:
         commit(d.invalid_status(prev, ref, e, now=now))
-        _events.post(body, "Warning", "InvalidSpec", f"{e.field}: {e.reason}")
+        _events.post(body, "Warning", Reason.INVALID_SPEC, f"{e.field}: {e.reason}")
         return
+    new, reflected = await _next_status(deps, body, ref, prev, facts, now)
+    if not reflected:  # deep in the queue, or the database is down: nothing else to do
+        commit(new)
+        return
+    if new.phase == "Succeeded" and prev.phase != "Succeeded" and on_succeeded is not None:
+        await on_succeeded(deps, body, new)
+    commit(new)
+    _set_run_metrics(deps, ref, new)
 
+
+async def _next_status(
+    deps: Deps, body: Mapping[str, Any], ref: d.RunRef, prev: RunStatus, facts: d.RunFacts, now: str
+) -> tuple[RunStatus, bool]:
+    """``(status after this pass, reflected)``: queued, started or reflected from the Jobs and rows.
+
+    ``reflected`` is False when the pass stopped early: a run deep in the queue (no API call at
+    all), or an unreachable database, which the status then names (``DatabaseAvailable=False``)
+    while nothing else moves; the timer tries again next tick, runners ride the outage out.
+    """
     cap = deps.settings.jobs.max_concurrent_jobs
     queue = deps.queue()
     deep = _in_queue(queue, ref.uid) and d.queue_position(queue, ref.uid) >= cap
     if prev.phase == "Queued" and not facts.suspend and deep:  # no API call at all
-        commit(d.queued_status(prev, ref, "Waiting", _waiting(cap), now=now))
-        return
+        return d.queued_status(prev, ref, Reason.WAITING, _waiting(cap), now=now), False
     jobs = await deps.kube.list_jobs([ref.namespace], f"{d.LABEL_RUN_UID}={ref.uid}")
     try:
         if not jobs:
@@ -112,27 +137,27 @@ async def reconcile_run(
         else:
             new = await _with_jobs(deps, body, ref, prev, jobs, facts.suspend, now)
     except DatabaseUnavailableError as e:
-        # Say why nothing moves; the timer tries again next tick, runners ride the outage out.
         down = prev.model_copy(deep=True)
         down.conditions = set_condition(
-            down.conditions, DB_CONDITION, "False", "DatabaseUnavailable", str(e)[:1000], now=now
+            down.conditions, DB_CONDITION, "False", Reason.DATABASE_UNAVAILABLE, str(e)[:1000], now=now
         )
-        commit(down)
-        return
+        return down, False
     if any(c.type == DB_CONDITION and c.status == "False" for c in new.conditions):
         new.conditions = set_condition(
-            new.conditions, DB_CONDITION, "True", "DatabaseReachable", "the database answers again", now=now
+            new.conditions, DB_CONDITION, "True", Reason.DATABASE_REACHABLE, "the database answers again", now=now
         )
-    if new.phase == "Succeeded" and prev.phase != "Succeeded" and on_succeeded is not None:
-        await on_succeeded(deps, body, new)
-    commit(new)
-    usage = getattr(new, "usage", None)  # reported by LLM-backed runners
+    return new, True
+
+
+def _set_run_metrics(deps: Deps, ref: d.RunRef, status: RunStatus) -> None:
+    """The per-run gauges from a reflected status (usage: reported by LLM-backed runners)."""
+    usage = status.usage
     deps.metrics.set_run(
         ref.kind,
         ref.namespace,
         ref.name,
-        best_score=new.best_score,
-        cases_completed=new.cases_completed,
+        best_score=status.best_score,
+        cases_completed=status.cases_completed,
         tokens=float(usage.input_tokens + usage.output_tokens) if usage is not None else 0.0,
         cost=float(usage.cost) if usage is not None else 0.0,
     )
@@ -169,20 +194,22 @@ async def _without_job(
         if runner is not None and runner.phase in d.TERMINAL_PHASES:
             return await _reflect(deps, ref, prev, None, runner.status, now)
     if facts.suspend:
-        return d.queued_status(prev, ref, "Suspended", "spec.suspend is true: no runner Job until it is false", now=now)
+        return d.queued_status(
+            prev, ref, Reason.SUSPENDED, "spec.suspend is true: no runner Job until it is false", now=now
+        )
     settings = deps.settings.jobs
     cap = settings.max_concurrent_jobs
     queue = deps.queue()
     # A refused run (no PromptConfig yet) is not in the queue: check its PromptConfig first, or it
     # would flip between Queued and refused.
     if _in_queue(queue, ref.uid) and d.queue_position(queue, ref.uid) >= cap:
-        return d.queued_status(prev, ref, "Waiting", _waiting(cap), now=now)
+        return d.queued_status(prev, ref, Reason.WAITING, _waiting(cap), now=now)
     pc = await deps.kube.get_custom(ref.namespace, "promptconfigs", facts.prompt_config)
     if pc is None:  # refused runs leave the queue, so the runs behind them move up
         return d.refused_status(
             prev,
             ref,
-            "PromptConfigNotFound",
+            Reason.PROMPT_CONFIG_NOT_FOUND,
             f"spec.promptConfigRef.name: no PromptConfig {facts.prompt_config!r} in namespace {ref.namespace!r}",
             now=now,
         )
@@ -191,7 +218,7 @@ async def _without_job(
         jobs = await deps.kube.list_jobs(deps.settings.watch.namespaces, d.RUNNER_SELECTOR)
         verdict = d.admission(deps.queue(), ref.uid, active=d.count_active(jobs), cap=cap, slots=shards)
         if not verdict.admit:
-            return d.queued_status(prev, ref, "Waiting", _waiting(cap), now=now)
+            return d.queued_status(prev, ref, Reason.WAITING, _waiting(cap), now=now)
         manifest = d.runner_manifest(body, pc)
         await deps.kube.apply_config_map(ref.namespace, d.runner_config_map(ref, manifest))
         created = []
@@ -207,7 +234,7 @@ async def _without_job(
             if await deps.kube.create_job(ref.namespace, job):
                 created.append(job["metadata"]["name"])
     if created:
-        _events.post(body, "Normal", "JobCreated", f"runner Job(s) {', '.join(created)} created")
+        _events.post(body, "Normal", Reason.JOB_CREATED, f"runner Job(s) {', '.join(created)} created")
     name = d.job_name(ref) if shards == 1 else f"{d.job_name(ref, 0)} (+{shards - 1} shards)"
     return d.started_status(prev, ref, name, now=now)
 
@@ -233,7 +260,7 @@ async def _with_jobs(
         for job in jobs:
             await deps.kube.delete_job(ref.namespace, job["metadata"]["name"])
         message = f"spec.suspend is true: {len(jobs)} runner Job(s) deleted; the run resumes later"
-        return d.queued_status(reviewed, ref, "Suspended", message, now=now)
+        return d.queued_status(reviewed, ref, Reason.SUSPENDED, message, now=now)
     if prev.phase in d.WAITING_PHASES:  # Jobs from before a restart: adopt them
         reviewed = d.started_status(reviewed, ref, jobs[0]["metadata"]["name"], now=now)
     if shards == 1:
@@ -266,16 +293,14 @@ async def _last_error(deps: Deps, run_ids: list[str]) -> d.FailedCase | None:
 
 
 async def _record_aggregate(
-    deps: Deps, ref: d.RunRef, spec: dict[str, Any], runners: list[Any], status: RunStatus
+    deps: Deps, ref: d.RunRef, spec: dict[str, Any], runners: list[RunRecord | None], status: RunStatus
 ) -> None:
     """Write a sharded run's aggregate under its own uid (the shards' rows keep ``<uid>-s<i>``)."""
     first = next((r for r in runners if r is not None), None)
     if first is None:
         return
-    from datetime import UTC, datetime
-
     await deps.db(
-        deps.store.create_run,
+        deps.store.record_verdict,
         run_id=ref.uid,
         kind=ref.kind,
         namespace=ref.namespace,
@@ -283,13 +308,7 @@ async def _record_aggregate(
         workflow=first.workflow,
         spec=spec,
         seed=first.seed,
-    )
-    await deps.db(
-        deps.store.update_run,
-        ref.uid,
-        phase=status.phase,
-        status=status.to_wire(),
-        completed_at=datetime.now(UTC),
+        status=status,
     )
 
 
@@ -325,7 +344,7 @@ async def _reflect(
 
 async def _review_spec(deps: Deps, body: Mapping[str, Any], ref: d.RunRef, prev: RunStatus, now: str) -> RunStatus:
     """Accept a new generation of a started run, or say which changed fields are ignored."""
-    accepted = d.condition_of(prev, "Accepted")
+    accepted = condition_of(prev, ConditionType.ACCEPTED)
     if accepted is not None and accepted.observed_generation == ref.generation:
         return prev
     cm = await deps.kube.get_config_map(ref.namespace, d.job_name(ref))
@@ -337,5 +356,5 @@ async def _review_spec(deps: Deps, body: Mapping[str, Any], ref: d.RunRef, prev:
         f"changes to {', '.join(changes[:5])} are ignored: a started run only takes changes to "
         "spec.suspend and spec.parallelism; revert them or create a new run"
     )
-    _events.post(body, "Warning", "SpecChangeRejected", message)
+    _events.post(body, "Warning", Reason.SPEC_CHANGE_REJECTED, message)
     return d.spec_change_rejected(prev, ref, message, now=now)

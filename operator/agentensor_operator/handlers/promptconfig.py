@@ -17,7 +17,8 @@ from typing import Any
 
 import kopf
 
-from agentensor_api import ManifestError
+from agentensor_api import ManifestError, PromptConfig, Reason
+from agentensor_store import VersionRecord
 
 from .. import _decisions as d
 from .._deps import Deps
@@ -28,51 +29,27 @@ KIND = "PromptConfig"
 
 
 async def reconcile_promptconfig(deps: Deps, body: Mapping[str, Any], patch: dict[str, Any]) -> None:
+    """One pass over a PromptConfig: register its inline version, materialize the active one, set status."""
     meta = body.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "default")
     generation = int(meta.get("generation") or 1)
     raw = dict(body.get("status") or {})
     now = deps.now()
-    store = deps.store
     try:
         pc = d.validate_promptconfig(body)
     except ManifestError as e:
+        invalid = (Reason.INVALID_SPEC, f"{e.field}: {e.reason}")
         status = d.promptconfig_status(
             raw, generation=generation, active_version=None, active_checksum=None, latest_version=None,
-            versions=0, best_version=None, best_score=None, error=("InvalidSpec", f"{e.field}: {e.reason}"), now=now,
+            versions=0, best_version=None, best_score=None, error=invalid, now=now,
         )  # fmt: skip
         _commit(patch, raw, status)
         return
-    workflow = pc.spec.workflow
-    texts = {n: p.text for n, p in pc.spec.prompts.items()}
-    inline = await deps.db(store.register_version, workflow, texts, dict(pc.spec.parameters), source="inline")
-    error: tuple[str, str] | None = None
-    active = inline
-    if pc.spec.active_version is not None:
-        stored = await deps.db(store.get_version, workflow, pc.spec.active_version)
-        if stored is None:
-            error = (
-                "VersionNotFound",
-                f"spec.activeVersion: workflow {workflow!r} has no stored version {pc.spec.active_version}; "
-                "the ConfigMap keeps the last active version",
-            )
-        else:
-            active = stored
+    active, error = await _active_version(deps, pc)
     if error is None:
-        desired = d.active_config_map(
-            body, version=active.version, checksum=active.checksum, prompts=active.prompts, parameters=active.parameters
-        )
-        existing = await deps.kube.get_config_map(namespace, desired["metadata"]["name"])
-        if existing is None or (existing.get("data") or {}) != desired["data"]:
-            await deps.kube.apply_config_map(namespace, desired)
-            previous = raw.get("activeVersion")
-            if previous != active.version:
-                was = f", was {previous}" if previous is not None else ""
-                _events.post(
-                    body, "Normal", "Activated", f"version {active.version} ({active.checksum[:12]}) is live{was}"
-                )
-    versions = await deps.db(store.list_versions, workflow)
-    best = await deps.db(store.best_checkpoint, workflow=workflow)
+        await _materialize(deps, body, raw, active)
+    workflow = pc.spec.workflow
+    versions = await deps.db(deps.store.list_versions, workflow)
+    best = await deps.db(deps.store.best_checkpoint, workflow=workflow)
     status = d.promptconfig_status(
         raw,
         generation=generation,
@@ -88,6 +65,42 @@ async def reconcile_promptconfig(deps: Deps, body: Mapping[str, Any], patch: dic
     _commit(patch, raw, status)
     if error is not None:
         _events.post(body, "Warning", error[0], error[1])
+
+
+async def _active_version(deps: Deps, pc: PromptConfig) -> tuple[VersionRecord, tuple[str, str] | None]:
+    """The version to make live (``spec.activeVersion``, else the inline spec, registered here).
+
+    Returns ``(version, error)``; ``error`` is ``(reason, message)`` when ``spec.activeVersion``
+    names no stored version, and the version is then the inline one (for the status only).
+    """
+    inline = await deps.db(deps.store.register_inline_version, pc)
+    wanted = pc.spec.active_version
+    if wanted is None:
+        return inline, None
+    stored = await deps.db(deps.store.get_version, pc.spec.workflow, wanted)
+    if stored is None:
+        message = (
+            f"spec.activeVersion: workflow {pc.spec.workflow!r} has no stored version {wanted}; "
+            "the ConfigMap keeps the last active version"
+        )
+        return inline, (Reason.VERSION_NOT_FOUND, message)
+    return stored, None
+
+
+async def _materialize(deps: Deps, body: Mapping[str, Any], raw: Mapping[str, Any], active: VersionRecord) -> None:
+    """Write ``active`` to the ``<name>-active`` ConfigMap if it differs; an Event when the version changes."""
+    namespace = str((body.get("metadata") or {}).get("namespace") or "default")
+    desired = d.active_config_map(
+        body, version=active.version, checksum=active.checksum, prompts=active.prompts, parameters=active.parameters
+    )
+    existing = await deps.kube.get_config_map(namespace, desired["metadata"]["name"])
+    if existing is not None and (existing.get("data") or {}) == desired["data"]:
+        return
+    await deps.kube.apply_config_map(namespace, desired)
+    previous = raw.get("activeVersion")
+    if previous != active.version:
+        was = f", was {previous}" if previous is not None else ""
+        _events.post(body, "Normal", "Activated", f"version {active.version} ({active.checksum[:12]}) is live{was}")
 
 
 def _commit(patch: dict[str, Any], raw: Mapping[str, Any], status: Any) -> None:
