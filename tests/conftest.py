@@ -1,104 +1,201 @@
-"""Shared fixtures: stores on real SQLite and real PostgreSQL, and example paths."""
+"""Shared fixtures: stores on real SQLite and real PostgreSQL, and the session's real API server.
+
+PostgreSQL comes from ``$AGENTENSOR_TEST_PG_URL`` (default: local trust auth). Tests get their own
+``agentensor_test_<random>`` databases, created through the ``postgres`` maintenance database and
+dropped at teardown, so parallel runs never collide. When the server is unreachable every
+PostgreSQL test FAILS in CI (``CI=true``) and is SKIPPED elsewhere, the reason naming the URL
+(password hidden) and the error; ``AGENTENSOR_SKIP_PG=1`` skips them on purpose.
+
+Fixtures, by what a test needs:
+
+- ``store``: a migrated, empty :class:`~agentensor_store.Store` on each backend (``backend``:
+  ``sqlite``, ``postgres``); ``store_url`` is its URL. PostgreSQL shares one migrated database per
+  session, truncated before each test.
+- ``fresh_url`` (alias ``db_url``): a brand-new database of each backend with no tables at all.
+- ``pg_url``: a brand-new PostgreSQL database only; ``create_pg_database``: a factory of them.
+- ``k8s`` / ``k8s_with_crds``: one real API server (EnvTest) per session, shared by tests/k8s,
+  tests/helm and tests/reliability.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
+from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from agentensor_store import VERSION_TABLE, Store
+from tests.k8s.envtest import EnvTest
 
 REPO = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("AGENTENSOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_URL = os.environ.get("AGENTENSOR_TEST_PG_URL", DEFAULT_PG_URL)
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# Workflow entrypoints and python evaluators load only allow-listed modules (docs/security.md);
+# the tests' own sample workflows and scorers live under `tests`. Subprocesses inherit this.
+os.environ.setdefault("AGENTENSOR_EVALUATOR_ALLOWLIST", "tests")
+
+CreateDb = Callable[[], str]
+"""Factory of new, empty PostgreSQL databases; returns the full URL (password included)."""
 
 
-def _pg_admin_dsn() -> str:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(PG_URL).set(drivername="postgresql", database="postgres")
+def url_string(url: URL) -> str:
+    """The full URL (password included) for test plumbing only; never printed."""
     return url.render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """URL of a fresh, uniquely named PostgreSQL database, dropped afterwards."""
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> URL:
+    """The maintenance database URL, once the server answers (else fail in CI, skip elsewhere)."""
     if os.environ.get("AGENTENSOR_SKIP_PG") == "1":
-        pytest.skip("AGENTENSOR_SKIP_PG=1")
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"agentensor_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        pytest.skip("AGENTENSOR_SKIP_PG=1: PostgreSQL tests skipped")
+    admin = make_url(PG_URL).set(database="postgres")
+    engine = create_engine(admin, poolclass=NullPool)
     try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as e:
+        why = (
+            f"PostgreSQL at {admin.render_as_string(hide_password=True)} is unreachable "
+            f"({type(getattr(e, 'orig', None) or e).__name__}); start it, point AGENTENSOR_TEST_PG_URL "
+            "at one, or set AGENTENSOR_SKIP_PG=1"
+        )
+        if _in_ci():
+            pytest.fail(f"CI=true: {why}", pytrace=False)
+        pytest.skip(why)
     finally:
-        with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+    return admin
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated-on-demand database URL on each real backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'agentensor.db'}"
+@pytest.fixture(scope="session")
+def create_pg_database(pg_admin_url: URL) -> Iterator[CreateDb]:
+    """Factory: a new empty database per call (URL string); all are dropped at session end."""
+    engine = create_engine(pg_admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"agentensor_test_{uuid.uuid4().hex[:16]}"
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return url_string(pg_admin_url.set(database=name))
+
+    def drop(name: str) -> None:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    try:
+        yield create
+    finally:
+        with ThreadPoolExecutor(max_workers=8) as pool:  # each DROP takes ~0.3 s
+            list(pool.map(drop, created))
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_url(create_pg_database: CreateDb) -> str:
+    """URL of a fresh, uniquely named PostgreSQL database with no tables (dropped at session end)."""
+    return create_pg_database()
+
+
+@pytest.fixture(scope="session")
+def pg_session_url(create_pg_database: CreateDb) -> str:
+    """One migrated database shared by the ``store`` tests (truncated before each test)."""
+    url = create_pg_database()
+    with Store(url) as store:
+        store.upgrade()
+    return url
+
+
+def _truncate(url: str) -> None:
+    """Empty every table but the migration version table (RESTART IDENTITY: ids start again)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            tables = conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> :v"),
+                {"v": VERSION_TABLE},
+            ).scalars()
+            names = ", ".join(f'"{t}"' for t in tables)
+            if names:
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
+
+
+# -- Stores on each backend -----------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgres`` (marked ``postgres``)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database of ``backend`` (full URL, password included)."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        with Store(url) as store:
+            store.upgrade()
+        return url
+    url = str(request.getfixturevalue("pg_session_url"))
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A :class:`Store` on a migrated, empty database of each backend."""
+    s = Store(store_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def fresh_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A brand-new database of ``backend`` with no tables at all."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
     return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[object]:
-    from agentensor_store import Store
-
-    s = Store(db_url)
-    s.upgrade()
-    try:
-        yield s
-    finally:
-        s.close()
+def db_url(fresh_url: str) -> str:
+    """Alias of ``fresh_url``: what a command under test migrates itself (``agentensor runner --db``)."""
+    return fresh_url
 
 
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[object]:
-    from agentensor_store import Store
-
-    s = Store(f"sqlite:///{tmp_path / 'agentensor.db'}")
-    s.upgrade()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-# -- Kubernetes: one real API server (EnvTest) per session, shared by tests/k8s and tests/helm -------
-
-# `envtest`, `node_agent` and `operator_harness` (tests/k8s/) import as top-level modules everywhere.
-_K8S_DIR = str(REPO / "tests" / "k8s")
-if _K8S_DIR not in sys.path:
-    sys.path.insert(0, _K8S_DIR)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "k8s: needs a real Kubernetes API server (EnvTest; builds Kubernetes 1.20.2 once, "
-        "about 4 minutes, unless KUBEBUILDER_ASSETS or the cache provides it)",
-    )
+# -- Kubernetes: one real API server (EnvTest) per session, shared by tests/k8s, helm, reliability --
 
 
 @pytest.fixture(scope="session")
-def k8s() -> Iterator[Any]:
+def k8s() -> Iterator[EnvTest]:
     """One real API server (EnvTest) for the whole session; ~6 s to start once cached."""
-    from envtest import EnvTest
-
     with EnvTest() as started:
         yield started
 
 
 @pytest.fixture(scope="session")
-def k8s_with_crds(k8s: Any) -> Any:
+def k8s_with_crds(k8s: EnvTest) -> EnvTest:
     """The session API server with crds/ applied by kubectl and established."""
     k8s.kubectl("apply", "-f", str(REPO / "crds"))
     for crd in sorted((REPO / "crds").glob("*.yaml")):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.runner._synthetic import make_rows, manifests
 
 REPO = Path(__file__).resolve().parents[2]

@@ -120,7 +120,7 @@ def decode_secret(secret: JsonDict, key: str) -> str:
 
 def http_get(port: int, path: str) -> tuple[int, str]:
     """``(status, body)`` of a GET on 127.0.0.1 (0 when nothing answers); the operator harness's probe."""
-    from operator_harness import OperatorProcess
+    from tests.k8s.operator_harness import OperatorProcess
 
     return OperatorProcess.get(port, path)
 

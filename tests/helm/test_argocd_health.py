@@ -2,21 +2,20 @@
 gopher-lua, over statuses shaped by the API models; and the GitOps examples validate against the
 chart's schema. (tests/helm/test_helm_install.py also runs them on live objects the operator wrote.)
 
-Run this file as a script to regenerate deploy/argocd/argocd-cm.yaml from the .lua files.
+Run this module from the repository root to regenerate deploy/argocd/argocd-cm.yaml from the .lua
+files: ``python -m tests.helm.test_argocd_health``.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helm_support import ARGOCD_HEALTH, CHART, REPO, argocd_health
+from tests.helm.helm_support import ARGOCD_HEALTH, CHART, REPO, argocd_health
 
 ARGOCD_CM = REPO / "deploy" / "argocd" / "argocd-cm.yaml"
 KEYS = {"TrainingRun": "run.lua", "EvaluationRun": "run.lua", "PromptConfig": "promptconfig.lua"}
@@ -168,7 +167,7 @@ def render_argocd_cm() -> str:
 
 
 def test_argocd_cm_embeds_the_scripts() -> None:
-    assert ARGOCD_CM.read_text() == render_argocd_cm(), "run `python tests/helm/test_argocd_health.py`"
+    assert ARGOCD_CM.read_text() == render_argocd_cm(), "run `python -m tests.helm.test_argocd_health`"
     data = yaml.safe_load(ARGOCD_CM.read_text())["data"]
     for kind, script in KEYS.items():
         assert data[f"resource.customizations.health.agentensor.dev_{kind}"] == (ARGOCD_HEALTH / script).read_text()

@@ -24,8 +24,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from envtest import EnvTest, free_port
-from helm_support import (
+
+from tests.helm.helm_support import (
     AGENTENSOR,
     CHART,
     argocd_health,
@@ -38,6 +38,7 @@ from helm_support import (
     resolve_env,
     sa_kubeconfig,
 )
+from tests.k8s.envtest import EnvTest, free_port
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -305,8 +306,8 @@ def _read_secret(env: EnvTest, namespace: str) -> Any:
 def test_operator_under_the_chart_serviceaccount_carries_a_trainingrun_to_succeeded(
     release: Release, operator_kubeconfig: Path
 ) -> None:
-    from node_agent import NodeAgent
-    from operator_harness import fresh_database, synthetic, synthetic_promptconfig
+    from tests.k8s.node_agent import NodeAgent
+    from tests.k8s.operator_harness import fresh_database, synthetic, synthetic_promptconfig
 
     env, workdir = release.env, release.workdir
     container = operator_container(release.docs)
@@ -401,7 +402,7 @@ def test_upgrade_applies_changed_values(release: Release, operator_kubeconfig: P
 
 
 def test_uninstall_keeps_crds_and_promptconfigs_and_reinstall_adopts_them(release: Release) -> None:
-    from operator_harness import synthetic_promptconfig
+    from tests.k8s.operator_harness import synthetic_promptconfig
 
     env, config = release.env, release.config
     kept = synthetic_promptconfig("kept", "helm-kept")

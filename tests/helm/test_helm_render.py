@@ -15,7 +15,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from helm_support import (
+
+from tests.helm.helm_support import (
     AGENTENSOR,
     CHART,
     REPO,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helm_support import REPO, one, operator_container, render
+
+from tests.helm.helm_support import REPO, one, operator_container, render
 
 DOCKERFILE = REPO / "Dockerfile"
 

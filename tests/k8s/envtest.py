@@ -3,8 +3,8 @@
 `EnvTest` runs etcd, kube-apiserver and kube-controller-manager (Kubernetes 1.20.2) as local
 processes on free ports of 127.0.0.1, writes an admin kubeconfig, and stops every process it
 started, by PID, on `stop()`. Nothing schedules or runs Pods; pair it with
-`node_agent.NodeAgent` when a test needs Jobs to complete. (``tests/k8s/conftest.py`` puts this
-folder on ``sys.path``, so both modules import as ``envtest`` and ``node_agent``.)
+`tests.k8s.node_agent.NodeAgent` when a test needs Jobs to complete (import both by package
+path: ``from tests.k8s.envtest import EnvTest``).
 
 The binaries come from ``hack/envtest-assets.sh``: ``$KUBEBUILDER_ASSETS`` if it holds them,
 else a cache outside the repository, else a build from Debian's source package (minutes, once).

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from envtest import EnvTest, free_port
-from node_agent import NodeAgent
+from tests.k8s.envtest import EnvTest, free_port
+from tests.k8s.node_agent import NodeAgent
+from tests.runner._synthetic import make_rows, manifests
 
 REPO = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("AGENTENSOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -208,19 +209,8 @@ class Cluster:
         return [e for e in self.items("events") if e["involvedObject"].get("name") == name]
 
 
-def _synthetic() -> tuple[Any, Any]:
-    folder = str(REPO / "tests" / "runner")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    from _synthetic import make_rows, manifests
-
-    return make_rows, manifests
-
-
 def synthetic(name: str, pc_name: str, *, n_per_intent: int = 6, epochs: int = 1, **spec: Any) -> dict[str, Any]:
     """A fast TrainingRun on the synthetic dataset (hashing embedder: no torch)."""
-    make_rows, manifests = _synthetic()
-
     _, tr = manifests(make_rows(n_per_intent, seed=1), epochs=epochs, batch_size=16)
     tr["metadata"] = {"name": name}
     tr["spec"]["promptConfigRef"] = {"name": pc_name}
@@ -231,8 +221,6 @@ def synthetic(name: str, pc_name: str, *, n_per_intent: int = 6, epochs: int = 1
 
 def synthetic_promptconfig(name: str, workflow: str, **spec: Any) -> dict[str, Any]:
     """A PromptConfig with the synthetic dataset's six intents, for ``workflow``."""
-    make_rows, manifests = _synthetic()
-
     pc, _ = manifests(make_rows(1))
     pc["metadata"] = {"name": name}
     pc["spec"]["workflow"] = workflow

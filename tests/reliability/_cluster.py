@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from operator_harness import Cluster, phase
+from tests.k8s.operator_harness import Cluster, phase
 
 SELECTOR = "app.kubernetes.io/managed-by=agentensor-operator,app.kubernetes.io/component=runner"
 RUN_UID_LABEL = "agentensor.dev/run-uid"

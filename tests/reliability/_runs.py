@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from tests.runner._synthetic import make_rows, manifests
 
 REPO = Path(__file__).resolve().parents[2]

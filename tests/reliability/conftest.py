@@ -16,7 +16,7 @@ def namespace_for(request: pytest.FixtureRequest, prefix: str) -> str:
 @pytest.fixture
 def cluster(k8s_with_crds: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A namespace on the session API server with a fresh database, a NodeAgent and the DB Secret."""
-    from operator_harness import Cluster, fresh_database
+    from tests.k8s.operator_harness import Cluster, fresh_database
 
     with fresh_database() as url, Cluster(k8s_with_crds, namespace_for(request, "rel-"), url, tmp_path) as c:
         yield c

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from operator_harness import Cluster, synthetic, synthetic_promptconfig, wait_for
+
+from tests.k8s.operator_harness import Cluster, synthetic, synthetic_promptconfig, wait_for
 
 from ._cluster import Recorder, pods_per_job
 

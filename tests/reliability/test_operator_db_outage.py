@@ -22,7 +22,14 @@ OUTAGE_SECONDS = 30.0
 
 
 def test_status_says_the_database_is_unavailable_and_the_run_recovers(cluster: Any, tmp_path: Path) -> None:
-    from operator_harness import OperatorProcess, condition, phase, synthetic, synthetic_promptconfig, wait_for
+    from tests.k8s.operator_harness import (
+        OperatorProcess,
+        condition,
+        phase,
+        synthetic,
+        synthetic_promptconfig,
+        wait_for,
+    )
 
     url = make_url(cluster.db_url)
     with CuttableProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:

@@ -18,11 +18,11 @@ from typing import Any
 
 import kopf
 import pytest
-from operator_harness import REPO, Cluster, fresh_database, phase, synthetic, synthetic_promptconfig, wait_for
 
 from agentensor_operator._runtime import _configure_kopf
 from agentensor_operator._settings import OperatorSettings
 from agentensor_store import Store
+from tests.k8s.operator_harness import REPO, Cluster, fresh_database, phase, synthetic, synthetic_promptconfig, wait_for
 
 from ._cluster import Recorder, pods_per_job
 
@@ -134,7 +134,7 @@ def test_operator_sigkilled_ten_times(cluster: Cluster) -> None:
 @pytest.fixture
 def own_apiserver(tmp_path: Path) -> Iterator[Any]:
     """A private EnvTest (restarting the session one would disturb other tests), with the CRDs."""
-    from envtest import EnvTest
+    from tests.k8s.envtest import EnvTest
 
     with EnvTest() as env:
         env.kubectl("apply", "-f", str(REPO / "crds"))

@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from operator_harness import Cluster, fresh_database, phase, wait_for
 from sqlalchemy.engine import make_url
+
+from tests.k8s.operator_harness import Cluster, fresh_database, phase, wait_for
 from tests.llm.scripted_server import ScriptedServer, user_of
 
 pytestmark = [pytest.mark.k8s, pytest.mark.postgres, pytest.mark.slow]
