@@ -1,39 +1,66 @@
-"""The agentensor training loop, with validation, checkpoints and a holdout guard.
+"""The agentensor training loop, with validation, checkpoints, a holdout guard and resume.
 
-Per epoch (1-based) the train split is shuffled with a seed derived from ``(dataset.seed,
-epoch)`` and cut into minibatches of ``optimizer.batchSize``. For each minibatch:
+Flow of :meth:`Trainer.run`, one method per step (compare kopf's ``_core/reactor/processing.py``):
 
-1. forward the current config over the batch and score it;
-2. turn every failed case (objective evaluator not passed, or an error) into textual feedback
-   for the trainable prompts that took part (the workflow's credit assignment);
-3. the optimizer proposes candidates; each is scored on the validation split and accepted only
-   if it beats the current validation score by more than ``optimizer.minDelta``.
+1. :meth:`Trainer._open`: split the dataset (seeded), size ``casesTotal``, set ``Running=True``
+   (reason ``Training``) and let the workflow ``prepare`` on every input.
+2. :meth:`Trainer._resume_or_baseline` -> :class:`LoopState`. A run id that already has
+   checkpoints resumes after the latest one (:meth:`Trainer._resume`: its config, its validation
+   score re-computed, and its stop state); otherwise the baseline is scored on validation and
+   checkpointed as epoch 0 (:meth:`Trainer._baseline`; every validation case erroring fails the
+   run with ``AllCasesFailed``).
+3. For each epoch (1-based) from ``LoopState.next_epoch``, unless :meth:`Trainer._stop_reason`
+   already holds, :meth:`Trainer._epoch`: the train split is shuffled with a seed derived from
+   ``(dataset.seed, epoch)`` and cut into minibatches of ``optimizer.batchSize``; per minibatch
 
-Every ``checkpoint.every`` epochs (and at the last epoch) the current config is registered as a
-version and checkpointed *with its own validation score*. At the end the baseline and the best
-config are scored on the holdout split; a best config that regresses by more than
-``holdoutGuard.maxRegression`` is not promotable.
+   a. forward the current config over the batch and score it;
+   b. turn every failed case (objective evaluator not passed, or an error) into textual feedback
+      for the trainable prompts that took part (the workflow's credit assignment);
+   c. :meth:`Trainer._select`: the optimizer proposes candidates; each is scored on the
+      validation split and the best is accepted only if it beats the current validation score
+      by more than ``optimizer.minDelta``.
+
+4. :meth:`Trainer._end_epoch`, the stop rule: count epochs without an accepted candidate
+   (``LoopState.stale``); stop when ``objective.goal`` is reached or ``stale`` reaches
+   ``optimizer.patience``. Every ``checkpoint.every`` epochs, at the last epoch and when
+   stopping, the current config is registered as a version and checkpointed *with its own
+   validation score*.
+5. :meth:`Trainer._finish`: the baseline and the best config are scored on the holdout split; a
+   best config that regresses by more than ``holdoutGuard.maxRegression`` is not promotable.
+   ``Running=False``, ``Succeeded=True``. A :class:`RunFailed` raised on the way becomes
+   :meth:`Trainer.fail` (``Running=False``, ``Succeeded=False``, ``Failed=True``).
+
+The stop state survives a resume: every checkpoint stores ``stale`` in its ``extra``
+(:data:`STALE_KEY`), so a resumed run with ``patience`` trains exactly the epochs an
+uninterrupted one does. A checkpoint written before ``stale`` was stored has it derived from
+the checkpoints (trailing epochs with ``accepted == 0``; exact when ``checkpoint.every`` is 1),
+see :func:`stale_after`.
 
 Compared with upstream agentensor: a validation split (upstream has none) decides acceptance,
 and the best config is saved. Compared with Orcheo: a checkpoint never pairs a config with
 another config's score, every case has its own ``thread_id``, and there is a holdout.
-Resume: a run that finds checkpoints for its id continues after the latest one.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from agentensor_api import (
     CheckpointSummary,
+    ConditionType,
     HoldoutScores,
+    Reason,
     RunStatus,
     TrainingRun,
     UsageSummary,
+    mark_failed,
+    mark_running,
+    mark_succeeded,
     now_rfc3339,
     set_condition,
 )
@@ -47,14 +74,77 @@ from .optimizers import Step, build_optimizer
 from .prompts import PromptSet
 from .workflows import Feedback, default_attribution
 
+STALE_KEY = "stale"
+"""Checkpoint ``extra`` key: epochs in a row, up to and including this one, that accepted no candidate."""
+
 
 class RunFailed(Exception):
-    """The run cannot go on; ``reason`` is a CamelCase condition reason."""
+    """The run cannot go on; ``reason`` is a :class:`~agentensor_api.Reason` constant."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+@dataclass
+class LoopState:
+    """What the loop carries from epoch to epoch (and what a resume must restore).
+
+    Attributes:
+        baseline: the config of checkpoint epoch 0.
+        current: the config being trained (the latest accepted candidate).
+        cur_val: ``current``'s validation evaluation (its objective is the score to beat).
+        checkpoints: this run's checkpoints so far, by epoch.
+        next_epoch: the first epoch still to train (1-based).
+        stale: epochs in a row that accepted no candidate (compared with ``optimizer.patience``).
+    """
+
+    baseline: PromptSet
+    current: PromptSet
+    cur_val: Evaluation
+    checkpoints: list[CheckpointRecord]
+    next_epoch: int
+    stale: int = 0
+
+    @property
+    def last_epoch(self) -> int:
+        """The last epoch trained (or resumed after); 0 before the first."""
+        return self.next_epoch - 1
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch's figures for its checkpoint: candidates accepted, mean train score, calls, usage."""
+
+    accepted: int
+    train_score: float | None
+    calls: dict[str, int]
+    usage: Usage | None
+
+
+def stale_after(checkpoints: Sequence[CheckpointRecord]) -> int:
+    """The patience counter after the latest checkpoint (epochs in a row that accepted nothing).
+
+    Read from the latest checkpoint's ``extra[STALE_KEY]``. A checkpoint without it (written
+    before the key existed) gets the number of trailing checkpoints of epoch >= 1 with
+    ``accepted == 0``, which is exact when every epoch is checkpointed (``checkpoint.every: 1``).
+
+    Raises:
+        ValueError: ``checkpoints`` is empty.
+    """
+    if not checkpoints:
+        raise ValueError("stale_after needs at least one checkpoint")
+    ordered = sorted(checkpoints, key=lambda c: c.epoch, reverse=True)
+    stored = ordered[0].extra.get(STALE_KEY) if isinstance(ordered[0].extra, Mapping) else None
+    if isinstance(stored, int) and not isinstance(stored, bool):
+        return stored
+    stale = 0
+    for cp in ordered:
+        if cp.epoch == 0 or cp.accepted:
+            break
+        stale += 1
+    return stale
 
 
 def _summary(cp: CheckpointRecord) -> CheckpointSummary:
@@ -91,11 +181,11 @@ def promotion_decision(
     """
     regression = (baseline - best) if direction == "maximize" else (best - baseline)
     if unchanged:
-        return False, "NoImprovement", "no candidate beat the baseline on validation; nothing to promote"
+        return False, Reason.NO_IMPROVEMENT, "no candidate beat the baseline on validation; nothing to promote"
     if regression > max_regression + 1e-12:
         return (
             False,
-            "HoldoutRegression",
+            Reason.HOLDOUT_REGRESSION,
             (
                 f"best version {best_version} scores {best:.4f} on holdout vs baseline {baseline:.4f}: "
                 f"a regression of {regression:.4f} > maxRegression {max_regression:g}"
@@ -103,19 +193,19 @@ def promotion_decision(
         )
     return (
         True,
-        "HoldoutGuardPassed",
+        Reason.HOLDOUT_GUARD_PASSED,
         (f"version {best_version}: holdout {best:.4f} vs baseline {baseline:.4f} (maxRegression {max_regression:g})"),
     )
 
 
-def _extra(calls: dict[str, int], usage: Usage | None) -> dict[str, Any]:
-    """Checkpoint ``extra``: ``calls`` (optimizer counters plus LLM calls by purpose) and ``usage``."""
+def _extra(calls: dict[str, int], usage: Usage | None, stale: int) -> dict[str, Any]:
+    """Checkpoint ``extra``: ``calls`` (optimizer counters plus LLM calls by purpose), ``usage``, ``stale``."""
     if usage is None:
-        return {"calls": calls}
+        return {"calls": calls, STALE_KEY: stale}
     merged = dict(calls)
     for purpose, n in usage.calls.items():
         merged[purpose] = merged.get(purpose, 0) + n
-    return {"calls": merged, "usage": usage.to_json()}
+    return {"calls": merged, "usage": usage.to_json(), STALE_KEY: stale}
 
 
 class Trainer:
@@ -145,9 +235,6 @@ class Trainer:
         if self.ctx.on_status is not None:
             self.ctx.on_status(self.status)
 
-    def _cond(self, type_: str, status: str, reason: str, message: str = "") -> None:
-        self.status.conditions = set_condition(self.status.conditions, type_, status, reason, message)  # type: ignore[arg-type]
-
     def _usage_snapshot(self) -> Usage | None:
         return self.ctx.llm.ledger.snapshot() if self.ctx.llm is not None else None
 
@@ -155,6 +242,10 @@ class Trainer:
         if self.ctx.llm is None or snapshot is None:
             return None
         return self.ctx.llm.ledger.since(snapshot)
+
+    @property
+    def _obj(self) -> str:
+        return self.ctx.objective.evaluator
 
     # -- evaluation -------------------------------------------------------------------------
     async def _evaluate(
@@ -201,7 +292,7 @@ class Trainer:
         return ev
 
     def _feedback(self, ev: Evaluation, prompts: PromptSet) -> dict[str, list[Feedback]]:
-        obj = self.ctx.objective.evaluator
+        obj = self._obj
         attribute = self.ctx.workflow.attribute or default_attribution
         out: dict[str, list[Feedback]] = defaultdict(list)
         for r in ev.cases:
@@ -226,37 +317,39 @@ class Trainer:
     def _checkpoint(
         self,
         epoch: int,
-        prompts: PromptSet,
-        val: Evaluation,
+        state: LoopState,
         splits: Splits,
         *,
         train_score: float | None,
         accepted: int,
         calls: dict[str, int],
         usage: Usage | None = None,
-    ) -> CheckpointRecord:
+    ) -> None:
+        """Register ``state.current`` as a version and checkpoint it with its own validation score."""
         store, ctx = self.ctx.store, self.ctx
         version = store.register_version(
             ctx.workflow_key,
-            dict(prompts.texts),
-            dict(prompts.parameters),
+            dict(state.current.texts),
+            dict(state.current.parameters),
             source="checkpoint",
             source_run_id=ctx.run_id,
             seed=self.spec.dataset.seed,
             dataset_hash=splits.dataset_hash,
         )
-        return store.add_checkpoint(
+        cp = store.add_checkpoint(
             ctx.run_id,
             epoch=epoch,
             version=version,
-            score=val.objective(ctx.objective.evaluator),
-            scores=val.means,
+            score=state.cur_val.objective(self._obj),
+            scores=state.cur_val.means,
             train_score=train_score,
             accepted=accepted,
             seed=self.spec.dataset.seed,
             dataset_hash=splits.dataset_hash,
-            extra=_extra(calls, usage),
+            extra=_extra(calls, usage, state.stale),
         )
+        state.checkpoints.append(cp)
+        self.status.checkpoints = [_summary(c) for c in state.checkpoints]
 
     # -- the loop ---------------------------------------------------------------------------
     async def run(self) -> RunStatus:
@@ -265,8 +358,22 @@ class Trainer:
         Raises:
             RunFailed: when the baseline cannot be scored at all (every validation case errored).
         """
+        splits = self._open()
+        state = await self._resume_or_baseline(splits)
+        for epoch in range(state.next_epoch, self.spec.optimizer.epochs + 1):
+            if self._stop_reason(state) is not None:
+                break  # stopped already: the baseline meets the goal, or a resumed run had stopped
+            result = await self._epoch(state, epoch, splits)
+            if self._end_epoch(state, epoch, result, splits) is not None:
+                break
+        if state.checkpoints[-1].checksum != state.current.checksum():  # e.g. every>1 and early exit
+            epoch = max(state.last_epoch, state.checkpoints[-1].epoch + 1)
+            self._checkpoint(epoch, state, splits, train_score=None, accepted=0, calls={})
+        return await self._finish(state, splits)
+
+    def _open(self) -> Splits:
+        """Split the dataset, size ``casesTotal``, set ``Running=True`` and prepare the workflow."""
         ctx, spec = self.ctx, self.spec
-        obj = ctx.objective.evaluator
         assert spec.dataset.split is not None
         splits = split_cases(ctx.cases, spec.dataset.split, spec.dataset.seed)
         self.status.dataset_hash = splits.dataset_hash
@@ -278,160 +385,173 @@ class Trainer:
             * (len(splits.train) + n_batches * spec.optimizer.candidates * len(splits.validation))
             + 2 * len(splits.holdout)
         )
-        self._cond("Running", "True", "Training", f"{len(ctx.cases)} cases, dataset {splits.dataset_hash[:12]}")
+        mark_running(self.status, Reason.TRAINING, f"{len(ctx.cases)} cases, dataset {splits.dataset_hash[:12]}")
         self._emit()
         if ctx.workflow.prepare is not None:
             ctx.workflow.prepare([c.input for c in ctx.cases if c.error is None])
+        return splits
 
-        baseline = ctx.start
-        checkpoints = ctx.store.list_checkpoints(run_id=ctx.run_id)
-        if checkpoints:  # resume after the latest checkpoint
-            latest = max(checkpoints, key=lambda c: c.epoch)
-            first = min(checkpoints, key=lambda c: c.epoch)
-            baseline = PromptSet(dict(first.prompts), ctx.start.trainable, dict(first.parameters))
-            current = PromptSet(dict(latest.prompts), ctx.start.trainable, dict(latest.parameters))
-            start_epoch = latest.epoch + 1
-            base_val = await self._evaluate(
-                baseline, splits.validation, "epoch-0/validation", epoch=0, version=first.version, memo_key="validation"
-            )
-            cur_val = await self._evaluate(
-                current,
-                splits.validation,
-                f"epoch-{latest.epoch}/validation",
-                epoch=latest.epoch,
-                version=latest.version,
-                memo_key="validation",
-            )
-            self._cond("Running", "True", "Resumed", f"resumed after checkpoint epoch {latest.epoch}")
-        else:
-            start_epoch = 1
-            current = baseline
-            snap = self._usage_snapshot()
-            base_val = await self._evaluate(
-                baseline,
-                splits.validation,
-                "epoch-0/validation",
-                epoch=0,
-                version=ctx.start_version.version,
-                memo_key="validation",
-            )
-            if base_val.errors == len(base_val.cases):
-                first_err = next((r for r in base_val.cases if r.error), None)
-                raise RunFailed(
-                    "AllCasesFailed",
-                    f"every validation case failed; case "
-                    f"{first_err.case.case_id if first_err else '?'}: "
-                    f"{first_err.error if first_err else ''}",
-                )
-            cp = self._checkpoint(
-                0, baseline, base_val, splits, train_score=None, accepted=0, calls={}, usage=self._usage_since(snap)
-            )
-            checkpoints = [cp]
-            cur_val = base_val
-        self.status.baseline_score = base_val.objective(obj)
-        self.status.best_score = cur_val.objective(obj)
-        self.status.checkpoints = [_summary(c) for c in checkpoints]
+    async def _resume_or_baseline(self, splits: Splits) -> LoopState:
+        """Resume after this run id's latest checkpoint if it has any, else start from the baseline."""
+        checkpoints = self.ctx.store.list_checkpoints(run_id=self.ctx.run_id)
+        state = await (self._resume(checkpoints, splits) if checkpoints else self._baseline(splits))
+        self.status.best_score = state.cur_val.objective(self._obj)
+        self.status.checkpoints = [_summary(c) for c in state.checkpoints]
         self._emit()
+        return state
 
-        goal = ctx.objective.goal
-        stale = 0
-        last_epoch = start_epoch - 1
-        for epoch in range(start_epoch, spec.optimizer.epochs + 1):
-            if goal is not None and not ctx.better(goal, cur_val.objective(obj)):
-                break  # goal reached already
-            last_epoch = epoch
-            self.status.epoch = epoch
-            rng = random.Random(f"{spec.dataset.seed}:{epoch}")
-            order = list(splits.train)
-            rng.shuffle(order)
-            accepted = 0
-            snap = self._usage_snapshot()
-            calls: dict[str, int] = defaultdict(int)
-            train_scores: list[float] = []
-            for b in range(0, len(order), spec.optimizer.batch_size):
-                batch_no = b // spec.optimizer.batch_size
-                batch = order[b : b + spec.optimizer.batch_size]
-                tr = await self._evaluate(current, batch, f"epoch-{epoch}/train/batch-{batch_no}", epoch=epoch)
-                train_scores.append(tr.objective(obj) * len(batch))
-                feedback = self._feedback(tr, current)
-                if not feedback:
-                    continue
-                step = Step(
-                    epoch=epoch,
-                    batch=batch_no,
-                    candidates=spec.optimizer.candidates,
-                    rng=random.Random(f"{spec.dataset.seed}:{epoch}:{batch_no}"),
-                    calls=calls,
-                )
-                candidates = await self.optimizer.propose(current, feedback, step)
-                best_cand: tuple[PromptSet, Evaluation] | None = None
-                for i, cand in enumerate(candidates):
-                    ev = await self._evaluate(
-                        cand.prompts,
-                        splits.validation,
-                        f"epoch-{epoch}/batch-{batch_no}/candidate-{i}",
-                        epoch=epoch,
-                        memo_key="validation",
-                    )
-                    target = best_cand[1] if best_cand else cur_val
-                    ok = ctx.better(
-                        ev.objective(obj), target.objective(obj), spec.optimizer.min_delta if best_cand is None else 0.0
-                    )
-                    self.optimizer.observe(cand, ev.objective(obj), ok)
-                    if ok:
-                        best_cand = (cand.prompts, ev)
-                if best_cand is not None:
-                    current, cur_val = best_cand
-                    accepted += 1
-                    self.status.best_score = cur_val.objective(obj)
-                self._emit()
-            train_score = sum(train_scores) / len(order) if order else None
-            stale = 0 if accepted else stale + 1
-            is_last = epoch == spec.optimizer.epochs
-            reached = goal is not None and not ctx.better(goal, cur_val.objective(obj))
-            patience_out = spec.optimizer.patience is not None and stale >= spec.optimizer.patience
-            if epoch % spec.checkpoint.every == 0 or is_last or reached or patience_out:
-                cp = self._checkpoint(
-                    epoch,
-                    current,
-                    cur_val,
-                    splits,
-                    train_score=train_score,
-                    accepted=accepted,
-                    calls=dict(calls),
-                    usage=self._usage_since(snap),
-                )
-                checkpoints.append(cp)
-                self.status.checkpoints = [_summary(c) for c in checkpoints]
-            self._emit()
-            if reached or patience_out:
-                self._cond(
-                    "Running", "True", "GoalReached" if reached else "PatienceExhausted", f"stopped after epoch {epoch}"
-                )
-                break
-        if checkpoints[-1].checksum != current.checksum():  # e.g. every>1 and early exit
-            cp = self._checkpoint(
-                max(last_epoch, checkpoints[-1].epoch + 1),
-                current,
-                cur_val,
-                splits,
-                train_score=None,
-                accepted=0,
-                calls={},
+    async def _baseline(self, splits: Splits) -> LoopState:
+        """Score the start config on validation and checkpoint it as epoch 0.
+
+        Raises:
+            RunFailed: ``AllCasesFailed`` when every validation case errored (names the first).
+        """
+        snap = self._usage_snapshot()
+        start = self.ctx.start
+        base_val = await self._evaluate(
+            start,
+            splits.validation,
+            "epoch-0/validation",
+            epoch=0,
+            version=self.ctx.start_version.version,
+            memo_key="validation",
+        )
+        if base_val.errors == len(base_val.cases):
+            first_err = next((r for r in base_val.cases if r.error), None)
+            raise RunFailed(
+                Reason.ALL_CASES_FAILED,
+                f"every validation case failed; case "
+                f"{first_err.case.case_id if first_err else '?'}: "
+                f"{first_err.error if first_err else ''}",
             )
-            checkpoints.append(cp)
-            self.status.checkpoints = [_summary(c) for c in checkpoints]
+        self.status.baseline_score = base_val.objective(self._obj)
+        state = LoopState(baseline=start, current=start, cur_val=base_val, checkpoints=[], next_epoch=1)
+        self._checkpoint(0, state, splits, train_score=None, accepted=0, calls={}, usage=self._usage_since(snap))
+        return state
 
-        return await self._finish(baseline, current, splits, checkpoints)
+    async def _resume(self, checkpoints: list[CheckpointRecord], splits: Splits) -> LoopState:
+        """Restart after the latest checkpoint: its config, validation score and stop state."""
+        latest = max(checkpoints, key=lambda c: c.epoch)
+        first = min(checkpoints, key=lambda c: c.epoch)
+        trainable = self.ctx.start.trainable
+        baseline = PromptSet(dict(first.prompts), trainable, dict(first.parameters))
+        current = PromptSet(dict(latest.prompts), trainable, dict(latest.parameters))
+        base_val = await self._evaluate(
+            baseline, splits.validation, "epoch-0/validation", epoch=0, version=first.version, memo_key="validation"
+        )
+        cur_val = await self._evaluate(
+            current,
+            splits.validation,
+            f"epoch-{latest.epoch}/validation",
+            epoch=latest.epoch,
+            version=latest.version,
+            memo_key="validation",
+        )
+        self.status.baseline_score = base_val.objective(self._obj)
+        mark_running(self.status, Reason.RESUMED, f"resumed after checkpoint epoch {latest.epoch}")
+        return LoopState(
+            baseline=baseline,
+            current=current,
+            cur_val=cur_val,
+            checkpoints=checkpoints,
+            next_epoch=latest.epoch + 1,
+            stale=stale_after(checkpoints),
+        )
 
-    async def _finish(
-        self, baseline: PromptSet, best: PromptSet, splits: Splits, checkpoints: list[CheckpointRecord]
-    ) -> RunStatus:
-        ctx, spec = self.ctx, self.spec
-        obj = ctx.objective.evaluator
+    def _stop_reason(self, state: LoopState) -> str | None:
+        """The stop rule: ``GoalReached`` (goal met), ``PatienceExhausted`` (stale >= patience), or None."""
+        goal = self.ctx.objective.goal
+        if goal is not None and not self.ctx.better(goal, state.cur_val.objective(self._obj)):
+            return Reason.GOAL_REACHED
+        patience = self.spec.optimizer.patience
+        if patience is not None and state.stale >= patience:
+            return Reason.PATIENCE_EXHAUSTED
+        return None
+
+    async def _epoch(self, state: LoopState, epoch: int, splits: Splits) -> EpochResult:
+        """Train one epoch: per minibatch forward, feedback and candidate selection."""
+        size = self.spec.optimizer.batch_size
+        self.status.epoch = epoch
+        order = list(splits.train)
+        random.Random(f"{self.spec.dataset.seed}:{epoch}").shuffle(order)
+        snap = self._usage_snapshot()
+        calls: dict[str, int] = defaultdict(int)
+        accepted = 0
+        train_scores: list[float] = []
+        for batch_no, b in enumerate(range(0, len(order), size)):
+            batch = order[b : b + size]
+            tr = await self._evaluate(state.current, batch, f"epoch-{epoch}/train/batch-{batch_no}", epoch=epoch)
+            train_scores.append(tr.objective(self._obj) * len(batch))
+            feedback = self._feedback(tr, state.current)
+            if not feedback:
+                continue
+            step = Step(
+                epoch=epoch,
+                batch=batch_no,
+                candidates=self.spec.optimizer.candidates,
+                rng=random.Random(f"{self.spec.dataset.seed}:{epoch}:{batch_no}"),
+                calls=calls,
+            )
+            if await self._select(state, feedback, step, splits):
+                accepted += 1
+            self._emit()
+        train_score = sum(train_scores) / len(order) if order else None
+        return EpochResult(accepted, train_score, dict(calls), self._usage_since(snap))
+
+    async def _select(self, state: LoopState, feedback: dict[str, list[Feedback]], step: Step, splits: Splits) -> bool:
+        """Score each proposed candidate on validation; accept the best that beats ``state.cur_val``.
+
+        The first candidate must beat the current score by more than ``optimizer.minDelta``, a
+        later one the best so far. Returns whether one was accepted (then it is ``state.current``).
+        """
+        obj = self._obj
+        best: tuple[PromptSet, Evaluation] | None = None
+        for i, cand in enumerate(await self.optimizer.propose(state.current, feedback, step)):
+            ev = await self._evaluate(
+                cand.prompts,
+                splits.validation,
+                f"epoch-{step.epoch}/batch-{step.batch}/candidate-{i}",
+                epoch=step.epoch,
+                memo_key="validation",
+            )
+            target = best[1] if best else state.cur_val
+            min_delta = self.spec.optimizer.min_delta if best is None else 0.0
+            ok = self.ctx.better(ev.objective(obj), target.objective(obj), min_delta)
+            self.optimizer.observe(cand, ev.objective(obj), ok)
+            if ok:
+                best = (cand.prompts, ev)
+        if best is None:
+            return False
+        state.current, state.cur_val = best
+        self.status.best_score = state.cur_val.objective(obj)
+        return True
+
+    def _end_epoch(self, state: LoopState, epoch: int, result: EpochResult, splits: Splits) -> str | None:
+        """Update the stop state, checkpoint when due; returns the stop reason if the loop ends here."""
+        state.stale = 0 if result.accepted else state.stale + 1
+        state.next_epoch = epoch + 1
+        stop = self._stop_reason(state)
+        if epoch % self.spec.checkpoint.every == 0 or epoch == self.spec.optimizer.epochs or stop is not None:
+            self._checkpoint(
+                epoch,
+                state,
+                splits,
+                train_score=result.train_score,
+                accepted=result.accepted,
+                calls=result.calls,
+                usage=result.usage,
+            )
+        self._emit()
+        if stop is not None:
+            mark_running(self.status, stop, f"stopped after epoch {epoch}")
+        return stop
+
+    async def _finish(self, state: LoopState, splits: Splits) -> RunStatus:
+        """Score baseline and best on holdout, decide ``Promotable``, mark the run Succeeded."""
+        ctx, obj, best, checkpoints = self.ctx, self._obj, state.current, state.checkpoints
         best_cp = next(c for c in reversed(checkpoints) if c.checksum == best.checksum())
         base_h = await self._evaluate(
-            baseline, splits.holdout, "holdout/baseline", epoch=None, version=checkpoints[0].version
+            state.baseline, splits.holdout, "holdout/baseline", epoch=None, version=checkpoints[0].version
         )
         best_h = await self._evaluate(best, splits.holdout, "holdout/best", epoch=None, version=best_cp.version)
         bh, eh = base_h.objective(obj), best_h.objective(obj)
@@ -444,32 +564,21 @@ class Trainer:
             baseline=bh,
             best=eh,
             direction=ctx.objective.direction,
-            max_regression=spec.holdout_guard.max_regression,
-            unchanged=best.checksum() == baseline.checksum(),
+            max_regression=self.spec.holdout_guard.max_regression,
+            unchanged=best.checksum() == state.baseline.checksum(),
             best_version=best_cp.version,
         )
-        self._cond("Promotable", "True" if promotable else "False", reason, message)
-        self.status.phase = "Succeeded"
-        self.status.cases_total = self.status.cases_completed
-        self.status.completion_time = now_rfc3339()
-        self._cond("Running", "False", "Completed")
-        self._cond(
-            "Succeeded",
-            "True",
-            "Completed",
-            f"best version {best_cp.version}: validation {best_cp.score:.4f}, holdout {eh:.4f}",
+        self.status.conditions = set_condition(
+            self.status.conditions, ConditionType.PROMOTABLE, "True" if promotable else "False", reason, message
         )
-        self.ctx.store.update_run(ctx.run_id, completed_at=datetime.now(UTC))
+        self.status.cases_total = self.status.cases_completed
+        mark_succeeded(self.status, f"best version {best_cp.version}: validation {best_cp.score:.4f}, holdout {eh:.4f}")
+        ctx.store.update_run(ctx.run_id, completed_at=datetime.now(UTC))
         self._emit()
         return self.status
 
     def fail(self, reason: str, message: str) -> RunStatus:
         """Mark the run Failed (checkpoints already written stay) and return the status."""
-        self.status.phase = "Failed"
-        self.status.completion_time = now_rfc3339()
-        self._cond("Running", "False", reason, message)
-        self._cond("Succeeded", "False", reason, message)
-        self._cond("Failed", "True", reason, message)
-        self.status.message = message
+        mark_failed(self.status, reason, message)
         self._emit()
         return self.status

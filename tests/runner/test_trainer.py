@@ -103,6 +103,19 @@ class _Crash(Exception):
     pass
 
 
+def _training_rows(store: Any, run_id: str, epoch: int) -> dict[tuple[str, str], tuple[int | None, float]]:
+    """``(stage, case_id) -> (version, latency)`` of an epoch's train and candidate rows.
+
+    The latency is measured per invocation, so a row that a later attempt re-ran (an upsert on
+    the same key) shows a different one.
+    """
+    return {
+        (r.stage, r.case_id): (r.version, r.latency_seconds)
+        for r in store.list_cases(run_id)
+        if r.epoch == epoch and r.stage != f"epoch-{epoch}/validation"
+    }
+
+
 def test_resume_after_crash_gives_same_best(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=3)
     reference = _run(store, pc, tr, "run-ref")
@@ -114,12 +127,56 @@ def test_resume_after_crash_gives_same_best(store: Any) -> None:
     with pytest.raises(_Crash):
         _run(store, pc, tr, "run-crash", on_status=crash_in_epoch_2)
     assert [c.epoch for c in store.list_checkpoints(run_id="run-crash")] == [0, 1]
-    resumed = _run(store, pc, tr, "run-crash")
+    epoch_1 = _training_rows(store, "run-crash", 1)
+    assert any("/train/" in stage for stage, _ in epoch_1) and any("/candidate-" in stage for stage, _ in epoch_1)
+
+    stages: set[str] = set()
+    running_reasons: list[str] = []
+
+    def watch(status: RunStatus) -> None:
+        running_reasons.extend(c.reason for c in status.conditions if c.type == "Running" and c.status == "True")
+
+    resumed = _run(
+        store, pc, tr, "run-crash", on_status=watch, on_progress=lambda stage, done, total: stages.add(stage)
+    )
     cps = store.list_checkpoints(run_id="run-crash")
     assert [c.epoch for c in cps] == [0, 1, 2, 3]
     assert resumed.best_checksum == reference.best_checksum
     assert resumed.best_version == reference.best_version
-    assert any(c.reason == "Resumed" for c in resumed.conditions) or resumed.phase == "Succeeded"
+    assert "Resumed" in running_reasons
+    # The resumed run re-scores the baseline's and the epoch-1 config's validation (to know the
+    # score to beat) and trains no epoch-1 case again: not one epoch-1 row was rewritten ...
+    assert _training_rows(store, "run-crash", 1) == epoch_1
+    # ... and the only epoch-1 stage it ran is that validation re-score.
+    assert {s for s in stages if s.startswith(("epoch-0/", "epoch-1/"))} == {"epoch-0/validation", "epoch-1/validation"}
+    assert any(s.startswith("epoch-2/train/") for s in stages) and any(s.startswith("epoch-3/") for s in stages)
+
+
+def test_patience_survives_a_resume(store: Any) -> None:
+    """A resumed run with ``patience`` stops after the same epoch as an uninterrupted one."""
+    pc, tr = manifests(make_rows(), epochs=6)
+    tr["spec"]["optimizer"]["patience"] = 2
+    reference = _run(store, pc, tr, "run-patience-ref")
+    ref_cps = store.list_checkpoints(run_id="run-patience-ref")
+    # the premise: epochs 1-2 accept candidates, 3-4 do not, so patience 2 stops after epoch 4 of 6
+    assert [(c.epoch, c.accepted > 0) for c in ref_cps] == [(0, False), (1, True), (2, True), (3, False), (4, False)]
+
+    def crash_in_epoch_4(status: RunStatus) -> None:
+        if status.epoch == 4:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        _run(store, pc, tr, "run-patience", on_status=crash_in_epoch_4)
+    assert [c.epoch for c in store.list_checkpoints(run_id="run-patience")] == [0, 1, 2, 3]  # one stale epoch so far
+    resumed = _run(store, pc, tr, "run-patience")
+    assert resumed.phase == "Succeeded", resumed.conditions
+    cps = store.list_checkpoints(run_id="run-patience")
+    assert [(c.epoch, c.accepted, c.checksum, c.score) for c in cps] == [
+        (c.epoch, c.accepted, c.checksum, c.score) for c in ref_cps
+    ]
+    trained = {r.epoch for r in store.list_cases("run-patience") if "/train/" in r.stage}
+    assert trained == {1, 2, 3, 4}
+    assert (resumed.best_version, resumed.best_score) == (reference.best_version, reference.best_score)
 
 
 def test_all_cases_failing_fails_the_run_with_the_case(store: Any) -> None:
@@ -133,23 +190,54 @@ def test_all_cases_failing_fails_the_run_with_the_case(store: Any) -> None:
     assert len(store.list_cases("run-fail", errors_only=True)) > 0
 
 
+PASSED = "HoldoutGuardPassed"
+
+
 @pytest.mark.parametrize(
-    ("baseline", "best", "direction", "unchanged", "promotable", "reason"),
+    ("baseline", "best", "direction", "unchanged", "promotable", "reason", "expected_message"),
     [
-        pytest.param(0.60, 0.80, "maximize", False, True, "HoldoutGuardPassed", id="improves"),
-        pytest.param(0.80, 0.79, "maximize", False, True, "HoldoutGuardPassed", id="within-guard"),
-        pytest.param(0.80, 0.77, "maximize", False, False, "HoldoutRegression", id="regresses"),
-        pytest.param(0.80, 0.78, "maximize", False, True, "HoldoutGuardPassed", id="exactly-at-guard"),
-        pytest.param(1.00, 1.05, "minimize", False, False, "HoldoutRegression", id="minimize-regresses"),
-        pytest.param(1.00, 0.50, "minimize", False, True, "HoldoutGuardPassed", id="minimize-improves"),
-        pytest.param(0.70, 0.70, "maximize", True, False, "NoImprovement", id="unchanged"),
+        pytest.param(
+            0.60, 0.80, "maximize", False, True, PASSED,
+            "version 3: holdout 0.8000 vs baseline 0.6000 (maxRegression 0.02)", id="improves",
+        ),
+        pytest.param(
+            0.80, 0.79, "maximize", False, True, PASSED,
+            "version 3: holdout 0.7900 vs baseline 0.8000 (maxRegression 0.02)", id="within-guard",
+        ),
+        pytest.param(
+            0.80, 0.77, "maximize", False, False, "HoldoutRegression",
+            "best version 3 scores 0.7700 on holdout vs baseline 0.8000: a regression of 0.0300 > maxRegression 0.02",
+            id="regresses",
+        ),
+        pytest.param(
+            0.80, 0.78, "maximize", False, True, PASSED,
+            "version 3: holdout 0.7800 vs baseline 0.8000 (maxRegression 0.02)", id="exactly-at-guard",
+        ),
+        pytest.param(
+            1.00, 1.05, "minimize", False, False, "HoldoutRegression",
+            "best version 3 scores 1.0500 on holdout vs baseline 1.0000: a regression of 0.0500 > maxRegression 0.02",
+            id="minimize-regresses",
+        ),
+        pytest.param(
+            1.00, 0.50, "minimize", False, True, PASSED,
+            "version 3: holdout 0.5000 vs baseline 1.0000 (maxRegression 0.02)", id="minimize-improves",
+        ),
+        pytest.param(
+            0.70, 0.70, "maximize", True, False, "NoImprovement",
+            "no candidate beat the baseline on validation; nothing to promote", id="unchanged",
+        ),
     ],
-)
+)  # fmt: skip
 def test_promotion_decision(
-    baseline: float, best: float, direction: str, unchanged: bool, promotable: bool, reason: str
+    baseline: float,
+    best: float,
+    direction: str,
+    unchanged: bool,
+    promotable: bool,
+    reason: str,
+    expected_message: str,
 ) -> None:
     ok, why, message = promotion_decision(
         baseline=baseline, best=best, direction=direction, max_regression=0.02, unchanged=unchanged, best_version=3
     )
-    assert (ok, why) == (promotable, reason)
-    assert message
+    assert (ok, why, message) == (promotable, reason, expected_message)
