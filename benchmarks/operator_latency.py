@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "k8s"))
+sys.path.insert(0, str(REPO))  # the repository root: `tests.k8s` helpers import by package path
 
-from envtest import EnvTest  # noqa: E402
-from operator_harness import Cluster, fresh_database, synthetic, synthetic_promptconfig, wait_for  # noqa: E402
+from tests.k8s.envtest import EnvTest  # noqa: E402
+from tests.k8s.operator_harness import Cluster, fresh_database, synthetic, synthetic_promptconfig, wait_for  # noqa: E402
 
 GROUP, VERSION = "agentensor.dev", "v1alpha1"
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "k8s"))
+sys.path.insert(0, str(REPO))  # the repository root: `tests.k8s` helpers import by package path
 
 
 def rss_mb(pid: int) -> int:
@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     args = parser.parse_args()
 
-    from envtest import EnvTest
-    from operator_harness import Cluster, fresh_database, phase, synthetic, synthetic_promptconfig, wait_for
+    from tests.k8s.envtest import EnvTest
+    from tests.k8s.operator_harness import Cluster, fresh_database, phase, synthetic, synthetic_promptconfig, wait_for
 
     with tempfile.TemporaryDirectory() as tmp, EnvTest() as env, fresh_database() as url:
         env.kubectl("apply", "-f", str(REPO / "crds"))

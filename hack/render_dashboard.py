@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "k8s"))
+sys.path.insert(0, str(REPO))  # the repository root: `tests.k8s` helpers import by package path
 DASHBOARD = REPO / "charts" / "agentensor-operator" / "dashboards" / "agentensor-operator.json"
 RATE_INTERVAL = "15s"
 UNITS = {"ops": "per second", "s": "seconds", "percentunit": "score (0 to 1)"}
@@ -70,7 +70,7 @@ def _legend(fmt: str, labels: dict[str, str]) -> str:
 
 def workload(cluster: Any) -> list[tuple[str, str]]:
     """Apply the runs; returns (kind, name) of each."""
-    from operator_harness import synthetic, synthetic_promptconfig
+    from tests.k8s.operator_harness import synthetic, synthetic_promptconfig
 
     docs: list[dict[str, Any]] = [synthetic_promptconfig("router", "dash-router")]
     runs = []
@@ -146,8 +146,8 @@ def main() -> None:
     parser.add_argument("--tail-seconds", type=float, default=20.0, help="keep scraping after the last run ends")
     args = parser.parse_args()
 
-    from envtest import EnvTest, free_port
-    from operator_harness import Cluster, fresh_database, phase, wait_for
+    from tests.k8s.envtest import EnvTest, free_port
+    from tests.k8s.operator_harness import Cluster, fresh_database, phase, wait_for
 
     dashboard = json.loads(DASHBOARD.read_text())
     with tempfile.TemporaryDirectory(prefix="agentensor-dashboard-") as tmp, EnvTest() as env, fresh_database() as url:
