@@ -4,14 +4,14 @@ Controller-style:
     agentensor_reconcile_total{kind,result}          counter; result: success|retry|permanent|error
     agentensor_reconcile_duration_seconds{kind}      histogram of one reconcile (handler or timer tick)
 Fleet (refreshed by the census task every poll interval, from kopf's indexes and the API):
-    agentensor_runs{kind,namespace,condition}        runs by phase (Pending, Queued, Running, ...)
+    agentensor_runs{kind,namespace,phase}            runs by phase (Pending, Queued, Running, ...)
     agentensor_jobs_running                          active runner Jobs (what the cap counts)
     agentensor_jobs_queued                           runs waiting for a runner slot
 Per run (set on each reflection; removed when the run is deleted):
     agentensor_run_best_score{kind,namespace,name}
     agentensor_run_cases_completed{kind,namespace,name}
     agentensor_run_tokens{kind,namespace,name}       LLM tokens (input + output) used so far (status.usage)
-    agentensor_run_cost{kind,namespace,name}         LLM cost so far, in the currency of spec.pricing
+    agentensor_run_cost_usd{kind,namespace,name}     LLM cost so far, in US dollars (spec.pricing prices)
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Metrics:
             registry=r,
         )
         self.runs = Gauge(
-            "agentensor_runs", "Runs by kind, namespace and phase.", ["kind", "namespace", "condition"], registry=r
+            "agentensor_runs", "Runs by kind, namespace and phase.", ["kind", "namespace", "phase"], registry=r
         )
         self.jobs_running = Gauge("agentensor_jobs_running", "Active runner Jobs (counted by the cap).", registry=r)
         self.jobs_queued = Gauge("agentensor_jobs_queued", "Runs waiting for a runner slot.", registry=r)
@@ -62,7 +62,10 @@ class Metrics:
         )
         self.tokens = Gauge("agentensor_run_tokens", "LLM tokens a run has used.", RUN_LABELS, registry=r)
         self.cost = Gauge(
-            "agentensor_run_cost", "LLM cost of a run so far, in the currency of spec.pricing.", RUN_LABELS, registry=r
+            "agentensor_run_cost_usd",
+            "LLM cost of a run so far in US dollars (status.usage.cost, priced by spec.pricing).",
+            RUN_LABELS,
+            registry=r,
         )
         self._run_gauges = (self.best_score, self.cases_completed, self.tokens, self.cost)
         self._seen_runs: set[tuple[str, str, str]] = set()
@@ -106,6 +109,7 @@ class Metrics:
         tokens: float = 0.0,
         cost: float = 0.0,
     ) -> None:
+        """Set a run's gauges: best validation objective, cases done, LLM tokens, cost in US dollars."""
         key = (kind, namespace, name)
         self._seen_runs.add(key)
         if best_score is not None:

@@ -271,7 +271,7 @@ def test_metrics_endpoint_parses(cluster: Cluster, operator: OperatorProcess, tr
         return {f.name: f for f in text_string_to_metric_families(operator.metrics())}
 
     families = wait_for(
-        lambda: (m := scrape()) and any(s.labels.get("condition") == "Succeeded" for s in m["agentensor_runs"].samples)
+        lambda: (m := scrape()) and any(s.labels.get("phase") == "Succeeded" for s in m["agentensor_runs"].samples)
         and m,
         30,
         "the census to count a Succeeded run",
@@ -285,7 +285,7 @@ def test_metrics_endpoint_parses(cluster: Cluster, operator: OperatorProcess, tr
     key = (("kind", "TrainingRun"), ("name", "train"), ("namespace", NS))
     assert samples[("agentensor_run_best_score", key)] == pytest.approx(trained["status"]["bestScore"])
     assert samples[("agentensor_run_cases_completed", key)] == trained["status"]["casesCompleted"]
-    assert ("agentensor_run_tokens", key) in samples and ("agentensor_run_cost", key) in samples
+    assert ("agentensor_run_tokens", key) in samples and ("agentensor_run_cost_usd", key) in samples
 
 
 def test_evaluationrun_scores_a_version(cluster: Cluster, trained: dict[str, Any]) -> None:

@@ -49,14 +49,14 @@ def test_census_and_run_gauges() -> None:
     m.set_census(runs, active_jobs=3)
     m.set_run("TrainingRun", "a", "r1", best_score=0.75, cases_completed=12, tokens=100, cost=0.5)
     got = samples(m)
-    assert got[("agentensor_runs", (("condition", "Queued"), ("kind", "TrainingRun"), ("namespace", "a")))] == 2
+    assert got[("agentensor_runs", (("kind", "TrainingRun"), ("namespace", "a"), ("phase", "Queued")))] == 2
     assert got[("agentensor_jobs_running", ())] == 3 and got[("agentensor_jobs_queued", ())] == 2
     key = (("kind", "TrainingRun"), ("name", "r1"), ("namespace", "a"))
     assert got[("agentensor_run_best_score", key)] == 0.75
     assert got[("agentensor_run_cases_completed", key)] == 12
-    assert got[("agentensor_run_tokens", key)] == 100 and got[("agentensor_run_cost", key)] == 0.5
+    assert got[("agentensor_run_tokens", key)] == 100 and got[("agentensor_run_cost_usd", key)] == 0.5
     m.set_census(runs[2:], active_jobs=0)
     m.prune_runs([("EvaluationRun", "b", "e1")])  # r1 was deleted
     got = samples(m)
-    assert ("agentensor_runs", (("condition", "Queued"), ("kind", "TrainingRun"), ("namespace", "a"))) not in got
+    assert ("agentensor_runs", (("kind", "TrainingRun"), ("namespace", "a"), ("phase", "Queued"))) not in got
     assert ("agentensor_run_best_score", key) not in got
