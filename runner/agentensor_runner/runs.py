@@ -12,16 +12,20 @@ from agentensor_api import (
     EvaluationRun,
     ManifestError,
     PromptConfig,
+    Reason,
     RunStatus,
     TrainingRun,
+    mark_failed,
+    mark_running,
+    mark_succeeded,
     now_rfc3339,
-    set_condition,
 )
-from agentensor_store import Store
+from agentensor_api._resources import run_spec_checksum
+from agentensor_store import RunLease, Store, StoreError, lease_seconds_from_env, new_owner_id
 
 from ._context import RunContext, StatusSink, build_context
 from ._shards import CasePool, WorkerRecipe, processes_for
-from .executor import run_cases
+from .executor import Evaluation, run_cases
 from .trainer import RunFailed, Trainer
 from .workflows import Workflow
 
@@ -43,31 +47,38 @@ def find_prompt_config(run: TrainingRun | EvaluationRun, configs: list[PromptCon
     )
 
 
-async def _evaluate(ctx: RunContext) -> RunStatus:
-    spec = ctx.resource.spec
+def _evaluation_status(ctx: RunContext) -> RunStatus:
+    """An EvaluationRun's status at the start: Running (Evaluating), its version, no case done."""
     status = RunStatus(
         run_id=ctx.run_id,
-        phase="Running",
         cases_total=len(ctx.cases),
         cases_completed=0,
         start_time=now_rfc3339(),
         best_version=ctx.start_version.version,
         best_checksum=ctx.start_version.checksum,
     )
-    status.conditions = set_condition(status.conditions, "Running", "True", "Evaluating")
-    ctx.store.update_run(ctx.run_id, phase="Running", status=status.to_wire(), started_at=datetime.now(UTC))
+    return mark_running(status, Reason.EVALUATING)
+
+
+def _publish(
+    ctx: RunContext, status: RunStatus, *, started_at: datetime | None = None, completed_at: datetime | None = None
+) -> None:
+    """Write ``status`` to the run's row (and ``started_at``/``completed_at`` if given) and the sink."""
+    ctx.store.update_run(
+        ctx.run_id, phase=status.phase, status=status.to_wire(), started_at=started_at, completed_at=completed_at
+    )
     if ctx.on_status:
         ctx.on_status(status)
-    if ctx.workflow.prepare is not None:
-        ctx.workflow.prepare([c.input for c in ctx.cases if c.error is None])
-    done = 0
+
+
+async def _score_all(ctx: RunContext, status: RunStatus) -> Evaluation:
+    """Run every case of an EvaluationRun, counting ``casesCompleted`` as they finish."""
+    spec = ctx.resource.spec
 
     def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        status.cases_completed = done
+        status.cases_completed = (status.cases_completed or 0) + n
         if ctx.on_progress:
-            ctx.on_progress("eval", done, len(ctx.cases))
+            ctx.on_progress("eval", status.cases_completed, len(ctx.cases))
 
     ev = await run_cases(
         ctx.workflow,
@@ -84,27 +95,31 @@ async def _evaluate(ctx: RunContext) -> RunStatus:
         pool=ctx.pool,
     )
     ctx.record(ev, epoch=None, version=ctx.start_version.version)
+    return ev
+
+
+async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
+    """Score the start version over every case; ``status`` is updated in place and returned.
+
+    Raises:
+        RunFailed: ``AllCasesFailed`` when every case errored (names the first and its error).
+    """
+    _publish(ctx, status, started_at=datetime.now(UTC))
+    if ctx.workflow.prepare is not None:
+        ctx.workflow.prepare([c.input for c in ctx.cases if c.error is None])
+    ev = await _score_all(ctx, status)
     status.cases_failed = ev.errors
     status.scores = ev.means
     status.best_score = status.baseline_score = ev.objective(ctx.objective.evaluator)
-    status.completion_time = now_rfc3339()
     if ctx.llm is not None:
         status.usage = ctx.llm.ledger.total.to_summary()
     if ev.errors == len(ev.cases):
         first = next(r for r in ev.cases if r.error)
-        raise RunFailed("AllCasesFailed", f"every case failed; case {first.case.case_id}: {first.error}")
-    status.phase = "Succeeded"
-    status.conditions = set_condition(status.conditions, "Running", "False", "Completed")
-    status.conditions = set_condition(
-        status.conditions,
-        "Succeeded",
-        "True",
-        "Completed",
-        f"{ctx.objective.evaluator}={status.best_score:.4f} over {len(ev.cases)} cases, {ev.errors} error(s)",
+        raise RunFailed(Reason.ALL_CASES_FAILED, f"every case failed; case {first.case.case_id}: {first.error}")
+    mark_succeeded(
+        status, f"{ctx.objective.evaluator}={status.best_score:.4f} over {len(ev.cases)} cases, {ev.errors} error(s)"
     )
-    ctx.store.update_run(ctx.run_id, phase="Succeeded", status=status.to_wire(), completed_at=datetime.now(UTC))
-    if ctx.on_status:
-        ctx.on_status(status)
+    _publish(ctx, status, completed_at=datetime.now(UTC))
     return status
 
 
@@ -141,14 +156,22 @@ async def execute(
         spec=run.spec.to_wire(),
         seed=run.spec.dataset.seed,
     )
+    try:
+        lease = _claim(store, run, run_id)
+    except StoreError:
+        if ctx.llm is not None:
+            await ctx.llm.aclose()
+            ctx.llm.close()
+        raise
     processes = processes_for(run.spec.parallelism) if workflow is None else 1
     if processes > 1:
         pool = CasePool(WorkerRecipe(run.spec, str(base_dir)), processes, ledger=ctx.llm.ledger if ctx.llm else None)
         pool.warm()
         ctx.pool = pool
     try:
-        return await _run(ctx, run, store, run_id)
+        return await _run(ctx, run)
     finally:
+        lease.close()
         if isinstance(ctx.pool, CasePool):
             ctx.pool.close()
         if ctx.llm is not None:
@@ -156,7 +179,20 @@ async def execute(
             ctx.llm.close()
 
 
-async def _run(ctx: RunContext, run: TrainingRun | EvaluationRun, store: Store, run_id: str) -> RunStatus:
+def _claim(store: Store, run: TrainingRun | EvaluationRun, run_id: str) -> RunLease:
+    """Check the run id's identity (kind and spec checksum) and hold its lease while the run executes.
+
+    Raises:
+        RunIdentityError: the run id belongs to another kind or spec.
+        RunLeasedError: another live process is executing this run id.
+    """
+    owner, seconds = new_owner_id(), lease_seconds_from_env()
+    store.claim_run(run_id, kind=run.kind, spec_checksum=run_spec_checksum(run), owner=owner, lease_seconds=seconds)
+    return RunLease(store, run_id, owner, seconds).start()
+
+
+async def _run(ctx: RunContext, run: TrainingRun | EvaluationRun) -> RunStatus:
+    """Run ``run``; a :class:`RunFailed` or a bad input marks it Failed, keeping its progress."""
     if isinstance(run, TrainingRun):
         trainer = Trainer(ctx)
         try:
@@ -164,11 +200,11 @@ async def _run(ctx: RunContext, run: TrainingRun | EvaluationRun, store: Store, 
         except RunFailed as e:
             return trainer.fail(e.reason, e.message)
         except AgentensorError as e:
-            return trainer.fail("InvalidInput", str(e))
+            return trainer.fail(Reason.INVALID_INPUT, str(e))
+    status = _evaluation_status(ctx)
     try:
-        return await _evaluate(ctx)
+        return await _evaluate(ctx, status)
     except RunFailed as e:
-        status = RunStatus(run_id=run_id, phase="Failed", message=e.message, completion_time=now_rfc3339())
-        status.conditions = set_condition(status.conditions, "Failed", "True", e.reason, e.message)
-        store.update_run(run_id, phase="Failed", status=status.to_wire(), completed_at=datetime.now(UTC))
+        mark_failed(status, e.reason, e.message)
+        _publish(ctx, status, completed_at=datetime.now(UTC))
         return status
