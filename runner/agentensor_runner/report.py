@@ -104,6 +104,8 @@ def render_report(title: str, status: RunStatus, checkpoints: list[CheckpointRec
         facts["LLM cost"] = u.cost
         facts["LLM calls by purpose"] = ", ".join(f"{k}={v}" for k, v in u.llm_calls.items()) or "none"
         facts["cache hits by purpose"] = ", ".join(f"{k}={v}" for k, v in u.cached_calls.items()) or "none"
+        facts["truncated replies by purpose"] = ", ".join(f"{k}={v}" for k, v in u.truncated_calls.items()) or "none"
+        facts["judge parse failures"] = ", ".join(f"{k}={v}" for k, v in u.parse_failures.items()) or "none"
     fact_rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(f'{v:.4f}' if isinstance(v, float) else str(v))}</td></tr>"
         for k, v in facts.items()

@@ -43,6 +43,8 @@ class Rule:
     latency_seconds: float | None = None
     times: int | None = None
     """Answer at most this many requests, then let later rules answer."""
+    finish_reason: str = "stop"
+    """``choices[0].finish_reason`` of the reply (``length``: cut by the token limit)."""
     hits: int = 0
 
     def matches(self, body: dict[str, Any]) -> bool:
@@ -155,6 +157,7 @@ class ScriptedServer:
             text = rule.reply(body) if callable(rule.reply) else rule.reply
         else:
             text = self.default_reply
+        finish_reason = rule.finish_reason if rule is not None else "stop"
         prompt_tokens = sum(count_tokens(_text(m)) for m in body.get("messages", []))
         completion_tokens = count_tokens(text)
         entry.finished = time.monotonic()
@@ -170,7 +173,7 @@ class ScriptedServer:
                         "index": 0,
                         "message": {"role": "assistant", "content": text, "refusal": None},
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": {

@@ -9,8 +9,20 @@ Options:
 
 The judge is asked for one JSON object ``{"score": 0..1, "pass": bool, "reason": "..."}``.
 ``score`` is required (a bare ``pass`` counts as 1 or 0); ``passed`` is ``score >= threshold``
-as for every evaluator. The reason is kept for passing cases too. An unparsable reply or a
-failed call scores 0 with the reason saying why (the evaluator never raises).
+as for every evaluator. The reason is kept for passing cases too. A failed call scores 0 with
+the reason saying why (the evaluator never raises).
+
+Structured output (``spec.models.<judge>.structuredOutput``, ``openai:`` models only): the
+request carries ``response_format`` as OpenAI's ``json_schema`` form or as
+``{"type": "json_object", "schema": ...}`` (llama-cpp-python's server, which constrains the
+reply with a grammar and answers ``json_schema`` with HTTP 500). ``auto`` tries them in that
+order and falls back to plain text when the server rejects a form (HTTP 4xx/5xx); the form
+that worked is remembered per model for the rest of the run.
+
+A reply that still does not parse is a **parse failure**, not a silent 0: it is counted under
+the evaluator's name in ``usage.parseFailures`` (case, checkpoint, ``status.usage``, report),
+and the case fails with the reason ``"judge reply did not parse (...); raw reply: '<first 300
+characters>'"``, so the loss the optimizer sees says the judge, not the output, failed.
 """
 
 from __future__ import annotations
@@ -20,10 +32,11 @@ import re
 from typing import Any, ClassVar
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 
 from agentensor_api import EvaluatorSpec, ManifestError
 
-from ..llm import LlmRuntime, ainvoke_text, sampling_kwargs
+from ..llm import LlmCallError, LlmRuntime, record_parse_failure, sampling_kwargs
 from ._base import BaseEvaluator, Score, as_text
 from ._options import Options
 from ._result import EvaluatorConfigError
@@ -38,6 +51,27 @@ RUBRIC:
 
 _OPTIONS = ("rubric", "model", "includeInput", "includeExpected", "parameters")
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+RAW_CHARS = 300
+"""Characters of an unparsable reply kept in the reason."""
+PARSE_FAILURE = "judge reply did not parse"
+
+VERDICT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"score": {"type": "number"}, "reason": {"type": "string"}},
+    "required": ["score", "reason"],
+    "additionalProperties": False,
+}
+FORMS = ("json_schema", "json_object", "none")
+_REJECTED_BY_SERVER = ("BadRequestError", "InternalServerError", "UnprocessableEntityError", "NotFoundError")
+
+
+def response_format(form: str) -> dict[str, Any] | None:
+    """The ``response_format`` body field of structured-output ``form`` (``None`` for ``none``)."""
+    if form == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "verdict", "strict": True, "schema": VERDICT_SCHEMA}}
+    if form == "json_object":
+        return {"type": "json_object", "schema": VERDICT_SCHEMA}
+    return None
 
 
 def parse_verdict(text: str) -> Score:
@@ -101,6 +135,35 @@ class LlmJudgeEvaluator(BaseEvaluator):
     def needs_expected(self) -> bool:
         return False
 
+    def _forms(self) -> list[str]:
+        spec = self.llm.specs[self.model]
+        if not spec.model.startswith("openai:") or spec.structured_output == "none":
+            return ["none"]
+        known = self.llm.json_forms.get(self.model)
+        if known is not None:
+            return [known]
+        if spec.structured_output != "auto":
+            return [spec.structured_output]
+        return list(FORMS)
+
+    async def _ask(self, messages: list[Any]) -> str:
+        """The judge's reply, trying the structured-output forms in order (module docstring)."""
+        config: RunnableConfig = {"run_name": f"llm_judge:{self.name}", "tags": ["agentensor", "llm_judge"]}
+        forms = self._forms()
+        for i, form in enumerate(forms):
+            fmt = response_format(form)
+            extra = {"extra_body": {"response_format": fmt}} if fmt is not None else None
+            try:
+                text = await self.llm.ainvoke(self.model, "judge", self.kwargs, messages, config, extra)
+            except LlmCallError as e:
+                if i + 1 < len(forms) and str(e).startswith(_REJECTED_BY_SERVER):
+                    continue
+                raise
+            if len(forms) > 1:
+                self.llm.json_forms.setdefault(self.model, form)
+            return text
+        raise AssertionError("unreachable: the last form re-raises")  # pragma: no cover
+
     async def score(self, *, input: Any, output: Any, expected: Any) -> Score:
         parts = []
         if self.include_input:
@@ -108,11 +171,10 @@ class LlmJudgeEvaluator(BaseEvaluator):
         if self.include_expected and expected is not None:
             parts.append(f"EXPECTED (reference):\n{as_text(expected)}")
         parts.append(f"OUTPUT:\n{as_text(output)}")
-        model = self.llm.chat(self.model, "judge", self.kwargs)
-        text = await ainvoke_text(
-            model,
-            [SystemMessage(self._system), HumanMessage("\n\n".join(parts))],
-            {"run_name": f"llm_judge:{self.name}", "tags": ["agentensor", "llm_judge"]},
-            self.llm.redact,
-        )
-        return parse_verdict(text)
+        text = await self._ask([SystemMessage(self._system), HumanMessage("\n\n".join(parts))])
+        try:
+            return parse_verdict(text)
+        except ValueError as e:
+            record_parse_failure(self.llm.ledger, self.name)
+            why = str(e).split(":", 1)[0]
+            return Score(0.0, f"{PARSE_FAILURE} ({why}); raw reply: {text[:RAW_CHARS]!r}", passed=False)

@@ -13,7 +13,7 @@ from ._call import LlmCallError, ainvoke_text
 from ._keys import REDACTED, Redactor, resolve_api_key
 from ._registry import CACHED_PURPOSES, PARAMETER_KWARGS, PURPOSES, LlmRuntime, sampling_kwargs
 from ._runtime import build_runtime
-from ._usage import CACHE_HIT_KEY, Usage, UsageCallback, UsageLedger, begin_case, end_case
+from ._usage import CACHE_HIT_KEY, Usage, UsageCallback, UsageLedger, begin_case, end_case, record_parse_failure
 
 __all__ = [
     "CACHED_PURPOSES",
@@ -34,6 +34,7 @@ __all__ = [
     "build_runtime",
     "default_cache_path",
     "end_case",
+    "record_parse_failure",
     "resolve_api_key",
     "sampling_kwargs",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -31,8 +31,9 @@ async def ainvoke_text(
     messages: Sequence[BaseMessage],
     config: RunnableConfig | None,
     redact: Callable[[str], str],
+    call_kwargs: Mapping[str, Any] | None = None,
 ) -> str:
-    """``model.ainvoke(messages, config)`` and the reply's text.
+    """``model.ainvoke(messages, config, **call_kwargs)`` and the reply's text.
 
     Raises:
         LlmCallError: the call failed: ``"<ErrorType>: <redacted message>"``, followed by
@@ -42,7 +43,7 @@ async def ainvoke_text(
         TimeoutError, asyncio.CancelledError: passed through (per-step and per-case timeouts).
     """
     try:
-        reply = await model.ainvoke(list(messages), config)
+        reply = await model.ainvoke(list(messages), config, **(call_kwargs or {}))
     except TimeoutError:
         raise
     except Exception as e:

@@ -18,15 +18,18 @@ import asyncio
 import logging
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import SecretStr
 
 from agentensor_api import ManifestError, ModelSpec, PriceSpec
 
+from ._call import ainvoke_text
 from ._keys import Redactor, resolve_api_key
 from ._usage import UsageCallback, UsageLedger
 
@@ -99,6 +102,9 @@ class LlmRuntime:
         factory: builds a model from ``provider:name`` and kwargs (``base_url``, ``api_key``,
             ``cache``, ``callbacks``, sampling kwargs, and for ``openai:`` models with the
             default factory ``http_async_client``); default ``init_chat_model``.
+        timeout_cap: the run's ``caseTimeoutSeconds``; each model's client timeout is
+            ``min(timeoutSeconds, timeout_cap)`` so a slow call fails as a client timeout
+            naming the model instead of the case being cancelled from outside.
 
     Raises:
         ManifestError: an API key variable named by a model spec is unset (checked here, before
@@ -113,8 +119,11 @@ class LlmRuntime:
         cache: BaseCache | None = None,
         env: Mapping[str, str] | None = None,
         factory: ModelFactory | None = None,
+        timeout_cap: float | None = None,
     ) -> None:
         self.specs = dict(models)
+        self.timeout_cap = timeout_cap
+        """``caseTimeoutSeconds``: no client timeout is longer than the case's own."""
         self._factory = factory or _init_chat_model
         self.pricing = dict(pricing or {})
         self.cache = cache
@@ -129,6 +138,10 @@ class LlmRuntime:
         self._http: dict[str, Any] = {}
         """``spec.models`` name -> the OpenAI SDK's aiohttp-backed async HTTP client."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        """``spec.models`` name -> its ``maxConcurrency`` semaphore (per event loop)."""
+        self.json_forms: dict[str, str] = {}
+        """``spec.models`` name -> the structured-output form the server accepted (``llm_judge``)."""
 
     def check(self, name: Any, field: str) -> str:
         """``name`` if it is a key of ``spec.models``.
@@ -157,6 +170,7 @@ class LlmRuntime:
                 log.debug("LlmRuntime used from a new event loop: rebuilding models and connection pools")
             self._instances.clear()
             self._http.clear()
+            self._slots.clear()
             self._loop = loop
         model = self._instances.get(key)
         if model is None:
@@ -168,7 +182,8 @@ class LlmRuntime:
         spec = self.specs[name]
         if "stop" in kwargs:
             kwargs["stop"] = list(kwargs["stop"])
-        extra: dict[str, Any] = {"max_retries": spec.max_retries, "timeout": spec.timeout_seconds}
+        timeout = spec.timeout_seconds if self.timeout_cap is None else min(spec.timeout_seconds, self.timeout_cap)
+        extra: dict[str, Any] = {"max_retries": spec.max_retries, "timeout": timeout}
         if spec.base_url:
             extra["base_url"] = spec.base_url
         key = self._keys.get(name)
@@ -187,6 +202,34 @@ class LlmRuntime:
                 f"spec.models.{name}.model", f"cannot build {spec.model!r}: {type(e).__name__}: {self.redact(str(e))}"
             ) from None
         return model
+
+    async def ainvoke(
+        self,
+        name: str,
+        purpose: str,
+        kwargs: Mapping[str, Any] | None,
+        messages: Sequence[BaseMessage],
+        config: RunnableConfig | None,
+        call_kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        """One call of ``spec.models[name]`` under its ``maxConcurrency`` limit; the reply text.
+
+        The limit is one ``asyncio.Semaphore`` per model name shared by every purpose (task,
+        judge, gradient, rewrite), so one purpose cannot hold all of a slow server's slots.
+        ``call_kwargs`` go to the request (e.g. ``extra_body``).
+
+        Raises:
+            LlmCallError, TimeoutError: as :func:`ainvoke_text`.
+        """
+        model = self.chat(name, purpose, kwargs)
+        limit = self.specs[name].max_concurrency
+        if limit is None:
+            return await ainvoke_text(model, messages, config, self.redact, call_kwargs)
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = self._slots[name] = asyncio.Semaphore(limit)
+        async with slot:
+            return await ainvoke_text(model, messages, config, self.redact, call_kwargs)
 
     def _http_client(self, name: str) -> Any:
         """The aiohttp-backed client of model ``name``, or ``None`` (the SDK's httpx default) when

@@ -20,7 +20,8 @@ def build_runtime(
     """The runtime for ``spec.models``, or ``None`` when the run declares no model.
 
     The response cache is ``spec.responseCache.path`` (relative to ``base_dir``), else
-    :func:`default_cache_path`; ``responseCache.enabled: false`` turns it off.
+    :func:`default_cache_path`; ``responseCache.enabled: false`` turns it off. Client
+    timeouts are capped at ``spec.caseTimeoutSeconds``.
 
     Raises:
         ManifestError: an API key variable is unset (see :func:`resolve_api_key`).
@@ -33,4 +34,4 @@ def build_runtime(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         cache = SqliteResponseCache(path)
-    return LlmRuntime(spec.models, pricing=spec.pricing, cache=cache, env=env)
+    return LlmRuntime(spec.models, pricing=spec.pricing, cache=cache, env=env, timeout_cap=spec.case_timeout_seconds)

@@ -5,6 +5,13 @@ from a manifest). When a call ends, the callback adds its tokens, cost and durat
 model's *purpose* (``task``, ``judge``, ``gradient``, ``rewrite``), to the run's
 :class:`UsageLedger` and to the :class:`Usage` of the case being evaluated, if any (a context
 variable the executor sets per case with :func:`begin_case`).
+
+Two outcomes of a real model are counted beside the tokens:
+
+- ``truncated``: calls whose reply ended with ``finish_reason: length`` (the ``maxTokens``
+  limit cut it), by purpose, read from the message's ``response_metadata``;
+- ``parse_failures``: judge replies that did not parse, by evaluator name
+  (:func:`record_parse_failure`, called by ``llm_judge``).
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ class Usage:
     seconds: float = 0.0
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     cached: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    truncated: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Calls cut by the token limit (``finish_reason: length``), by purpose."""
+    parse_failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Judge replies that did not parse, by evaluator name."""
 
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
@@ -45,6 +56,10 @@ class Usage:
             self.calls[k] += v
         for k, v in other.cached.items():
             self.cached[k] += v
+        for k, v in other.truncated.items():
+            self.truncated[k] += v
+        for k, v in other.parse_failures.items():
+            self.parse_failures[k] += v
 
     def copy(self) -> Usage:
         out = Usage()
@@ -59,12 +74,15 @@ class Usage:
             self.cost - earlier.cost,
             self.seconds - earlier.seconds,
         )
-        for k, v in self.calls.items():
-            if v - earlier.calls.get(k, 0):
-                out.calls[k] = v - earlier.calls.get(k, 0)
-        for k, v in self.cached.items():
-            if v - earlier.cached.get(k, 0):
-                out.cached[k] = v - earlier.cached.get(k, 0)
+        for mine, theirs, target in (
+            (self.calls, earlier.calls, out.calls),
+            (self.cached, earlier.cached, out.cached),
+            (self.truncated, earlier.truncated, out.truncated),
+            (self.parse_failures, earlier.parse_failures, out.parse_failures),
+        ):
+            for k, v in mine.items():
+                if v - theirs.get(k, 0):
+                    target[k] = v - theirs.get(k, 0)
         return out
 
     @property
@@ -79,6 +97,8 @@ class Usage:
             llm_calls=dict(sorted(self.calls.items())),
             cached_calls=dict(sorted(self.cached.items())),
             llm_seconds=round(self.seconds, 6),
+            truncated_calls=dict(sorted(self.truncated.items())),
+            parse_failures=dict(sorted(self.parse_failures.items())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -97,6 +117,14 @@ def begin_case() -> tuple[Usage, contextvars.Token[Usage | None]]:
 
 def end_case(token: contextvars.Token[Usage | None]) -> None:
     _CASE.reset(token)
+
+
+def record_parse_failure(ledger: UsageLedger, evaluator: str) -> None:
+    """Count one unparsable judge reply of ``evaluator`` in the run and in the current case."""
+    ledger.total.parse_failures[evaluator] += 1
+    case = _CASE.get()
+    if case is not None:
+        case.parse_failures[evaluator] += 1
 
 
 class UsageLedger:
@@ -138,15 +166,16 @@ class UsageCallback(BaseCallbackHandler):
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         started = self._started.pop(run_id, None)
         seconds = time.perf_counter() - started if started is not None else 0.0
-        hit = False
+        hit = cut = False
         tokens_in = tokens_out = 0
         for gens in response.generations:
             for gen in gens:
                 msg = getattr(gen, "message", None)
                 if msg is None:
                     continue
-                if (msg.response_metadata or {}).get(CACHE_HIT_KEY):
-                    hit = True
+                meta_r = msg.response_metadata or {}
+                hit = hit or bool(meta_r.get(CACHE_HIT_KEY))
+                cut = cut or meta_r.get("finish_reason") == "length"
                 meta = getattr(msg, "usage_metadata", None)
                 if meta:
                     tokens_in += int(meta.get("input_tokens", 0))
@@ -161,6 +190,8 @@ class UsageCallback(BaseCallbackHandler):
                 u.cached[self.purpose] += 1
                 continue
             u.calls[self.purpose] += 1
+            if cut:
+                u.truncated[self.purpose] += 1
             u.input_tokens += tokens_in
             u.output_tokens += tokens_out
             u.cost += tokens_in * self._in + tokens_out * self._out

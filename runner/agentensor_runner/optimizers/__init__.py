@@ -7,11 +7,13 @@ from agentensor_api import ManifestError, OptimizerSpec
 
 from ._base import Candidate, Optimizer, OptimizerConfigError, Step
 from .exemplar import ExemplarOptimizer
+from .fewshot import FewShotOptimizer
 from .optuna_search import OptunaOptimizer
 from .textgrad import TextGradOptimizer
 
 REGISTRY: dict[str, type[Any]] = {
     "exemplar": ExemplarOptimizer,
+    "fewshot": FewShotOptimizer,
     "textgrad": TextGradOptimizer,
     "optuna": OptunaOptimizer,
 }
@@ -46,6 +48,7 @@ __all__ = [
     "REGISTRY",
     "Candidate",
     "ExemplarOptimizer",
+    "FewShotOptimizer",
     "Optimizer",
     "OptimizerConfigError",
     "OptunaOptimizer",

@@ -8,7 +8,9 @@ For one minibatch, per trainable prompt that took part in failed cases:
    The calls for different prompts run concurrently (``asyncio.gather``).
 2. **rewrite**: ONE call per prompt with the text and its feedback, asking for ``K``
    (``spec.optimizer.candidates``) alternative texts, each inside ``<prompt>...</prompt>``.
-   Rewrites also run concurrently across prompts.
+   Rewrites also run concurrently across prompts. Untagged, empty or placeholder-losing
+   rewrites are rejected before any validation call and counted by reason
+   (:func:`parse_candidates`).
 
 Candidate ``k`` changes every prompt to its ``k``-th rewrite; the trainer scores each candidate
 on the validation split and keeps one only if it beats the current score (the spine's rule).
@@ -37,7 +39,7 @@ from langchain_core.runnables import RunnableConfig
 from agentensor_api import ManifestError
 
 from ..evaluators import as_text
-from ..llm import LlmRuntime, ainvoke_text, sampling_kwargs
+from ..llm import LlmRuntime, sampling_kwargs
 from ..prompts import PromptSet
 from ..workflows import Feedback
 from ._base import Candidate, CountingObserver, OptimizerConfigError, Step, check_options, new_candidate
@@ -66,17 +68,41 @@ def _config(purpose: str, prompt: str) -> RunnableConfig:
     return {"run_name": f"textgrad:{purpose}", "tags": ["agentensor", "textgrad"], "metadata": {"prompt": prompt}}
 
 
-def parse_candidates(text: str, current: str, k: int) -> list[str]:
-    """Up to ``k`` distinct rewrites from a reply (``<prompt>`` blocks; an untagged reply is one).
+_PLACEHOLDER = re.compile(r"\{\{\s*[^{}]+?\s*\}\}")
 
-    Empty texts and texts equal to ``current`` are dropped.
+REJECT_REASONS = ("empty", "untagged", "lostPlaceholder")
+"""Why a rewrite is dropped before any validation call; counted in checkpoint ``extra.calls`` as
+``rejectedEmpty``, ``rejectedUntagged``, ``rejectedLostPlaceholder``."""
+
+
+def _placeholders(text: str) -> set[str]:
+    return {"".join(m.split()) for m in _PLACEHOLDER.findall(text)}
+
+
+def parse_candidates(text: str, current: str, k: int, rejected: dict[str, int] | None = None) -> list[str]:
+    """Up to ``k`` distinct rewrites from a reply: its ``<prompt>...</prompt>`` blocks.
+
+    Rejected before any validation call, each counted in ``rejected`` under its reason
+    (:data:`REJECT_REASONS`): a reply with no ``<prompt>`` block (``untagged``; a weak model's
+    chatter is not a prompt), an empty block or reply (``empty``), and a rewrite that lost one
+    of the current text's ``{{placeholders}}`` (``lostPlaceholder``). Rewrites equal to
+    ``current`` or repeated are dropped silently (nothing would change).
     """
-    found = [m.strip() for m in _CANDIDATE.findall(text)]
-    if not found and "<prompt>" not in text and text.strip():
-        found = [text.strip()]
+    counts = rejected if rejected is not None else {}
+    if not text.strip():
+        counts["empty"] = counts.get("empty", 0) + 1
+        return []
+    blocks = [m.strip() for m in _CANDIDATE.findall(text)]
+    if not blocks:
+        counts["untagged"] = counts.get("untagged", 0) + 1
+        return []
+    needed = _placeholders(current)
     out: list[str] = []
-    for c in found:
-        if c and c != current.strip() and c not in out:
+    for c in blocks:
+        reason = "empty" if not c else ("lostPlaceholder" if not needed <= _placeholders(c) else None)
+        if reason is not None:
+            counts[reason] = counts.get(reason, 0) + 1
+        elif c != current.strip() and c not in out:
             out.append(c)
     return out[:k]
 
@@ -113,6 +139,8 @@ class TextGradOptimizer(CountingObserver):
         except ManifestError as e:
             raise OptimizerConfigError(str(e)) from None
         self.llm = llm
+        self.rejections: dict[str, int] = {}
+        """Rewrites rejected before validation over the run, by reason (:data:`REJECT_REASONS`)."""
 
     def _examples(self, items: Sequence[Feedback], step: Step) -> list[Feedback]:
         unique = list({f.case_id: f for f in items}.values())
@@ -133,23 +161,30 @@ class TextGradOptimizer(CountingObserver):
             f"Prompt `{name}`:\n<prompt>\n{text}\n</prompt>\n\n"
             f"Failed cases ({len(shown)} of {len({f.case_id for f in items})}):\n\n{cases}"
         )
-        model = self.llm.chat(self.model, "gradient", self.kwargs)
-        config = _config("gradient", name)
-        return await ainvoke_text(model, [SystemMessage(GRADIENT_SYSTEM), HumanMessage(user)], config, self.llm.redact)
+        messages = [SystemMessage(GRADIENT_SYSTEM), HumanMessage(user)]
+        return await self.llm.ainvoke(self.model, "gradient", self.kwargs, messages, _config("gradient", name))
 
-    async def rewrite(self, name: str, text: str, feedback: str, k: int) -> list[str]:
-        """One rewrite call for prompt ``name`` returning up to ``k`` new texts."""
+    async def rewrite(
+        self, name: str, text: str, feedback: str, k: int, rejected: dict[str, int] | None = None
+    ) -> list[str]:
+        """One rewrite call for prompt ``name`` returning up to ``k`` new texts (see
+        :func:`parse_candidates` for what is rejected and counted in ``rejected``)."""
         user = f"Prompt `{name}`:\n<prompt>\n{text}\n</prompt>\n\nFeedback:\n{feedback}\n\nWrite {k} version(s)."
-        model = self.llm.chat(self.model, "rewrite", self.kwargs)
-        config = _config("rewrite", name)
         system = REWRITE_SYSTEM.replace("{k}", str(k))
-        reply = await ainvoke_text(model, [SystemMessage(system), HumanMessage(user)], config, self.llm.redact)
-        return parse_candidates(reply, text, k)
+        messages = [SystemMessage(system), HumanMessage(user)]
+        reply = await self.llm.ainvoke(self.model, "rewrite", self.kwargs, messages, _config("rewrite", name))
+        return parse_candidates(reply, text, k, rejected)
 
     async def _one(self, name: str, current: PromptSet, items: Sequence[Feedback], step: Step) -> list[str]:
         text = current.texts[name]
         grad = await self.gradient(name, text, items, step)
-        return await self.rewrite(name, text, grad, step.candidates)
+        rejected: dict[str, int] = {}
+        out = await self.rewrite(name, text, grad, step.candidates, rejected)
+        for reason, n in rejected.items():
+            key = "rejected" + reason[0].upper() + reason[1:]
+            step.calls[key] = step.calls.get(key, 0) + n
+            self.rejections[reason] = self.rejections.get(reason, 0) + n
+        return out
 
     async def propose(
         self,

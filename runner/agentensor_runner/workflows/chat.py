@@ -23,7 +23,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentensor_api import ManifestError
 
-from ..llm import LlmRuntime, ainvoke_text, sampling_kwargs
+from ..llm import LlmRuntime, sampling_kwargs
 from ._base import Workflow, render
 
 CHAT_OPTIONS = frozenset({"model", "system", "user", "parameters"})
@@ -90,9 +90,8 @@ class ModelCall:
     async def __call__(self, state: Mapping[str, Any], config: RunnableConfig) -> str:
         system = str(render(self.system, config, state))
         user = render(self.user, config, state)
-        model = self.llm.chat(self.model, "task", self.kwargs(config))
         messages = [SystemMessage(system), HumanMessage(user if isinstance(user, str) else str(user))]
-        return await ainvoke_text(model, messages, config, self.llm.redact)
+        return await self.llm.ainvoke(self.model, "task", self.kwargs(config), messages, config)
 
 
 def build(options: Mapping[str, Any], *, llm: LlmRuntime | None = None) -> Workflow:
