@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -144,15 +144,44 @@ async def run_cases(
             progress=progress,
         )
         return summarize(results, evaluators)
-    configurable = prompts.configurable()
-    fields = evaluator_fields or {}
+    one = _CaseRunner(
+        workflow,
+        evaluators,
+        base_config,
+        run_id,
+        stage,
+        case_timeout_seconds,
+        prompts.configurable(),
+        evaluator_fields or {},
+        progress,
+    )
+    return summarize(await _in_order(one, cases, parallelism), evaluators)
 
-    async def one(case: Case) -> CaseResult:
-        thread_id = case_thread_id(run_id, stage, case.case_id)
+
+@dataclass(frozen=True, slots=True)
+class _CaseRunner:
+    """Runs one case in this process: invoke the graph under the timeout, then score it."""
+
+    workflow: Workflow
+    evaluators: Sequence[Evaluator]
+    base_config: Mapping[str, Any]
+    run_id: str
+    stage: str
+    case_timeout_seconds: float
+    configurable: Mapping[str, Any]
+    fields: Mapping[str, str | None]
+    progress: ProgressFn | None
+
+    async def __call__(self, case: Case) -> CaseResult:
+        thread_id = case_thread_id(self.run_id, self.stage, case.case_id)
         if case.error is not None:
-            return CaseResult(case, stage, thread_id, None, {}, case.error, 0.0, frozenset())
+            return CaseResult(case, self.stage, thread_id, None, {}, case.error, 0.0, frozenset())
         cfg = case_config(
-            base_config, run_id=run_id, stage=stage, case_id=case.case_id, extra_configurable=configurable
+            self.base_config,
+            run_id=self.run_id,
+            stage=self.stage,
+            case_id=case.case_id,
+            extra_configurable=self.configurable,
         )
         usage, usage_token = begin_case()
         tape, token = start_tape()
@@ -161,25 +190,34 @@ async def run_cases(
         error: str | None = None
         try:
             try:
-                async with asyncio.timeout(case_timeout_seconds):
-                    output = await workflow.graph.ainvoke(workflow.to_state(case.input), cfg)
+                async with asyncio.timeout(self.case_timeout_seconds):
+                    output = await self.workflow.graph.ainvoke(self.workflow.to_state(case.input), cfg)
             except Exception as e:
-                error = _describe(e, case_timeout_seconds)
+                error = _describe(e, self.case_timeout_seconds)
             finally:
                 stop_tape(token)
             latency = time.perf_counter() - started
-            results: dict[str, EvalResult] = {}
-            if error is None:
-                for ev in evaluators:
-                    col = fields.get(ev.name)
-                    expected = case.row.get(col) if col else case.expected
-                    results[ev.name] = await ev.evaluate(input=case.input, output=output, expected=expected)
+            results = await self._score(case, output) if error is None else {}
         finally:
             end_case(usage_token)  # the worker runs its next case in the same context
-        if progress is not None:
-            progress(1)
-        return CaseResult(case, stage, thread_id, output, results, error, latency, frozenset(tape.used), usage)
+        if self.progress is not None:
+            self.progress(1)
+        return CaseResult(case, self.stage, thread_id, output, results, error, latency, frozenset(tape.used), usage)
 
+    async def _score(self, case: Case, output: Any) -> dict[str, EvalResult]:
+        """Every evaluator's result; ``expected`` is the evaluator's own column if it names one."""
+        results: dict[str, EvalResult] = {}
+        for ev in self.evaluators:
+            col = self.fields.get(ev.name)
+            expected = case.row.get(col) if col else case.expected
+            results[ev.name] = await ev.evaluate(input=case.input, output=output, expected=expected)
+        return results
+
+
+async def _in_order(
+    one: Callable[[Case], Awaitable[CaseResult]], cases: Sequence[Case], parallelism: int
+) -> list[CaseResult]:
+    """``one`` over ``cases`` by ``parallelism`` worker coroutines pulling from one iterator; case order kept."""
     out: list[CaseResult | None] = [None] * len(cases)
     queue = iter(enumerate(cases))
 
@@ -188,7 +226,7 @@ async def run_cases(
             out[i] = await one(case)
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(cases))))))
-    return summarize([r for r in out if r is not None], evaluators)
+    return [r for r in out if r is not None]
 
 
 __all__ = ["CaseResult", "Evaluation", "ProgressFn", "resolve_path", "run_cases", "summarize"]

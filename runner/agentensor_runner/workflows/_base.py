@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
@@ -31,8 +31,26 @@ class Feedback:
     message: str
 
 
-Attribution = Callable[[Any, Any, Any, frozenset[str], str], list[Feedback]]
-"""(case_id+input, output, expected, used_prompts, message) -> feedback; see ``default_attribution``."""
+class Attribution(Protocol):
+    """Credit assignment: the feedback one failed case gives the trainable prompts.
+
+    Called by the trainer with keywords only: the case's id, input, output and expected value,
+    ``used`` (the prompts the case read, from the prompt tape), ``trainable`` (the prompts that
+    may change) and ``message`` (the evaluator's reason or the case's error). Returns one
+    :class:`Feedback` per prompt to blame; see :func:`default_attribution`.
+    """
+
+    def __call__(
+        self,
+        *,
+        case_id: str,
+        input: Any,
+        output: Any,
+        expected: Any,
+        used: frozenset[str],
+        trainable: frozenset[str],
+        message: str,
+    ) -> list[Feedback]: ...
 
 
 @dataclass
@@ -49,7 +67,7 @@ class Workflow:
 
     graph: Runnable[Any, Any]
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    attribute: Callable[..., list[Feedback]] | None = None
+    attribute: Attribution | None = None
     prepare: Callable[[Sequence[Any]], None] | None = None
 
     def to_state(self, value: Any) -> dict[str, Any]:

@@ -26,14 +26,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import numpy as np
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from agentensor_api import ManifestError
 
 from ..embeddings import CachedEmbedder, Embedder, HashingEmbedder, Vector, default_embedder
 from ..prompts import TextTensor, iter_tensors
-from ._base import Feedback, Workflow, render
+from ._base import Attribution, Feedback, Workflow, render
 
 DEFAULT_DESCRIPTIONS = "{{prompts.intent}}"
 
@@ -117,8 +117,25 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
     """Compile the router graph.
 
     Raises:
-        ManifestError: on unknown options (field ``spec.workflow.options.<key>``).
+        ManifestError: on unknown options (field ``spec.workflow.options.<key>``), a
+            ``descriptions`` that is not a placeholder, or an unknown ``embedder``.
     """
+    descriptions_ref, prefix = _descriptions(options)
+    emb = _embedder(options, embedder)
+
+    def prepare(inputs: Sequence[Any]) -> None:
+        emb.embed([x for x in inputs if isinstance(x, str) and x.strip()])
+
+    return Workflow(
+        graph=_graph(emb, descriptions_ref, prefix),
+        defaults={"run_name": "embedding-router", "tags": ["agentensor", "embedding-router"]},
+        attribute=_attribution(prefix),
+        prepare=prepare,
+    )
+
+
+def _descriptions(options: Mapping[str, Any]) -> tuple[str, str]:
+    """Check the option names; ``(descriptions placeholder, prompt-name prefix it resolves to)``."""
     unknown = set(options) - {"descriptions", "embedder"}
     if unknown:
         raise ManifestError(
@@ -129,6 +146,11 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
     if not isinstance(descriptions_ref, str) or not descriptions_ref.strip().startswith("{{"):
         raise ManifestError("spec.workflow.options.descriptions", "must be a placeholder like '{{prompts.intent}}'")
     prefix = descriptions_ref.strip()[2:-2].strip().removeprefix("prompts.").removeprefix("prompts")
+    return descriptions_ref, prefix
+
+
+def _embedder(options: Mapping[str, Any], embedder: Embedder | None) -> CachedEmbedder:
+    """The given embedder, else ``options.embedder``, wrapped in a per-text cache."""
     if embedder is None:
         kind = options.get("embedder", "all-MiniLM-L6-v2")
         if kind == "hashing":
@@ -139,7 +161,11 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
             raise ManifestError(
                 "spec.workflow.options.embedder", f"unknown embedder {kind!r}; use all-MiniLM-L6-v2 or hashing"
             )
-    emb = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+    return embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+
+
+def _graph(emb: CachedEmbedder, descriptions_ref: str, prefix: str) -> Runnable[Any, Any]:
+    """``embed`` -> ``route``, compiled (see the module docstring)."""
     prototypes = _Prototypes(emb)
 
     def embed(state: RouterState) -> dict[str, Any]:
@@ -165,6 +191,11 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
     g.add_edge(START, "embed")
     g.add_edge("embed", "route")
     g.add_edge("route", END)
+    return g.compile(name="embedding-router")
+
+
+def _attribution(prefix: str) -> Attribution:
+    """Credit assignment for the router: the expected intent's description and the chosen one's."""
 
     def attribute(
         *,
@@ -187,12 +218,4 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
                 out.append(Feedback(name, case_id, input, expected, output, role, message))
         return out
 
-    def prepare(inputs: Sequence[Any]) -> None:
-        emb.embed([x for x in inputs if isinstance(x, str) and x.strip()])
-
-    return Workflow(
-        graph=g.compile(name="embedding-router"),
-        defaults={"run_name": "embedding-router", "tags": ["agentensor", "embedding-router"]},
-        attribute=attribute,
-        prepare=prepare,
-    )
+    return attribute
