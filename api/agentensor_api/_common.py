@@ -9,9 +9,6 @@ from pydantic import Field, model_validator
 
 from ._base import ApiModel
 
-TEMPLATES = ("embedding-router", "chat", "task")
-"""Built-in workflow templates: ``embedding-router`` (no LLM), ``chat`` and ``task`` (LLM calls)."""
-
 EvaluatorType = Literal[
     "exact_match",
     "contains",
@@ -24,10 +21,6 @@ EvaluatorType = Literal[
 ]
 EVALUATOR_TYPES: tuple[str, ...] = get_args(EvaluatorType)
 """Built-in evaluator types; ``python`` loads an allow-listed ``module:function``."""
-
-OPTIMIZER_TYPES = ("exemplar", "textgrad", "optuna", "fewshot")
-"""Optimizers: ``exemplar`` (no LLM), ``textgrad`` (LLM feedback and rewrites), ``optuna`` (TPE search),
-``fewshot`` (labelled train cases as demonstrations, no LLM)."""
 
 ENTRYPOINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
