@@ -85,10 +85,6 @@ class Usage:
                     target[k] = v - theirs.get(k, 0)
         return out
 
-    @property
-    def total_calls(self) -> int:
-        return sum(self.calls.values())
-
     def to_summary(self) -> UsageSummary:
         return UsageSummary(
             input_tokens=self.input_tokens,
