@@ -10,7 +10,7 @@ with a fixed latency per call, so the CPU figures are the client's alone
 - achieved / ideal, where ideal = N x latency / concurrency, for ours at concurrency 8 and 32;
 - the floor: a raw aiohttp POST loop with a fixed body (what the server and loopback allow);
 - ours and one bare graph row run under the runner's GC settings (``agentensor_runner.tuned_gc``,
-  which the CLI and shard workers apply); the other bare rows and upstream run with CPython's
+  which the CLI and the worker-pool processes apply); the other bare rows and upstream run with CPython's
   defaults;
 - client CPU ms per case for ours (``run_cases``: chat template + exact_match evaluator, response
   cache off), a bare ``ChatOpenAI.ainvoke`` and a bare one-node ``graph.ainvoke``, each with the
@@ -201,11 +201,11 @@ def _proc_cpu_seconds(pids: set[int]) -> float:
     return total / tick
 
 
-async def ours_sharded(base_url: str, n: int, c: int, processes: int) -> tuple[float, float]:
-    """`run_cases` sharded over ``processes`` worker processes; CPU includes the workers."""
+async def ours_workers(base_url: str, n: int, c: int, processes: int) -> tuple[float, float]:
+    """`run_cases` over a pool of ``processes`` worker processes; CPU includes the workers."""
     from agentensor_api import EvaluationRunSpec
     from agentensor_runner import Case, PromptSet, run_cases
-    from agentensor_runner._shards import CasePool, WorkerRecipe
+    from agentensor_runner._workers import WorkerPool, WorkerRecipe
     from agentensor_runner.evaluators import build_evaluators
 
     spec = EvaluationRunSpec.model_validate(
@@ -224,7 +224,7 @@ async def ours_sharded(base_url: str, n: int, c: int, processes: int) -> tuple[f
     evaluators = build_evaluators(spec.evaluators, allowed_entrypoints=())
     prompts = PromptSet({"system": "Answer the customer."}, frozenset({"system"}), {"temperature": 0})
     cases = [Case(case_id=str(i), input=f"question {i}", expected="ok", row={}) for i in range(n)]
-    with CasePool(WorkerRecipe(spec, str(Path.cwd()), env={"BENCH_KEY": KEY}), processes) as pool:
+    with WorkerPool(WorkerRecipe(spec, str(Path.cwd()), env={"BENCH_KEY": KEY}), processes) as pool:
         started = time.perf_counter()
         pids = pool.warm()
         print(f"<!-- {len(pids)} worker processes ready in {time.perf_counter() - started:.2f} s -->", flush=True)
@@ -292,20 +292,20 @@ async def bench(args: argparse.Namespace, base_url: str) -> None:
         await measure(graph_label, 32, lambda aio=aio: bare_graph(base_url, n, 32, aio))
     from agentensor_runner import tuned_gc
 
-    with tuned_gc():  # what `agentensor run` / `agentensor runner` and shard workers set
+    with tuned_gc():  # what `agentensor run` / `agentensor runner` and pool workers set
         graph_label = "bare one-node `graph.ainvoke`, aiohttp, runner GC settings"
         await measure(graph_label, 8, lambda: bare_graph(base_url, n, 8, True))
         await measure(graph_label, 32, lambda: bare_graph(base_url, n, 32, True))
         await measure("ours: chat template + `run_cases`", 8, lambda: ours(base_url, n, 8))
         ours32 = await measure("ours: chat template + `run_cases`", 32, lambda: ours(base_url, n, 32))
-    from agentensor_runner._shards import processes_for
+    from agentensor_runner._workers import workers_for
 
-    processes = args.processes or processes_for(32)
+    processes = args.processes or workers_for(32)
     if processes > 1:
         ours32 = await measure(
-            f"ours: sharded over {processes} processes (`parallelism: 32`)",
+            f"ours: over {processes} worker processes (`parallelism: 32`)",
             32,
-            lambda: ours_sharded(base_url, n, 32, processes),
+            lambda: ours_workers(base_url, n, 32, processes),
         )
     if Path(args.upstream_python).exists():
 
@@ -323,7 +323,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--processes", type=int, default=0, help="worker processes (default: processes_for(32))")
+    parser.add_argument("--processes", type=int, default=0, help="worker processes (default: workers_for(32))")
     parser.add_argument("--upstream-python", default="/tmp/upstream-venv/bin/python")
     args = parser.parse_args()
     proc, base_url = start_server(args.latency_ms)

@@ -20,7 +20,7 @@ from agentensor_store import CaseRow, Store, VersionRecord
 from ._runnable_config import resolve_run_config
 from .datasets import Case, load_cases
 from .evaluators import Evaluator, build_evaluators
-from .executor import Evaluation, ShardRunner
+from .executor import CaseWorkers, Evaluation
 from .llm import LlmRuntime, build_runtime
 from .prompts import PromptSet, check_interpolation
 from .workflows import Workflow, load_workflow
@@ -47,8 +47,8 @@ class RunContext:
     on_status: StatusSink | None = None
     on_progress: Callable[[str, int, int], None] | None = None
     """(stage, done, total) after every case; for a live progress bar."""
-    pool: ShardRunner | None = None
-    """Worker processes the cases are sharded over (None: this process)."""
+    pool: CaseWorkers | None = None
+    """Worker processes the cases are spread over (None: this process)."""
     llm: LlmRuntime | None = None
     """Models of ``spec.models``, the usage ledger and the response cache (None: no models)."""
 

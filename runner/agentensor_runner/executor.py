@@ -23,10 +23,11 @@ from .prompts import PromptSet, start_tape, stop_tape
 from .workflows import Workflow
 
 ProgressFn = Callable[[int], None]
+"""Called with the number of cases just finished (1; a whole part's with a worker pool)."""
 
 
-class ShardRunner(Protocol):
-    """Runs cases in other processes and returns their results in case order (``_shards.CasePool``)."""
+class CaseWorkers(Protocol):
+    """Runs cases in worker processes and returns their results in case order (``_workers.WorkerPool``)."""
 
     async def run(
         self,
@@ -41,9 +42,6 @@ class ShardRunner(Protocol):
         evaluator_fields: Mapping[str, str | None] | None = None,
         progress: ProgressFn | None = None,
     ) -> list[CaseResult]: ...
-
-
-"""Called with the number of cases just finished (1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +107,7 @@ async def run_cases(
     case_timeout_seconds: float,
     evaluator_fields: Mapping[str, str | None] | None = None,
     progress: ProgressFn | None = None,
-    pool: ShardRunner | None = None,
+    pool: CaseWorkers | None = None,
 ) -> Evaluation:
     """Invoke the workflow on every case and score it.
 
@@ -124,8 +122,8 @@ async def run_cases(
         case_timeout_seconds: per-case limit on the graph invocation.
         evaluator_fields: optional ``{evaluator: dataset column}`` for evaluators whose
             ``expectedField`` differs from the dataset's.
-        progress: called once per finished case (per finished shard with a ``pool``).
-        pool: worker processes to shard the cases over (see ``_shards.CasePool``); ``None`` runs
+        progress: called once per finished case (per finished part with a ``pool``).
+        pool: worker processes to spread the cases over (see ``_workers.WorkerPool``); ``None`` runs
             everything in this process.
 
     Returns:

@@ -24,7 +24,7 @@ from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunLease, Store, StoreError, lease_seconds_from_env, new_owner_id
 
 from ._context import RunContext, StatusSink, build_context
-from ._shards import CasePool, WorkerRecipe, processes_for
+from ._workers import WorkerPool, WorkerRecipe, workers_for
 from .executor import Evaluation, run_cases
 from .trainer import RunFailed, Trainer
 from .workflows import Workflow
@@ -136,8 +136,8 @@ async def execute(
 ) -> RunStatus:
     """Run one TrainingRun or EvaluationRun to completion and return its final status.
 
-    When ``spec.parallelism`` is 32 or more and the machine has several CPUs, cases are sharded
-    over worker processes (see ``_shards``). Invalid manifests raise before anything is written.
+    When ``spec.parallelism`` is 32 or more and the machine has several CPUs, cases are spread
+    over worker processes (see ``_workers``). Invalid manifests raise before anything is written.
     Once the run row exists, a failure is recorded as phase ``Failed`` with the reason
     (checkpoints already written are kept) and the status is returned rather than raised.
 
@@ -163,16 +163,16 @@ async def execute(
             await ctx.llm.aclose()
             ctx.llm.close()
         raise
-    processes = processes_for(run.spec.parallelism) if workflow is None else 1
+    processes = workers_for(run.spec.parallelism) if workflow is None else 1
     if processes > 1:
-        pool = CasePool(WorkerRecipe(run.spec, str(base_dir)), processes, ledger=ctx.llm.ledger if ctx.llm else None)
+        pool = WorkerPool(WorkerRecipe(run.spec, str(base_dir)), processes, ledger=ctx.llm.ledger if ctx.llm else None)
         pool.warm()
         ctx.pool = pool
     try:
         return await _run(ctx, run)
     finally:
         lease.close()
-        if isinstance(ctx.pool, CasePool):
+        if isinstance(ctx.pool, WorkerPool):
             ctx.pool.close()
         if ctx.llm is not None:
             await ctx.llm.aclose()

@@ -1,4 +1,4 @@
-"""Sharding an evaluation over worker processes: same results, case order, several processes."""
+"""Spreading an evaluation over worker processes: same results, case order, several processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from agentensor_api import EvaluationRunSpec
 from agentensor_runner import PromptSet
-from agentensor_runner._shards import CasePool, WorkerRecipe, processes_for
+from agentensor_runner._workers import WorkerPool, WorkerRecipe, workers_for
 from agentensor_runner.datasets import Case
 from agentensor_runner.evaluators import build_evaluators
 from agentensor_runner.executor import run_cases
@@ -33,7 +33,7 @@ SPEC = EvaluationRunSpec.model_validate(
     ("parallelism", "cpus", "expected"),
     [
         pytest.param(8, 2, 1, id="latency-bound"),
-        pytest.param(31, 8, 1, id="below-shard-threshold"),
+        pytest.param(31, 8, 1, id="below-workers-threshold"),
         pytest.param(32, 2, 4, id="two-per-cpu"),
         pytest.param(64, 2, 4, id="capped-by-cpus"),
         pytest.param(64, 16, 8, id="one-per-8-in-flight"),
@@ -41,11 +41,11 @@ SPEC = EvaluationRunSpec.model_validate(
         pytest.param(1, 1, 1, id="minimum"),
     ],
 )
-def test_processes_for(parallelism: int, cpus: int, expected: int) -> None:
-    assert processes_for(parallelism, cpus) == expected
+def test_workers_for(parallelism: int, cpus: int, expected: int) -> None:
+    assert workers_for(parallelism, cpus) == expected
 
 
-def test_sharded_results_match_in_process_results() -> None:
+def test_worker_results_match_in_process_results() -> None:
     prompts = PromptSet({"prefix": "Q:"}, frozenset({"prefix"}))
     cases = [Case(str(i), f"case-{i}", None, {}) for i in range(40)] + [Case("bad", None, None, {}, error="row bad")]
     evaluators = build_evaluators(SPEC.evaluators)
@@ -62,9 +62,9 @@ def test_sharded_results_match_in_process_results() -> None:
             case_timeout_seconds=10,
         )
     )
-    with CasePool(WorkerRecipe(SPEC, str(Path.cwd())), 2) as pool:
+    with WorkerPool(WorkerRecipe(SPEC, str(Path.cwd())), 2) as pool:
         pids = pool.warm()
-        sharded = asyncio.run(
+        spread = asyncio.run(
             run_cases(
                 load_workflow(SPEC.workflow),
                 prompts,
@@ -79,11 +79,11 @@ def test_sharded_results_match_in_process_results() -> None:
             )
         )
     assert len(pids) == 2 and os.getpid() not in pids
-    assert [r.case.case_id for r in sharded.cases] == [c.case_id for c in cases]
-    assert sharded.means == local.means and sharded.errors == local.errors == 1
-    worker_pids = {int(r.output["answer"].rsplit("|", 1)[1]) for r in sharded.cases if r.output}
+    assert [r.case.case_id for r in spread.cases] == [c.case_id for c in cases]
+    assert spread.means == local.means and spread.errors == local.errors == 1
+    worker_pids = {int(r.output["answer"].rsplit("|", 1)[1]) for r in spread.cases if r.output}
     assert worker_pids == pids, "both workers ran cases"
-    for a, b in zip(local.cases, sharded.cases, strict=True):
+    for a, b in zip(local.cases, spread.cases, strict=True):
         assert (a.thread_id, a.error, a.used_prompts) == (b.thread_id, b.error, b.used_prompts)
         assert (a.output is None) == (b.output is None)
         if a.output:

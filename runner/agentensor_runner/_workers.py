@@ -1,20 +1,23 @@
-"""Shard one evaluation's cases across worker processes when ``parallelism`` asks for more than a core.
+"""Spread one evaluation's cases over worker processes when ``parallelism`` asks for more than a core.
 
 A single Python process spends about 2-3 ms of CPU per LLM case (LangGraph's invoke plus the
 chat client; see docs/benchmarks.md), so past roughly 16 cases in flight one core is the limit,
-not the model's latency. :func:`processes_for` shards a run once ``parallelism`` reaches
-:data:`SHARD_FROM` and the machine has more than one CPU: one worker per 8 in-flight cases, at
+not the model's latency. :func:`workers_for` spreads a run over workers once ``parallelism``
+reaches :data:`WORKERS_FROM` and the machine has more than one CPU: one worker per 8 in-flight cases, at
 most two per CPU (measured: 32 in flight on 2 CPUs finish 15-20 % sooner over 4 workers than
 over 2, because each worker's event loop then queues fewer ready cases). Each worker rebuilds
 the workflow and evaluators once from the run spec
-(workflows hold live clients and compiled graphs, which do not pickle) and runs its shard with
+(workflows hold live clients and compiled graphs, which do not pickle) and runs its part of the cases with
 :func:`~agentensor_runner.executor.run_cases`; the parent merges the results in case order and
 adds each case's LLM usage to its own ledger.
 
 Workers start from a ``forkserver`` that has already imported the runner's dependencies, so a
 new worker costs tens of milliseconds, not the seconds an import of LangChain takes. Each worker
 keeps one event loop for its life, so its model clients' connection pools (which belong to a
-loop) stay warm from one shard to the next; they are closed when the worker exits.
+loop) stay warm from one part to the next; they are closed when the worker exits.
+
+These in-process workers are not the *shards* of an EvaluationRun: a shard is one of the N runner
+Jobs (Pods) of ``agentensor runner --shard I/N``, and each shard Job may use workers too.
 """
 
 from __future__ import annotations
@@ -40,26 +43,26 @@ from .llm import UsageLedger, build_runtime
 from .prompts import PromptSet
 from .workflows import Workflow, load_workflow
 
-SHARD_FROM = 32
-"""``parallelism`` from which cases are sharded over worker processes (below it, one process
+WORKERS_FROM = 32
+"""``parallelism`` from which cases are spread over worker processes (below it, one process
 keeps up with the model's latency: 16 cases x 3 ms of CPU per 50 ms round trip)."""
 
-CASES_PER_PROCESS = 8
-"""In-flight cases per worker process once sharding."""
+CASES_PER_WORKER = 8
+"""In-flight cases per worker process once spread over workers."""
 
-PROCESSES_PER_CPU = 2
+WORKERS_PER_CPU = 2
 """Workers per CPU at most (a worker waits on the model most of the time)."""
 
 _PRELOAD = ["agentensor_runner", "langgraph.graph", "langchain_core.runnables", "langchain_openai"]
 
 
-def processes_for(parallelism: int, cpu_count: int | None = None) -> int:
-    """Processes for ``parallelism`` in-flight cases: 1 (no sharding) below :data:`SHARD_FROM`
+def workers_for(parallelism: int, cpu_count: int | None = None) -> int:
+    """Worker processes for ``parallelism`` in-flight cases: 1 (this process) below :data:`WORKERS_FROM`
     or on one CPU, else ``min(2 x CPUs, parallelism // 8)``."""
     cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    if parallelism < SHARD_FROM or cpus < 2:
+    if parallelism < WORKERS_FROM or cpus < 2:
         return 1
-    return min(PROCESSES_PER_CPU * cpus, parallelism // CASES_PER_PROCESS)  # >= 4: SHARD_FROM // 8
+    return min(WORKERS_PER_CPU * cpus, parallelism // CASES_PER_WORKER)  # >= 4: WORKERS_FROM // 8
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def _ping(hold_seconds: float) -> int:
     return os.getpid()
 
 
-def _run_shard(
+def _run_part(
     prompts: PromptSet,
     cases: list[Case],
     base_config: dict[str, Any],
@@ -131,8 +134,8 @@ def _run_shard(
     return evaluation.cases
 
 
-class CasePool:
-    """A pool of worker processes that run shards of cases. Use as a context manager.
+class WorkerPool:
+    """A pool of worker processes that run parts of an evaluation's cases. Use as a context manager.
 
     Args:
         recipe: how workers rebuild the workflow and evaluators.
@@ -148,7 +151,7 @@ class CasePool:
         self._pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker, initargs=(recipe,))
 
     def warm(self) -> set[int]:
-        """Start every worker now (workflow built) instead of at the first shard; returns their pids."""
+        """Start every worker now (workflow built) instead of at the first evaluation; returns their pids."""
         return set(self._pool.map(_ping, [0.2] * self.processes))
 
     async def run(
@@ -166,23 +169,23 @@ class CasePool:
     ) -> list[CaseResult]:
         """Run ``cases`` split round-robin over the workers; results come back in case order.
 
-        ``parallelism`` is divided among the shards (each gets at least 1).
+        ``parallelism`` is divided among the parts (each gets at least 1).
         """
         n = max(1, min(self.processes, len(cases)))
-        shards = [list(cases[i::n]) for i in range(n)]
-        per_shard = max(1, parallelism // n)
+        parts = [list(cases[i::n]) for i in range(n)]
+        per_part = max(1, parallelism // n)
         loop = asyncio.get_running_loop()
 
-        async def one(shard: list[Case]) -> list[CaseResult]:
+        async def one(part: list[Case]) -> list[CaseResult]:
             out = await loop.run_in_executor(
                 self._pool,
-                _run_shard,
+                _run_part,
                 prompts,
-                shard,
+                part,
                 dict(base_config),
                 run_id,
                 stage,
-                per_shard,
+                per_part,
                 case_timeout_seconds,
                 dict(evaluator_fields or {}),
             )
@@ -190,10 +193,10 @@ class CasePool:
                 progress(len(out))
             return out
 
-        parts = await asyncio.gather(*(one(s) for s in shards))
+        done = await asyncio.gather(*(one(p) for p in parts))
         merged: list[CaseResult | None] = [None] * len(cases)
-        for i, part in enumerate(parts):
-            for j, result in enumerate(part):
+        for i, results_of_part in enumerate(done):
+            for j, result in enumerate(results_of_part):
                 merged[i + j * n] = result
         results = [r for r in merged if r is not None]
         if self._ledger is not None:
@@ -205,7 +208,7 @@ class CasePool:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> CasePool:
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
