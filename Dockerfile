@@ -12,14 +12,24 @@
 # weights are in the image. Extending the image with your own workflows: docs/install.md.
 
 ARG PYTHON_VERSION=3.11
+# Any image with Python ${PYTHON_VERSION}, `python -m venv`, bash and groupadd/useradd will do; both
+# stages use it. hack/build-image.sh passes a Debian bookworm image with Debian's own python3.11.
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
 
 # ---------------------------------------------------------------------------------------- build
-FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
 
 ARG WITH_EXAMPLE=false
 ARG TORCH_VERSION=2.13.0
 # The CPU wheels: the default index's Linux wheels pull in several GB of CUDA libraries.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# A folder of wheels holding the CPU torch wheel (e.g. bind-mounted with `buildah bud -v DIR:/wheels:ro`);
+# when set, torch comes from there (other packages from PIP_INDEX_URL) instead of TORCH_INDEX_URL.
+ARG TORCH_FIND_LINKS=""
+# The package index for everything else, and (unset by default) a CA bundle for it, e.g. behind a
+# TLS-inspecting proxy. Build arguments reach the RUN steps as environment variables, which pip reads.
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PIP_CERT
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -45,7 +55,11 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3013
 RUN mkdir -p /app \
     && if [ "${WITH_EXAMPLE}" = "true" ]; then \
-         pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}" \
+         if [ -n "${TORCH_FIND_LINKS}" ]; then \
+           pip install "torch==${TORCH_VERSION}+cpu" --find-links "${TORCH_FIND_LINKS}"; \
+         else \
+           pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"; \
+         fi \
          && pip install ".[operator,llm,embeddings]" \
          && cp -r examples/banking77/data /app/data; \
        else \
@@ -54,7 +68,7 @@ RUN mkdir -p /app \
     && agentensor --help > /dev/null
 
 # -------------------------------------------------------------------------------------- runtime
-FROM python:${PYTHON_VERSION}-slim-bookworm
+FROM ${BASE_IMAGE}
 
 LABEL org.opencontainers.image.title="agentensor" \
       org.opencontainers.image.description="agentensor operator and runner: train and evaluate LLM-agent prompts on Kubernetes" \
@@ -78,6 +92,7 @@ ENV PATH=/opt/agentensor/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TOKENIZERS_PARALLELISM=false \
     XDG_CACHE_HOME=/tmp/.cache \
+    MPLCONFIGDIR=/tmp/.config/matplotlib \
     HOME=/home/agentensor
 
 WORKDIR /app

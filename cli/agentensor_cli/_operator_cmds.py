@@ -7,15 +7,19 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
+import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from ._common import err, outage_retry_seconds
+
+if TYPE_CHECKING:
+    from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun
 
 ROOT_ENV = "AGENTENSOR_ROOT"
 """Test-harness hook: when set, absolute container paths (``--manifest``, ``--base-dir``) are
@@ -25,6 +29,7 @@ volumes under it; real Pods never set it."""
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+_T = TypeVar("_T")
 
 
 def _container_path(path: Path) -> Path:
@@ -34,10 +39,31 @@ def _container_path(path: Path) -> Path:
     return path
 
 
-def shard_of(case_id: str, shards: int) -> int:
-    """The shard a case belongs to: a stable hash of its id (sha256), modulo ``shards``."""
-    digest = hashlib.sha256(case_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % shards
+async def _cancel_on_sigterm(work: Coroutine[Any, Any, _T]) -> _T:
+    """Await ``work``; SIGTERM cancels it and then raises ``SystemExit(143)`` (128 + 15).
+
+    A runner is PID 1 of its container, and the kernel drops signals PID 1 has no handler for, so
+    without this a deleted runner Pod would wait out its whole grace period for SIGKILL. The
+    cancellation unwinds the run's tasks normally and the caller closes the store. Work since the
+    last checkpoint (the last finished epoch) is redone by the Job's next Pod, which resumes from it.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    terminated = asyncio.Event()
+
+    def _terminate() -> None:
+        terminated.set()
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, _terminate)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if terminated.is_set():
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -51,46 +77,6 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
         err.print(f"error: --shard must be I/N with 0 <= I < N, got {value!r}", highlight=False)
         raise typer.Exit(EXIT_INVALID)
     return index, count
-
-
-def _shard_run(run: Any, base_dir: Path, shard: tuple[int, int]) -> Any:
-    """The EvaluationRun restricted to one shard's cases, as an inline dataset.
-
-    Cases keep their ids (a ``_case`` column carries the original id when the dataset has no
-    ``idField``), so shards' rows never collide and their union is the whole dataset.
-    Concurrency per shard is ``ceil(parallelism / N)``.
-    """
-    from agentensor_runner import load_cases
-
-    index, count = shard
-    spec = run.spec
-    id_field = spec.dataset.id_field or "_case"
-    rows = []
-    for case in load_cases(spec.dataset, base_dir=base_dir):
-        if shard_of(case.case_id, count) == index:
-            rows.append({**case.row, id_field: case.case_id})
-    dataset = spec.dataset.model_copy(
-        update={"path": None, "format": None, "inline": rows, "id_field": id_field, "limit": None}
-    )
-    parallelism = max(1, -(-spec.parallelism // count))
-    return run.model_copy(update={"spec": spec.model_copy(update={"dataset": dataset, "parallelism": parallelism})})
-
-
-def _empty_shard(store: Any, run: Any, pc: Any, run_id: str) -> Any:
-    """Record a shard that holds no case as Succeeded with zero cases."""
-    from datetime import UTC, datetime
-
-    from agentensor_api import RunStatus, now_rfc3339, set_condition
-
-    status = RunStatus(run_id=run_id, phase="Succeeded", cases_total=0, cases_completed=0, cases_failed=0)
-    status.start_time = status.completion_time = now_rfc3339()
-    status.conditions = set_condition([], "Succeeded", "True", "EmptyShard", "no case hashes to this shard")
-    store.create_run(
-        run_id=run_id, kind=run.kind, namespace=run.namespace, name=run.name, workflow=pc.spec.workflow,
-        spec=run.spec.to_wire(),
-    )  # fmt: skip
-    store.update_run(run_id, phase="Succeeded", status=status.to_wire(), completed_at=datetime.now(UTC))
-    return status
 
 
 def runner(
@@ -116,16 +102,32 @@ def runner(
     EvaluationRun scores only the cases whose id hashes to shard I. Exit codes: 0 Succeeded,
     1 Failed (the verdict is in the database), 2 invalid manifest or configuration.
     """
-    from agentensor_api import AgentensorError, EvaluationRun, ManifestError, PromptConfig, TrainingRun, load_manifests
-    from agentensor_runner import execute, find_prompt_config, tuned_gc
-    from agentensor_store import DATABASE_URL_ENV, Store
-
     shard_spec = _parse_shard(shard)
     path = _container_path(manifest)
+    url = _database_url(db)
+    run, configs = _load_run(path, sharded=shard_spec is not None)
+    base = _container_path(base_dir) if base_dir is not None else path.parent
+    rid = run_id or run.metadata.uid or ""
+    status = _run_to_completion(run, configs, url, base, rid, shard_spec)
+    _print_summary(run, rid, status)
+    raise typer.Exit(EXIT_SUCCEEDED if status.phase == "Succeeded" else EXIT_FAILED)
+
+
+def _database_url(db: str | None) -> str:
+    """``--db``, else ``$AGENTENSOR_DATABASE_URL``; exits 2 when neither is set."""
+    from agentensor_store import DATABASE_URL_ENV
+
     url = db or os.environ.get(DATABASE_URL_ENV)
     if not url:
         err.print(f"error: no database URL: set {DATABASE_URL_ENV} or pass --db", highlight=False)
         raise typer.Exit(EXIT_INVALID)
+    return url
+
+
+def _load_run(path: Path, *, sharded: bool) -> tuple[TrainingRun | EvaluationRun, list[PromptConfig]]:
+    """The one run in the manifest at ``path`` and the PromptConfigs beside it; exits 2 when invalid."""
+    from agentensor_api import EvaluationRun, ManifestError, PromptConfig, TrainingRun, load_manifests
+
     try:
         resources = load_manifests([path])
     except ManifestError as e:
@@ -140,32 +142,52 @@ def runner(
     if not run.metadata.uid:
         err.print(f"error: {path}: metadata.uid is required (it is the run id in the database)")
         raise typer.Exit(EXIT_INVALID)
-    if shard_spec is not None and not isinstance(run, EvaluationRun):
+    if sharded and not isinstance(run, EvaluationRun):
         err.print(f"error: --shard applies to an EvaluationRun, not a {run.kind}", highlight=False)
         raise typer.Exit(EXIT_INVALID)
-    base = _container_path(base_dir) if base_dir is not None else path.parent
-    rid = run_id or run.metadata.uid
+    return run, configs
+
+
+def _run_to_completion(
+    run: TrainingRun | EvaluationRun,
+    configs: list[PromptConfig],
+    url: str,
+    base: Path,
+    run_id: str,
+    shard: tuple[int, int] | None,
+) -> RunStatus:
+    """Execute ``run`` (or its shard) against the store at ``url``; exits 2 on an AgentensorError.
+
+    Once started, the store rides out a database restart or fail-over instead of failing the Pod.
+    A shard that holds no case (more shards than cases) is recorded as Succeeded with zero cases.
+    """
+    from agentensor_api import AgentensorError, EvaluationRun
+    from agentensor_runner import execute, find_prompt_config, record_empty_shard, shard_run, tuned_gc
+    from agentensor_store import Store
+
     store = Store(url)
     try:
         store.upgrade()
-        # Once started, ride out a database restart or fail-over instead of failing the Pod.
         store.outage_retry_seconds = outage_retry_seconds()
         pc = find_prompt_config(run, configs)
-        if shard_spec is not None:
-            run = _shard_run(run, base, shard_spec)
-        if shard_spec is not None and not run.spec.dataset.inline:
-            status = _empty_shard(store, run, pc, rid)  # more shards than cases
-        else:
-            with tuned_gc():
-                status = asyncio.run(execute(run, pc, store, base_dir=base, run_id=rid))
+        if shard is not None and isinstance(run, EvaluationRun):
+            run = shard_run(run, base, shard)
+            if not run.spec.dataset.inline:
+                return record_empty_shard(store, run, pc, run_id)
+        with tuned_gc():
+            return asyncio.run(_cancel_on_sigterm(execute(run, pc, store, base_dir=base, run_id=run_id)))
     except AgentensorError as e:
         err.print(f"error: {e}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from e
     finally:
         store.close()
+
+
+def _print_summary(run: TrainingRun | EvaluationRun, run_id: str, status: RunStatus) -> None:
+    """The one-line JSON summary on stdout that the Pod's log ends with."""
     summary = {
         "run": f"{run.kind}/{run.namespace}/{run.name}",
-        "runId": rid,
+        "runId": run_id,
         "phase": status.phase,
         "bestVersion": status.best_version,
         "bestScore": status.best_score,
@@ -173,7 +195,6 @@ def runner(
         "message": status.message,
     }
     print(json.dumps(summary), flush=True)
-    raise typer.Exit(EXIT_SUCCEEDED if status.phase == "Succeeded" else EXIT_FAILED)
 
 
 def operator(
