@@ -1,6 +1,7 @@
 """agentensor data plane: workflows, evaluation, the training loop and its outputs."""
 
 from ._gc import tune_gc, tuned_gc
+from ._job_shards import record_empty_shard, shard_of, shard_run
 from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
 from .datasets import Case, Splits, load_cases, split_cases
 from .executor import CaseResult, Evaluation, run_cases
@@ -28,9 +29,12 @@ __all__ = [
     "load_cases",
     "load_workflow",
     "merge_configs",
+    "record_empty_shard",
     "render",
     "resolve_run_config",
     "run_cases",
+    "shard_of",
+    "shard_run",
     "split_cases",
     "tune_gc",
     "tuned_gc",
