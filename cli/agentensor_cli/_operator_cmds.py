@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -27,6 +29,7 @@ volumes under it; real Pods never set it."""
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+_T = TypeVar("_T")
 
 
 def _container_path(path: Path) -> Path:
@@ -34,6 +37,33 @@ def _container_path(path: Path) -> Path:
     if root and path.is_absolute():
         return Path(root) / path.relative_to(path.anchor)
     return path
+
+
+async def _cancel_on_sigterm(work: Coroutine[Any, Any, _T]) -> _T:
+    """Await ``work``; SIGTERM cancels it and then raises ``SystemExit(143)`` (128 + 15).
+
+    A runner is PID 1 of its container, and the kernel drops signals PID 1 has no handler for, so
+    without this a deleted runner Pod would wait out its whole grace period for SIGKILL. The
+    cancellation unwinds the run's tasks normally and the caller closes the store. Work since the
+    last checkpoint (the last finished epoch) is redone by the Job's next Pod, which resumes from it.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    terminated = asyncio.Event()
+
+    def _terminate() -> None:
+        terminated.set()
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, _terminate)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if terminated.is_set():
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -145,7 +175,7 @@ def _run_to_completion(
             if not run.spec.dataset.inline:
                 return record_empty_shard(store, run, pc, run_id)
         with tuned_gc():
-            return asyncio.run(execute(run, pc, store, base_dir=base, run_id=run_id))
+            return asyncio.run(_cancel_on_sigterm(execute(run, pc, store, base_dir=base, run_id=run_id)))
     except AgentensorError as e:
         err.print(f"error: {e}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from e
