@@ -1,8 +1,8 @@
 """agentensor data plane: workflows, evaluation, the training loop and its outputs."""
 
 from ._gc import tune_gc, tuned_gc
-from ._job_shards import record_empty_shard, shard_of, shard_run
 from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
+from ._shards import record_empty_shard, shard_of, shard_run
 from .datasets import Case, Splits, load_cases, split_cases
 from .executor import CaseResult, Evaluation, run_cases
 from .prompts import PromptSet, TextTensor, interpolate
