@@ -44,9 +44,14 @@ example: install
 test: install
 	$(BIN)/python -m pytest
 
+## Static checks, in order; CI runs the same (make ci). The function-length check is
+## hack/check_function_length.py (no function over 60 lines in api/ store/ runner/ operator/ cli/).
 check: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python hack/check_function_length.py
 	$(BIN)/agentensor crds -o crds --check
 	$(BIN)/agentensor crds -o charts/agentensor-operator/files/crds --check
 	$(BIN)/agentensor docs -o docs/api.md --check
