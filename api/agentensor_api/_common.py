@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, model_validator
 
 from ._base import ApiModel
+from ._limits import INT64_MAX
 
 EvaluatorType = Literal[
     "exact_match",
@@ -58,6 +59,7 @@ class PromptConfigRef(ApiModel):
     version: int | None = Field(
         default=None,
         ge=1,
+        le=INT64_MAX,
         description="Start from this stored version instead of the PromptConfig's active one.",
     )
 
@@ -98,8 +100,8 @@ class DatasetSpec(ApiModel):
         default="expected", description="Column holding the expected output (null: none)."
     )
     id_field: str | None = Field(default=None, description="Column holding a stable case id (default: row number).")
-    limit: int | None = Field(default=None, ge=1, description="Use at most this many cases.")
-    seed: int = Field(default=0, ge=0, description="Seed for sampling (limit) and splitting.")
+    limit: int | None = Field(default=None, ge=1, le=INT64_MAX, description="Use at most this many cases.")
+    seed: int = Field(default=0, ge=0, le=INT64_MAX, description="Seed for sampling (limit) and splitting.")
     split: SplitSpec | None = Field(default=None, description="TrainingRun only: train/validation/holdout fractions.")
 
     @model_validator(mode="after")

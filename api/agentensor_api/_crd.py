@@ -33,6 +33,7 @@ _KEEP = {
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "pattern",
     "nullable",
     "additionalProperties",

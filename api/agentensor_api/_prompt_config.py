@@ -8,15 +8,24 @@ from pydantic import Field, field_validator
 
 from ._base import ApiModel
 from ._common import NAME_PATTERN
+from ._limits import INT64_MAX
 
 PROMPT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_?!-]*(\.[A-Za-z0-9_][A-Za-z0-9_?!-]*)*$"
 """Dotted segments of word characters plus ``-?!`` (Banking77 has ``reverted_card_payment?``)."""
 
 
+NO_NUL_PATTERN = r"^[^\x00]*$"
+"""Text without U+0000: PostgreSQL ``text``/``jsonb`` refuse it, so the API server refuses it first."""
+
+
 class PromptSpec(ApiModel):
     """One TextTensor: its text and whether the optimizer may change it."""
 
-    text: str = Field(max_length=65_536, description="Prompt text (at most 64 KiB).")
+    text: str = Field(
+        max_length=65_536,
+        pattern=NO_NUL_PATTERN,
+        description="Prompt text (at most 64 KiB; no NUL character, which PostgreSQL cannot store).",
+    )
     requires_grad: bool = Field(default=True, description="false keeps this prompt fixed during training.")
 
 
@@ -45,9 +54,20 @@ class PromptConfigSpec(ApiModel):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     active_version: int | None = Field(
-        default=None, ge=1, description="Stored version that is live; unset: the inline spec."
+        default=None, ge=1, le=INT64_MAX, description="Stored version that is live; unset: the inline spec."
     )
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+
+    @field_validator("parameters")
+    @classmethod
+    def _json_parameters(cls, parameters: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        try:
+            json.dumps(parameters, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"must be JSON-serialisable (no NaN or infinity): {e}") from e
+        return parameters
 
     @field_validator("prompts")
     @classmethod

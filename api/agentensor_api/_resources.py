@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._base import API_VERSION
 from ._errors import ManifestError, UnknownKindError
+from ._limits import MAX_MANIFEST_BYTES, check_document, read_bounded, safe_load_all_limited
 from ._prompt_config import PromptConfigSpec
 from ._runs import EvaluationRunSpec, TrainingRunSpec
 from ._status import PromptConfigStatus, RunStatus
@@ -103,6 +104,11 @@ def parse_resource(doc: Any, *, source: str | None = None) -> AnyResource:
         doc: the parsed YAML/JSON mapping.
         source: label for error messages, e.g. ``examples/x.yaml#1``.
 
+    Validation is strict, as the API server's schema is: ``"8"`` or ``true`` is not an integer.
+    Before the models see it, the document is checked for nesting deeper than ``MAX_DEPTH``,
+    integers beyond 64 bits and NUL characters (allowed only in ``spec.dataset.inline``, whose
+    rows become error rows).
+
     Raises:
         UnknownKindError: if apiVersion/kind is not ours.
         ManifestError: on the first invalid field; ``field`` is its dotted path (camelCase, as
@@ -116,8 +122,9 @@ def parse_resource(doc: Any, *, source: str | None = None) -> AnyResource:
     cls = KINDS.get(str(kind))
     if cls is None:
         raise UnknownKindError("kind", f"expected one of {sorted(KINDS)}, got {kind!r}", source=source)
+    check_document(doc, skip=("spec.dataset.inline",), source=source)
     try:
-        res = cls.model_validate(doc)
+        res = cls.model_validate(doc, strict=True)
     except ValidationError as e:
         err = e.errors()[0]
         field = _loc_to_field(err["loc"])
@@ -132,16 +139,25 @@ def load_manifests(paths: Iterable[str | Path]) -> list[AnyResource]:
     """Read multi-document YAML files and return every agentensor resource in them.
 
     Documents of other kinds (e.g. a Secret next to a run) are skipped; empty documents too.
+    Each file is read up to ``MAX_MANIFEST_BYTES`` (8 MiB, counted as read) and parsed with at
+    most ``MAX_YAML_ALIASES`` aliases and ``MAX_DEPTH`` levels of nesting.
 
     Raises:
-        ManifestError: on unreadable YAML or an invalid document (names file, index and field).
+        ManifestError: on an unreadable, oversized, non-UTF-8 or invalid YAML file, or an invalid
+            document (names file, index and field).
     """
     out: list[AnyResource] = []
     for path in paths:
         p = Path(path)
         try:
-            docs = list(yaml.safe_load_all(p.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raw = read_bounded(p, MAX_MANIFEST_BYTES, field="<file>")
+        except ManifestError as e:
+            raise ManifestError(e.field, e.reason, source=str(p)) from e
+        try:
+            docs = safe_load_all_limited(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ManifestError("<file>", f"not UTF-8 text (byte {e.start}): {e.reason}", source=str(p)) from e
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
             raise ManifestError("<file>", f"cannot read YAML: {e}", source=str(p)) from e
         for i, doc in enumerate(docs):
             if doc is None:
@@ -165,4 +181,17 @@ def config_checksum(prompts: dict[str, str], parameters: dict[str, Any]) -> str:
     the config is.
     """
     body = canonical_json({"prompts": prompts, "parameters": parameters})
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def run_spec_checksum(run: TrainingRun | EvaluationRun) -> str:
+    """sha256 hex of the canonical JSON of a run's kind and spec (``spec.suspend`` left out).
+
+    This is the run's identity in the store: a resume of the same run id with another kind or
+    another spec (seed, split, dataset, optimizer...) is refused. ``suspend`` only holds a run
+    and may change without making it another run.
+    """
+    spec = run.spec.to_wire()
+    spec.pop("suspend", None)
+    body = canonical_json({"kind": run.kind, "spec": spec})
     return hashlib.sha256(body.encode("utf-8")).hexdigest()

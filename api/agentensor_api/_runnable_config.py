@@ -12,11 +12,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._limits import bounded_value_schema, check_bounded
+
 MAX_RECURSION_LIMIT = 250
 """Upper bound for ``recursion_limit``: LangGraph's default is 25; 10x leaves room for loops."""
 
 MAX_CONCURRENCY = 64
 """Upper bound for ``max_concurrency``: the runner's own ``parallelism`` cap is the same."""
+
+CONFIGURABLE_LEVELS = 4
+"""Mappings/lists nest at most 4 levels below a ``configurable`` key (``configurable.a.b.c.d: 1``);
+the CRD schema spells out each level (1.20 has no CEL), and its size doubles with each level."""
+
+CONFIGURABLE_WIDTH = 64
+"""At most 64 keys in ``configurable`` and in each mapping or list inside it."""
 
 RUNNABLE_CONFIG_KEYS = frozenset(
     {"tags", "metadata", "callbacks", "run_name", "max_concurrency", "recursion_limit", "configurable", "run_id"}
@@ -61,8 +70,12 @@ class RunnableConfigSpec(BaseModel):
     configurable: dict[str, Any] = Field(
         default_factory=dict,
         description="Free-form values read by nodes; merged deep with workflow defaults. "
-        "`thread_id` is set per case by the runner.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        "`thread_id` is set per case by the runner. At most "
+        f"{CONFIGURABLE_WIDTH} keys or items per mapping or list, nested at most {CONFIGURABLE_LEVELS} levels.",
+        json_schema_extra={
+            "maxProperties": CONFIGURABLE_WIDTH,
+            "additionalProperties": bounded_value_schema(CONFIGURABLE_LEVELS, CONFIGURABLE_WIDTH),
+        },
     )
 
     @model_validator(mode="before")
@@ -87,6 +100,21 @@ class RunnableConfigSpec(BaseModel):
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ValueError(f"must be JSON-serialisable: {e}") from e
+        return value
+
+    @field_validator("configurable")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > CONFIGURABLE_WIDTH:
+            raise ValueError(f"has {len(value)} keys, at most {CONFIGURABLE_WIDTH} allowed")
+        for key, item in value.items():
+            found = check_bounded(item, CONFIGURABLE_LEVELS, CONFIGURABLE_WIDTH, key)
+            if found:
+                where, why = found
+                raise ValueError(
+                    f"{where}: {why} (at most {CONFIGURABLE_WIDTH} keys or items per level, "
+                    f"{CONFIGURABLE_LEVELS} levels of mappings/lists below a key; the CRD schema enforces the same)"
+                )
         return value
 
     def to_runnable_config(self) -> dict[str, Any]:

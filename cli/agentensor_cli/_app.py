@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -25,6 +25,9 @@ from agentensor_api import (
 
 from ._common import DbOption, err, fail, open_store, out
 from ._operator_cmds import register as _register_operator_cmds
+
+if TYPE_CHECKING:
+    from agentensor_store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 checkpoints_app = typer.Typer(no_args_is_help=True, help="List and export checkpointed versions.")
@@ -84,7 +87,7 @@ def run(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Resume (or name) a run by id.")] = None,
 ) -> None:
     """Run the TrainingRun/EvaluationRun documents in FILE(s) with the PromptConfigs they reference."""
-    from agentensor_runner import execute, find_prompt_config, tuned_gc, write_outputs
+    from agentensor_runner import write_outputs
 
     try:
         resources = load_manifests(file)
@@ -96,35 +99,25 @@ def run(
         fail("no TrainingRun or EvaluationRun in the files given")
     if run_id is not None and len(runs) > 1:
         fail(f"--run-id names one run, but the files hold {len(runs)} runs; run them one at a time")
-    store = open_store(db, ride_out_outages=True)
+    _check_out_dir(out_dir)
+    try:
+        store = open_store(db, ride_out_outages=True)
+    except AgentensorError as e:
+        fail(f"--db: {e}")
     failed = 0
     try:
         for res in runs:
-            assert res.source is not None
-            base_dir = Path(res.source.rsplit("#", 1)[0]).parent
             target = out_dir if len(runs) == 1 else out_dir / f"{res.kind.lower()}-{res.name}"
+            status = _execute_one(res, configs, store, run_id)
             try:
-                pc = find_prompt_config(res, configs)
-                with _Progress(f"{res.kind}/{res.name}") as progress, tuned_gc():
-                    status = asyncio.run(
-                        execute(
-                            res,
-                            pc,
-                            store,
-                            base_dir=base_dir,
-                            run_id=run_id,
-                            on_status=progress.on_status,
-                            on_progress=progress.on_progress,
-                        )
-                    )
-            except ManifestError as e:
-                where = e.source or res.source
-                fail(f"{where}: {e.field}: {e.reason}")
-            except AgentensorError as e:
-                fail(f"{res.source}: {e}")
-            paths = write_outputs(
-                target, f"{res.kind}/{res.name}", status, store, training=isinstance(res, TrainingRun)
-            )
+                paths = write_outputs(
+                    target, f"{res.kind}/{res.name}", status, store, training=isinstance(res, TrainingRun)
+                )
+            except OSError as e:
+                fail(
+                    f"--out {target}: cannot write the results ({e.strerror or e}); "
+                    f"the run is stored as {status.run_id}"
+                )
             _print_status(res, status)
             err.print(f"wrote {paths['summary']} and {paths['report']}", highlight=False)
             if status.phase != "Succeeded":
@@ -133,6 +126,50 @@ def run(
         store.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _execute_one(
+    res: TrainingRun | EvaluationRun, configs: list[PromptConfig], store: Store, run_id: str | None
+) -> RunStatus:
+    """Execute one run with live progress; every known failure exits 2 with a message naming it."""
+    from agentensor_runner import execute, find_prompt_config, tuned_gc
+
+    assert res.source is not None
+    base_dir = Path(res.source.rsplit("#", 1)[0]).parent
+    try:
+        pc = find_prompt_config(res, configs)
+        with _Progress(f"{res.kind}/{res.name}") as progress, tuned_gc():
+            return asyncio.run(
+                execute(
+                    res,
+                    pc,
+                    store,
+                    base_dir=base_dir,
+                    run_id=run_id,
+                    on_status=progress.on_status,
+                    on_progress=progress.on_progress,
+                )
+            )
+    except ManifestError as e:
+        fail(f"{e.source or res.source}: {e.field}: {e.reason}")
+    except AgentensorError as e:
+        fail(f"{res.source}: {e}")
+    except OSError as e:  # e.g. a full disk under a local cache
+        fail(f"{res.source}: {e.filename or 'I/O'}: {e.strerror or e}")
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail (exit 2) before anything runs if ``--out`` cannot hold the results."""
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(
+            f"--out {out_dir}: is an existing file, not a directory; name a directory for summary.json and report.html"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"--out {out_dir}: cannot create the directory ({e.strerror or e})")
+    if not os.access(out_dir, os.W_OK):
+        fail(f"--out {out_dir}: the directory is not writable")
 
 
 def _print_status(res: TrainingRun | EvaluationRun, status: RunStatus) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentensor_api import DatasetSpec, ManifestError, SplitSpec, canonical_json
+from agentensor_api._limits import read_bounded
 
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 """Refuse dataset files above 512 MiB: the runner holds cases in memory."""
@@ -44,6 +45,27 @@ def _has_bad_utf8(value: Any) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _escape_nul(value: Any) -> Any:
+    """``value`` with each NUL written as the six characters ``\\u0000`` (storable everywhere)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_escape_nul(k): _escape_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_nul(v) for v in value]
+    return value
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
@@ -55,13 +77,9 @@ def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] |
         return [(dict(r), None) for r in spec.inline]
     assert spec.path is not None
     path = (base_dir / spec.path) if not Path(spec.path).is_absolute() else Path(spec.path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise ManifestError("spec.dataset.path", f"cannot read {path}: {e.strerror}") from e
-    if size > MAX_DATASET_BYTES:
-        raise ManifestError("spec.dataset.path", f"{path} is {size} bytes; the limit is {MAX_DATASET_BYTES}")
-    text = _decode(path.read_bytes())
+    raw = read_bounded(path, MAX_DATASET_BYTES, field="spec.dataset.path", binary_check=True)
+    # utf-8-sig: a byte-order mark (Excel's CSV export) must not become part of the first column name
+    text = _decode(raw).removeprefix("\ufeff")
     rows: list[tuple[dict[str, Any] | None, str | None]] = []
     if spec.format == "jsonl":
         # JSON Lines are separated by \n only (str.splitlines would also split on \x0b, \x1c...)
@@ -86,6 +104,9 @@ def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] |
         for n, rec in enumerate(reader, start=2):
             if None in rec:
                 rows.append((None, f"line {n} has more cells than the header"))
+            elif None in rec.values():
+                missing = [k for k, v in rec.items() if v is None]
+                rows.append(({k: v for k, v in rec.items() if v is not None}, f"line {n} has no cell for {missing}"))
             elif any(_has_bad_utf8(v) for v in rec.values() if v is not None):
                 rows.append(({k: _clean(v) for k, v in rec.items()}, f"line {n} is not valid UTF-8"))
             else:
@@ -103,9 +124,14 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
     Returns:
         Cases in file order (after seeded sampling when ``limit`` is set).
 
+    A row holding a NUL character, a CSV line with fewer cells than the header, invalid UTF-8
+    or JSON become error cases (their NULs written as ``\\u0000``); a leading byte-order mark is
+    dropped.
+
     Raises:
-        ManifestError: unreadable file, empty dataset, or ``inputField``/``expectedField``
-            absent from every row (names the field and lists the columns that exist).
+        ManifestError: unreadable file (missing, a directory or a device, over 512 MiB counted
+            as read, binary), empty dataset, or ``inputField``/``expectedField`` absent from
+            every row (names the field and lists the columns that exist).
     """
     rows = _read_rows(spec, base_dir)
     good = [r for r, err in rows if r is not None and err is None]
@@ -118,6 +144,9 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
     cases: list[Case] = []
     for i, (row, err) in enumerate(rows):
         row = row or {}
+        if _has_nul(row):
+            row = _escape_nul(row)
+            err = err or f"row {i} holds a NUL character (U+0000), which PostgreSQL cannot store; shown as \\u0000"
         cid = str(row.get(spec.id_field)) if spec.id_field and row.get(spec.id_field) is not None else str(i)
         if err is None and spec.input_field not in row:
             err = f"row {i} has no field {spec.input_field!r} (spec.dataset.inputField)"

@@ -195,7 +195,12 @@ class _CaseRunner:
             finally:
                 stop_tape(token)
             latency = time.perf_counter() - started
-            results = await self._score(case, output) if error is None else {}
+            results: dict[str, EvalResult] = {}
+            if error is None:
+                try:
+                    results = await self._score(case, output)
+                except TimeoutError as e:  # an evaluator out of time (regex): an error row, not a score
+                    error = f"{type(e).__name__}: {e}"
         finally:
             end_case(usage_token)  # the worker runs its next case in the same context
         if self.progress is not None:

@@ -22,6 +22,14 @@ from ._errors import (
     VersionConflictError,
     VersionNotFoundError,
 )
+from ._lease import (
+    LEASE_SECONDS_ENV,
+    RunIdentityError,
+    RunLease,
+    RunLeasedError,
+    lease_seconds_from_env,
+    new_owner_id,
+)
 from ._models import VERSION_TABLE
 from ._records import (
     INITIAL_PHASE,
@@ -42,6 +50,7 @@ from ._store import REGISTER_VERSION_ATTEMPTS, Store
 __all__ = [
     "DATABASE_URL_ENV",
     "INITIAL_PHASE",
+    "LEASE_SECONDS_ENV",
     "REGISTER_VERSION_ATTEMPTS",
     "VERSION_TABLE",
     "CaseResultId",
@@ -53,7 +62,10 @@ __all__ = [
     "InvalidValueError",
     "MigrationError",
     "RunId",
+    "RunIdentityError",
     "RunKind",
+    "RunLease",
+    "RunLeasedError",
     "RunNotFoundError",
     "RunRecord",
     "SchemaNotReadyError",
@@ -66,4 +78,6 @@ __all__ = [
     "VersionRecord",
     "VersionSource",
     "default_database_url",
+    "lease_seconds_from_env",
+    "new_owner_id",
 ]

@@ -150,6 +150,20 @@ def _is_missing_table(orig: BaseException) -> bool:
     return "no such table" in str(orig)
 
 
+_PERMANENT = (
+    "readonly database",  # SQLite: the file or its directory is read-only
+    "database or disk is full",  # SQLite: no space left
+    "no space left on device",  # PostgreSQL 53100 disk_full, or the OS
+    "read-only transaction",  # PostgreSQL 25006: a hot standby or default_transaction_read_only
+)
+"""Errors of the database itself that no retry cures: reported at once, never ridden out."""
+
+
+def _is_permanent(orig: BaseException) -> bool:
+    text = str(orig).lower()
+    return getattr(orig, "sqlstate", None) in ("53100", "25006") or any(p in text for p in _PERMANENT)
+
+
 def translate_error(operation: str, exc: SQLAlchemyError, url: URL) -> StoreError:
     """Map a SQLAlchemy/driver error to the store's tree; the message hides the password.
 
@@ -162,6 +176,8 @@ def translate_error(operation: str, exc: SQLAlchemyError, url: URL) -> StoreErro
     if isinstance(exc, DBAPIError):
         if _is_missing_table(orig):
             return SchemaNotReadyError(f"{message} (run Store.upgrade() to create the tables)")
+        if _is_permanent(orig):
+            return StoreError(f"{message} (the database cannot be written: free space or make it writable)")
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             return DatabaseUnavailableError(message)
         return StoreError(message)

@@ -106,6 +106,11 @@ class RunModel(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    spec_checksum: Mapped[str | None] = mapped_column(String(64))
+    """sha256 hex of the run's spec (``run_spec_checksum``), set by the first runner that claims it."""
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    """``host/pid/nonce`` of the process executing the run, while its lease holds."""
+    lease_expires_at: Mapped[datetime | None]
 
 
 class CaseResultModel(Base):

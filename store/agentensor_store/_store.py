@@ -9,10 +9,10 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, text
+from sqlalchemy import Select, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from ._errors import (
     VersionConflictError,
     VersionNotFoundError,
 )
+from ._lease import DEFAULT_LEASE_SECONDS, RunIdentityError, RunLeasedError, owner_is_dead
 from ._models import CaseResultModel, CheckpointModel, PromptVersionModel, RunModel, utcnow
 from ._records import (
     DIRECTIONS,
@@ -386,6 +387,80 @@ class Store:
             s.execute(delete(RunModel).where(RunModel.id == run_id))
             return True
 
+    # -- run identity and leases (see _lease.py) --------------------------------------------
+
+    @retry_unavailable
+    def claim_run(
+        self, run_id: str, *, kind: str, spec_checksum: str, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> None:
+        """Check a run's identity and take its lease for ``owner``, in one conditional ``UPDATE``.
+
+        The first claim records ``spec_checksum``. A claim succeeds when the row's kind and
+        checksum match and the lease is free, expired, already ``owner``'s, or held by a dead
+        process of this host. Both backends serialise the ``UPDATE`` on the row, so of two
+        concurrent claimants exactly one succeeds.
+
+        Raises:
+            RunNotFoundError: no such run (call :meth:`create_run` first).
+            RunIdentityError: the run is of another kind or was created with another spec;
+                the message names both kinds and both checksums.
+            RunLeasedError: another live process holds the lease (its owner and expiry named).
+        """
+        with self._guard("claim_run"), self._session(write=True) as s:
+            row = s.get(RunModel, run_id)
+            if row is None:
+                raise RunNotFoundError(f"no run with id {run_id!r}")
+            _check_identity(row, run_id, kind, spec_checksum)
+            now = utcnow()
+            free = [RunModel.lease_owner.is_(None), RunModel.lease_owner == owner, RunModel.lease_expires_at < now]
+            if owner_is_dead(row.lease_owner):
+                free.append(RunModel.lease_owner == row.lease_owner)
+            stmt = (
+                update(RunModel)
+                .where(RunModel.id == run_id, RunModel.kind == kind, or_(*free))
+                .where(or_(RunModel.spec_checksum.is_(None), RunModel.spec_checksum == spec_checksum))
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    spec_checksum=spec_checksum,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if s.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+                return
+            s.expire_all()
+            row = s.get_one(RunModel, run_id)
+            _check_identity(row, run_id, kind, spec_checksum)
+            until = row.lease_expires_at.isoformat(timespec="seconds") if row.lease_expires_at else "?"
+            raise RunLeasedError(
+                f"run {run_id!r} is being executed by another process ({row.lease_owner}, lease until {until}); "
+                "wait for it to finish, or use another run id"
+            )
+
+    @retry_unavailable
+    def renew_run_lease(self, run_id: str, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> bool:
+        """Extend ``owner``'s lease by ``lease_seconds`` from now; ``False`` if ``owner`` no longer holds it."""
+        stmt = (
+            update(RunModel)
+            .where(RunModel.id == run_id, RunModel.lease_owner == owner)
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        with self._guard("renew_run_lease"), self._session(write=True) as s:
+            return bool(s.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
+
+    @retry_unavailable
+    def release_run_lease(self, run_id: str, owner: str) -> None:
+        """Drop ``owner``'s lease (no-op if another owner holds it, or none does)."""
+        stmt = (
+            update(RunModel)
+            .where(RunModel.id == run_id, RunModel.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        with self._guard("release_run_lease"), self._session(write=True) as s:
+            s.execute(stmt)
+
     # -- case results -----------------------------------------------------------------------
 
     @retry_unavailable
@@ -672,6 +747,15 @@ class Store:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _check_identity(row: RunModel, run_id: str, kind: str, spec_checksum: str) -> None:
+    if row.kind != kind or (row.spec_checksum is not None and row.spec_checksum != spec_checksum):
+        stored = f"{row.kind} with spec sha256 {(row.spec_checksum or 'unrecorded')[:12]}"
+        raise RunIdentityError(
+            f"run id {run_id!r} belongs to a {stored}; this is a {kind} with spec sha256 {spec_checksum[:12]}; "
+            "a run id is resumed only by the same kind and spec: use another run id"
+        )
 
 
 def _check_run_id(run_id: str) -> None:

@@ -1,8 +1,14 @@
 """The bad-input catalogue: every entry is run by test_bad_input.py and listed in docs/reliability.md.
 
 An entry mutates a valid TrainingRun (and its PromptConfig / dataset) and says what must happen:
-``rejected`` (a ManifestError naming ``field`` before anything runs) or ``isolated`` (the run
-completes; the bad rows are error rows whose message contains ``needle``).
+``rejected`` (a ManifestError naming ``field`` before anything runs), ``isolated`` (the run
+completes; the bad rows are error rows whose message contains ``needle``), ``refused`` (a store
+error naming the run id: another kind or spec reusing the reference run's id) or ``failed`` (the
+run ends Failed with ``needle`` in its message, Running=False beside Failed=True).
+
+``CLI_CATALOGUE`` holds what only the command line can be given (files, devices, databases,
+``--out``): each entry is run through the real ``agentensor run`` and must exit 2 with a message
+that contains ``needle``, never a traceback (tests/reliability/test_cli_bad_input.py).
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ class Entry:
     id: str
     what: str
     mutate: Callable[[Docs, Path], Docs]
-    outcome: str  # "rejected" | "isolated"
+    outcome: str  # "rejected" | "isolated" | "refused" | "failed"
     field: str  # the field named in the error (rejected) or the source of the error rows (isolated)
     needle: str
+    run_id: str | None = None  # None: a fresh id per entry; "reference": the seeded run's id
+    check: Callable[[Any, str], None] | None = None  # extra assertion on (store, run_id) afterwards
 
 
 def base() -> Docs:
@@ -97,7 +105,110 @@ def _missing_input_rows(docs: Docs, tmp: Path) -> Docs:
     return pc, tr
 
 
-R, ISO = "rejected", "isolated"
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def _as_evaluation(docs: Docs) -> Docs:
+    pc, tr = copy.deepcopy(docs)
+    tr["kind"] = "EvaluationRun"
+    tr["metadata"]["name"] = "synthetic-eval"
+    for key in ("optimizer", "holdoutGuard", "checkpoint"):
+        tr["spec"].pop(key, None)
+    tr["spec"]["dataset"].pop("split", None)
+    return pc, tr
+
+
+def _other_kind(docs: Docs, tmp: Path) -> Docs:
+    return _as_evaluation(docs)
+
+
+def _redos(docs: Docs, tmp: Path) -> Docs:
+    """An echo workflow scored by a catastrophic regex; 3 long inputs make it backtrack."""
+    pc, tr = _as_evaluation(docs)
+    tr["spec"]["workflow"] = {
+        "entrypoint": "tests.runner.sample_workflows:build_echo",
+        "options": {"template": "{{state.input}}"},
+    }
+    tr["spec"]["evaluators"] = [
+        {"name": "accuracy", "type": "exact_match", "outputField": "answer"},
+        {"name": "shape", "type": "regex", "outputField": "answer", "options": {"pattern": "^(a|aa)+$"}},
+    ]
+    rows = tr["spec"]["dataset"]["inline"]
+    for r in rows[:3]:
+        r["text"] = "a" * 5000 + "!"
+    return pc, tr
+
+
+def _nul_rows(docs: Docs, tmp: Path) -> Docs:
+    pc, tr = copy.deepcopy(docs)
+    for r in tr["spec"]["dataset"]["inline"][:2]:
+        r["text"] = "refund\x00 please"
+    return pc, tr
+
+
+def _bom_csv_missing_label(docs: Docs, tmp: Path) -> Docs:
+    """A CSV exported with a byte-order mark, two of whose lines lack their label cell."""
+    pc, tr = copy.deepcopy(docs)
+    rows = tr["spec"]["dataset"]["inline"]
+    lines = [f"{r['id']},{r['text']},{r['label']}" for r in rows]
+    lines[0] = lines[0].rsplit(",", 1)[0]
+    lines[1] = lines[1].rsplit(",", 1)[0]
+    (tmp / "bom.csv").write_bytes(b"\xef\xbb\xbf" + ("id,text,label\n" + "\n".join(lines) + "\n").encode())
+    ds = tr["spec"]["dataset"]
+    del ds["inline"]
+    ds.update({"path": str(tmp / "bom.csv"), "format": "csv"})
+    return pc, tr
+
+
+def _ids_from_the_id_column(store: Any, run_id: str) -> None:
+    ids = {r.case_id for r in store.list_cases(run_id)}
+    assert ids and all(i.startswith("c") for i in ids), sorted(ids)[:5]  # "c<n>", not row numbers
+
+
+def _all_blank(docs: Docs, tmp: Path) -> Docs:
+    pc, tr = copy.deepcopy(docs)
+    for r in tr["spec"]["dataset"]["inline"]:
+        r["text"] = "   "
+    return _as_evaluation((pc, tr))
+
+
+def _conditions_settled(store: Any, run_id: str) -> None:
+    run = store.get_run(run_id)
+    conds = {c["type"]: c["status"] for c in run.status.get("conditions", [])}
+    assert run.phase == "Failed" and conds.get("Failed") == "True", conds
+    assert conds.get("Running") != "True", f"stale Running=True beside Failed: {conds}"
+
+
+def _prompt_nul(docs: Docs, tmp: Path) -> Docs:
+    pc, tr = copy.deepcopy(docs)
+    pc["spec"]["prompts"]["intent.lost_card"]["text"] = "lost\x00card"
+    return pc, tr
+
+
+def _dataset_device(docs: Docs, tmp: Path) -> Docs:
+    return _set("spec.dataset", {"path": "/dev/zero", "format": "jsonl", "inputField": "text"})(docs, tmp)
+
+
+def _dataset_dir(docs: Docs, tmp: Path) -> Docs:
+    return _set("spec.dataset", {"path": str(tmp), "format": "csv", "inputField": "text"})(docs, tmp)
+
+
+def _dataset_binary(docs: Docs, tmp: Path) -> Docs:
+    (tmp / "cases.jsonl").write_bytes(b'{"text": "hi", "label": "a"}\n' + bytes(range(256)) * 4)
+    return _set("spec.dataset", {"path": str(tmp / "cases.jsonl"), "inputField": "text", "expectedField": "label"})(
+        docs, tmp
+    )
+
+
+DEEP = 40
+DEEP_FIELD = "spec.workflow.options" + ".k" * 30
+"""Where MAX_DEPTH (32) is crossed: spec(1).workflow(2).options(3) then 29 more levels of k."""
+
+R, ISO, REF, FAIL = "rejected", "isolated", "refused", "failed"
 CATALOGUE: list[Entry] = [
     Entry(
         "wrong-type",
@@ -184,11 +295,46 @@ CATALOGUE: list[Entry] = [
     ),
     Entry(
         "entrypoint-missing",
-        "entrypoint module does not exist",
-        _set("spec.workflow", {"entrypoint": "no_such_pkg.graphs:build"}),
+        "allow-listed entrypoint module does not exist",
+        _set("spec.workflow", {"entrypoint": "tests.no_such_pkg.graphs:build"}),
         R,
         "spec.workflow.entrypoint",
-        "cannot import module 'no_such_pkg.graphs'",
+        "cannot import module 'tests.no_such_pkg.graphs'",
+    ),
+    Entry(
+        "entrypoint-stdlib",
+        "entrypoint subprocess:run (the standard library is never allowed by default)",
+        _set("spec.workflow", {"entrypoint": "subprocess:run"}),
+        R,
+        "spec.workflow.entrypoint",
+        "module 'subprocess' is not allow-listed for workflow entrypoints",
+    ),
+    Entry(
+        "entrypoint-reexport",
+        "entrypoint names os.system re-exported by an allowed module",
+        _set("spec.workflow", {"entrypoint": "tests.reliability.hostile:system"}),
+        R,
+        "spec.workflow.entrypoint",
+        "is defined in module 'posix', not in an allow-listed module",
+    ),
+    Entry(
+        "entrypoint-not-graph",
+        "entrypoint factory returns an int",
+        _set("spec.workflow", {"entrypoint": "tests.runner.sample_workflows:build_broken"}),
+        R,
+        "spec.workflow.entrypoint",
+        "factory returned int, expected a LangGraph StateGraph or compiled graph",
+    ),
+    Entry(
+        "evaluator-reexport",
+        "python evaluator names os.system re-exported by an allowed module",
+        _set(
+            "spec.evaluators.0",
+            {"name": "accuracy", "type": "python", "options": {"entrypoint": "tests.reliability.hostile:system"}},
+        ),
+        R,
+        "spec.evaluators[0].options.entrypoint",
+        "is defined in module 'posix'",
     ),
     Entry(
         "template-and-entrypoint",
@@ -376,6 +522,155 @@ CATALOGUE: list[Entry] = [
         ISO,
         "case rows",
         "expected an object",
+    ),
+    Entry(
+        "regex-redos",
+        "regex (a|aa)+$ on 3 outputs of 5001 characters (catastrophic backtracking)",
+        _redos,
+        ISO,
+        "case rows",
+        "ran longer than timeoutSeconds=1",
+    ),
+    Entry(
+        "dataset-device",
+        "dataset path /dev/zero",
+        _dataset_device,
+        R,
+        "spec.dataset.path",
+        "/dev/zero is a device, expected a regular file",
+    ),
+    Entry("dataset-directory", "dataset path is a directory", _dataset_dir, R, "spec.dataset.path", "is a directory"),
+    Entry(
+        "dataset-binary",
+        "dataset file with binary bytes",
+        _dataset_binary,
+        R,
+        "spec.dataset.path",
+        "is a binary file (it holds NUL bytes)",
+    ),
+    Entry(
+        "deep-nesting",
+        f"workflow.options nested {DEEP} deep",
+        _set("spec.workflow.options", _nested(DEEP)),
+        R,
+        DEEP_FIELD,
+        "nesting is deeper than 32 levels",
+    ),
+    Entry(
+        "configurable-deep",
+        "config.configurable nested 11 deep (the CRD schema allows 4 levels below a key)",
+        _set("spec.config.configurable", {"a": _nested(10)}),
+        R,
+        "spec.config.configurable",
+        "a.k.k.k.k: nested too deep",
+    ),
+    Entry(
+        "seed-int64",
+        "dataset.seed is 2**64",
+        _set("spec.dataset.seed", 2**64),
+        R,
+        "spec.dataset.seed",
+        "out of range (64-bit",
+    ),
+    Entry(
+        "version-int64",
+        "promptConfigRef.version is 2**63",
+        _set("spec.promptConfigRef.version", 2**63),
+        R,
+        "spec.promptConfigRef.version",
+        "out of range (64-bit",
+    ),
+    Entry(
+        "strict-string-int",
+        'parallelism is the string "8" (the API server refuses it too)',
+        _set("spec.parallelism", "8"),
+        R,
+        "spec.parallelism",
+        "valid integer",
+    ),
+    Entry(
+        "strict-bool-int",
+        "parallelism is true",
+        _set("spec.parallelism", True),
+        R,
+        "spec.parallelism",
+        "valid integer",
+    ),
+    Entry(
+        "parameters-nan",
+        "PromptConfig parameters hold NaN",
+        _set("spec.parameters", {"temperature": float("nan")}, doc=0),
+        R,
+        "spec.parameters",
+        "must be JSON-serialisable",
+    ),
+    Entry(
+        "parameters-not-mapping",
+        "PromptConfig parameters is a list",
+        _set("spec.parameters", [1, 2], doc=0),
+        R,
+        "spec.parameters",
+        "valid dictionary",
+    ),
+    Entry(
+        "prompt-nul",
+        "a prompt text holds NUL",
+        _prompt_nul,
+        R,
+        "spec.prompts.intent.lost_card.text",
+        "contains a NUL character",
+    ),
+    Entry(
+        "prompt-name-nul",
+        "a prompt name holds NUL",
+        _set("spec.prompts", {"a\x00b": {"text": "x"}}, doc=0),
+        R,
+        "spec.prompts",
+        "a key contains a NUL character",
+    ),
+    Entry(
+        "resume-other-kind",
+        "an EvaluationRun reusing the TrainingRun's run id",
+        _other_kind,
+        REF,
+        "run id",
+        "belongs to a TrainingRun with spec sha256",
+        run_id="reference",
+    ),
+    Entry(
+        "resume-other-spec",
+        "the TrainingRun resumed with another dataset seed",
+        _set("spec.dataset.seed", 4),
+        REF,
+        "run id",
+        "a run id is resumed only by the same kind and spec",
+        run_id="reference",
+    ),
+    Entry(
+        "rows-nul",
+        "2 inline rows whose text holds NUL (PostgreSQL cannot store it)",
+        _nul_rows,
+        ISO,
+        "case rows",
+        "holds a NUL character (U+0000)",
+    ),
+    Entry(
+        "csv-bom-missing-label",
+        "a CSV with a byte-order mark, 2 lines without their label cell",
+        _bom_csv_missing_label,
+        ISO,
+        "case rows",
+        "has no cell for ['label']",
+        check=_ids_from_the_id_column,
+    ),
+    Entry(
+        "all-cases-fail",
+        "every input is blank: the run fails",
+        _all_blank,
+        FAIL,
+        "status",
+        "every case failed",
+        check=_conditions_settled,
     ),
     Entry(
         "rows-empty-input",

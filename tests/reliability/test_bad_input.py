@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentensor_api import EvaluationRun, ManifestError, PromptConfig, TrainingRun, parse_resource
+from agentensor_api import AgentensorError, EvaluationRun, ManifestError, PromptConfig, TrainingRun, parse_resource
 from agentensor_runner import execute
 from agentensor_store import Store
 
@@ -41,7 +41,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, li
 
 
 def test_catalogue_is_large_enough() -> None:
-    assert len(CATALOGUE) >= 25
+    assert len(CATALOGUE) >= 60
     assert len({e.id for e in CATALOGUE}) == len(CATALOGUE)
 
 
@@ -49,13 +49,22 @@ def test_catalogue_is_large_enough() -> None:
 def test_bad_input(entry: Entry, seeded: tuple[Store, list[Any], list[Any]], tmp_path: Path) -> None:
     store, checkpoints, versions = seeded
     docs = entry.mutate(base(), tmp_path)
-    run_id = f"bad-{entry.id}"
+    run_id = entry.run_id or f"bad-{entry.id}"
+    reference = store.get_run("reference")
     if entry.outcome == "rejected":
         with pytest.raises(ManifestError) as exc:
             _execute(store, docs, run_id)
         assert exc.value.field == entry.field, str(exc.value)
         assert entry.needle in exc.value.reason, str(exc.value)
         assert store.get_run(run_id) is None, "a rejected run writes nothing"
+    elif entry.outcome == "refused":
+        with pytest.raises(AgentensorError) as refused:
+            _execute(store, docs, run_id)
+        assert entry.needle in str(refused.value) and repr(run_id) in str(refused.value), str(refused.value)
+        assert store.get_run(run_id) == reference, "a refused resume changes nothing of the run it names"
+    elif entry.outcome == "failed":
+        status = _execute(store, docs, run_id)
+        assert status.phase == "Failed" and entry.needle in (status.message or ""), status
     else:
         status = _execute(store, docs, run_id)
         assert status.phase == "Succeeded", status.conditions
@@ -63,6 +72,9 @@ def test_bad_input(entry: Entry, seeded: tuple[Store, list[Any], list[Any]], tmp
         assert errors, "the bad rows are recorded as error rows"
         assert all(entry.needle in (r.error or "") for r in errors), [r.error for r in errors][:3]
         assert status.cases_failed and status.cases_failed >= 1
+        assert len(store.list_cases(run_id)) > len(errors), "the good rows are recorded beside the bad ones"
+    if entry.check is not None:
+        entry.check(store, run_id)
     assert store.list_checkpoints(run_id="reference") == checkpoints
     assert store.list_versions("synthetic-router")[: len(versions)] == versions
 

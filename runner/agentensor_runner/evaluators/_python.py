@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import math
 import numbers
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -17,23 +15,12 @@ import numpy as np
 from agentensor_api import EvaluatorSpec
 from agentensor_api._common import ENTRYPOINT_PATTERN
 
+from .._allowlist import ALLOWLIST_ENV, EntrypointRefused, allowlist_from_env, is_allowed, resolve_entrypoint
 from ._base import BaseEvaluator, Score
 from ._options import Options
 from ._result import EvalResult
 
-ALLOWLIST_ENV = "AGENTENSOR_EVALUATOR_ALLOWLIST"
-"""Environment variable: comma-separated module prefixes that ``python`` evaluators may load."""
-
-
-def allowlist_from_env() -> tuple[str, ...]:
-    """Module prefixes from :data:`ALLOWLIST_ENV` (blank entries dropped); ``()`` if unset."""
-    raw = os.environ.get(ALLOWLIST_ENV, "")
-    return tuple(p.strip() for p in raw.split(",") if p.strip())
-
-
-def is_allowed(module: str, allowed: Sequence[str]) -> bool:
-    """True if ``module`` equals an allowed prefix or lies below it (``prefix + "."``)."""
-    return any(module == p or module.startswith(p + ".") for p in allowed)
+__all__ = ["ALLOWLIST_ENV", "PythonEvaluator", "allowlist_from_env", "is_allowed"]
 
 
 def _real(value: Any) -> float | None:
@@ -62,11 +49,13 @@ class PythonEvaluator(BaseEvaluator):
     Options:
         entrypoint (str, required): ``package.module:function``. The module must equal or lie
             below one of the allowed prefixes (``allowed_entrypoints``, by default from the
-            ``AGENTENSOR_EVALUATOR_ALLOWLIST`` environment variable).
+            ``AGENTENSOR_EVALUATOR_ALLOWLIST`` environment variable), and so must the module the
+            function is defined in (``fn.__module__``); the module is checked before import.
 
     Raises (at build):
         EvaluatorConfigError: bad format, module not allow-listed, import failure (chained),
-            missing or non-callable attribute, or a signature that cannot take the keywords.
+            missing or non-callable attribute, a function defined outside the allow-list, or a
+            signature that cannot take the keywords.
     """
 
     type = "python"
@@ -79,29 +68,10 @@ class PythonEvaluator(BaseEvaluator):
         assert entrypoint is not None
         if not re.fullmatch(ENTRYPOINT_PATTERN, entrypoint):
             raise opts.error("entrypoint", f"must look like 'package.module:function', got {entrypoint!r}")
-        module_name, func_name = entrypoint.split(":")
-        allowed = tuple(allowed_entrypoints)
-        if not is_allowed(module_name, allowed):
-            listed = ", ".join(repr(p) for p in allowed) if allowed else "none"
-            raise opts.error(
-                "entrypoint",
-                f"module {module_name!r} is not allow-listed for python evaluators (allowed "
-                f"prefixes: {listed}); to allow it, add the module or a parent package to the "
-                f"{ALLOWLIST_ENV} environment variable (comma-separated module prefixes), e.g. "
-                f"{ALLOWLIST_ENV}={module_name.split('.')[0]}",
-            )
         try:
-            module = importlib.import_module(module_name)
-        except Exception as e:
-            raise opts.error(
-                "entrypoint",
-                f"cannot import module {module_name!r}: {type(e).__name__}: {e}",
-            ) from e
-        fn = getattr(module, func_name, None)
-        if fn is None:
-            raise opts.error("entrypoint", f"module {module_name!r} has no attribute {func_name!r}")
-        if not callable(fn):
-            raise opts.error("entrypoint", f"{entrypoint!r} is not callable (it is a {type(fn).__name__})")
+            fn = resolve_entrypoint(entrypoint, tuple(allowed_entrypoints), what="python evaluators")
+        except EntrypointRefused as e:
+            raise opts.error("entrypoint", str(e)) from e.__cause__
         try:
             inspect.signature(fn).bind(input=None, output=None, expected=None)
         except TypeError as e:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import re
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import regex
 
 from agentensor_api import EvaluatorSpec
 
 from ._base import BaseEvaluator, Score, as_text, preview
 from ._options import Options
+from ._result import EvalResult
 
 
 def _is_bool(value: Any) -> bool:
@@ -98,39 +100,72 @@ class ContainsEvaluator(BaseEvaluator):
         return Score(0.0, f"expected the output to contain {preview(needle)}, got {preview(output)}")
 
 
-class RegexEvaluator(BaseEvaluator):
-    """``regex``: 1 if the output text matches ``pattern`` (Python ``re`` syntax).
+DEFAULT_REGEX_TIMEOUT_SECONDS = 1.0
+"""How long one regex match may run: a linear-time match over a 64 KiB output takes
+milliseconds, while a catastrophic pattern such as ``(a+)+$`` would take longer than the
+universe on a long input; 1 s separates the two with room to spare."""
 
-    The expected value is not used.
+MAX_REGEX_TIMEOUT_SECONDS = 60.0
+
+
+class RegexTimeoutError(TimeoutError):
+    """A regex match ran past its ``timeoutSeconds``; the case becomes an error row."""
+
+
+class RegexEvaluator(BaseEvaluator):
+    """``regex``: 1 if the output text matches ``pattern`` (``regex`` package, ``re`` syntax).
+
+    The expected value is not used. Matching runs in a worker thread (never on the event loop)
+    with the ``regex`` package's ``timeout``: a pattern that backtracks catastrophically ends
+    as an error row of that case (:class:`RegexTimeoutError`), and the other cases go on.
 
     Options:
         pattern (str, required): compiled when the evaluator is built.
-        fullmatch (bool, default false): the whole text must match (``re.fullmatch``);
-            otherwise a match anywhere counts (``re.search``).
-        ignoreCase (bool, default false): ``re.IGNORECASE``.
+        fullmatch (bool, default false): the whole text must match (``fullmatch``);
+            otherwise a match anywhere counts (``search``).
+        ignoreCase (bool, default false): ``IGNORECASE``.
+        timeoutSeconds (number, default 1, at most 60): limit of one match, in seconds.
     """
 
     type = "regex"
 
     def __init__(self, spec: EvaluatorSpec, *, index: int) -> None:
         super().__init__(spec, index=index)
-        opts = Options(spec, index, {"pattern", "fullmatch", "ignoreCase"})
+        opts = Options(spec, index, {"pattern", "fullmatch", "ignoreCase", "timeoutSeconds"})
         pattern = opts.get_str("pattern", required=True)
         assert pattern is not None
         self.fullmatch = opts.get_bool("fullmatch", False)
-        flags = re.IGNORECASE if opts.get_bool("ignoreCase", False) else 0
+        self.timeout = opts.get_number("timeoutSeconds", DEFAULT_REGEX_TIMEOUT_SECONDS)
+        if not 0 < self.timeout <= MAX_REGEX_TIMEOUT_SECONDS:
+            raise opts.error("timeoutSeconds", f"must be in (0, {MAX_REGEX_TIMEOUT_SECONDS:g}], got {self.timeout:g}")
+        flags = regex.IGNORECASE if opts.get_bool("ignoreCase", False) else 0
         try:
-            self.pattern = re.compile(pattern, flags)
-        except re.error as e:
+            self.pattern = regex.compile(pattern, flags)
+        except (regex.error, ValueError, OverflowError) as e:
             raise opts.error("pattern", f"invalid regular expression {pattern!r}: {e}") from e
 
     def needs_expected(self) -> bool:
         return False
 
+    def _match(self, text: str) -> bool:
+        try:
+            if self.fullmatch:
+                return self.pattern.fullmatch(text, timeout=self.timeout) is not None
+            return self.pattern.search(text, timeout=self.timeout) is not None
+        except TimeoutError as e:
+            raise RegexTimeoutError(
+                f"regex evaluator {self.name!r}: pattern {self.pattern.pattern!r} ran longer than "
+                f"timeoutSeconds={self.timeout:g} on an output of {len(text)} characters"
+            ) from e
+
+    def _raised(self, exc: Exception) -> EvalResult:
+        if isinstance(exc, RegexTimeoutError):
+            raise exc  # an error row, not a score: the case's result is unknown
+        return super()._raised(exc)
+
     async def score(self, *, input: Any, output: Any, expected: Any) -> Score:
         text = as_text(output)
-        match = self.pattern.fullmatch(text) if self.fullmatch else self.pattern.search(text)
-        if match is not None:
+        if await asyncio.to_thread(self._match, text):
             return Score(1.0)
         how = "fully match" if self.fullmatch else "match"
         return Score(0.0, f"output {preview(text)} does not {how} the pattern {self.pattern.pattern!r}")

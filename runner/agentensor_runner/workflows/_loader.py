@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.runnables import Runnable
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
 
 from agentensor_api import ManifestError, WorkflowSpec
 
+from .._allowlist import EntrypointRefused, allowlist_from_env, resolve_entrypoint
 from ._base import Workflow
 
 
-def load_workflow(spec: WorkflowSpec, **kwargs: Any) -> Workflow:
+def load_workflow(spec: WorkflowSpec, *, allowed: Sequence[str] | None = None, **kwargs: Any) -> Workflow:
     """Build the workflow named by a template or an entrypoint.
 
-    An entrypoint factory is called as ``factory(options)`` and may return a
-    :class:`Workflow`, a compiled graph / Runnable, or an uncompiled ``StateGraph``.
+    An entrypoint is resolved through the allow-list first (``allowed`` module prefixes, by
+    default ``$AGENTENSOR_EVALUATOR_ALLOWLIST``; empty: no entrypoint may run): the module must
+    be allowed before it is imported, and the factory must be defined in an allowed module
+    before it is called. The factory is then called as ``factory(options)`` and must return a
+    LangGraph ``StateGraph`` (compiled here), a compiled graph (``CompiledStateGraph`` /
+    ``Pregel``) or a :class:`Workflow` wrapping one.
     Keyword ``llm`` (an :class:`~agentensor_runner.llm.LlmRuntime`) is what the ``chat`` and
     ``task`` templates call models through; other kwargs go to ``embedding-router``.
 
     Raises:
-        ManifestError: ``spec.workflow.entrypoint`` cannot be imported, is not callable, or
-            returns something that is not a graph; ``spec.workflow.template`` is unknown.
+        ManifestError: ``spec.workflow.entrypoint`` is not allow-listed, cannot be imported, is
+            not a callable defined in an allowed module, raises, or returns something that is not
+            a LangGraph graph; ``spec.workflow.template`` is unknown.
     """
     if spec.template is not None:
         llm = kwargs.pop("llm", None)
@@ -38,14 +45,16 @@ def load_workflow(spec: WorkflowSpec, **kwargs: Any) -> Workflow:
             return task.build(spec.options, llm=llm)
         raise ManifestError("spec.workflow.template", f"unknown template {spec.template!r}")
     assert spec.entrypoint is not None
-    module_name, _, attr = spec.entrypoint.partition(":")
+    return _from_entrypoint(spec, allowed)
+
+
+def _from_entrypoint(spec: WorkflowSpec, allowed: Sequence[str] | None) -> Workflow:
+    assert spec.entrypoint is not None
+    prefixes = allowlist_from_env() if allowed is None else tuple(allowed)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ManifestError("spec.workflow.entrypoint", f"cannot import module {module_name!r}: {e}") from e
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ManifestError("spec.workflow.entrypoint", f"{module_name!r} has no callable {attr!r}")
+        factory = resolve_entrypoint(spec.entrypoint, prefixes, what="workflow entrypoints")
+    except EntrypointRefused as e:
+        raise ManifestError("spec.workflow.entrypoint", str(e)) from e.__cause__
     try:
         built = factory(dict(spec.options))
     except ManifestError:
@@ -54,12 +63,13 @@ def load_workflow(spec: WorkflowSpec, **kwargs: Any) -> Workflow:
         raise ManifestError(
             "spec.workflow.entrypoint", f"factory {spec.entrypoint} raised {type(e).__name__}: {e}"
         ) from e
-    if isinstance(built, Workflow):
-        return built
-    if hasattr(built, "compile") and not isinstance(built, Runnable):
+    if isinstance(built, StateGraph):
         built = built.compile()
-    if not isinstance(built, Runnable):
+    graph = built.graph if isinstance(built, Workflow) else built
+    if not isinstance(graph, Pregel):
         raise ManifestError(
-            "spec.workflow.entrypoint", f"factory returned {type(built).__name__}, expected a StateGraph or Runnable"
+            "spec.workflow.entrypoint",
+            f"factory returned {type(graph).__name__}, expected a LangGraph StateGraph or compiled graph "
+            "(CompiledStateGraph / Pregel)",
         )
-    return Workflow(graph=built)
+    return built if isinstance(built, Workflow) else Workflow(graph=graph)
