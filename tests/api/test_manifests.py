@@ -26,7 +26,8 @@ EXAMPLE = REPO / "examples" / "banking77"
 
 
 def _training() -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLE / "trainingrun.yaml").read_text())
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLE / "trainingrun.yaml").read_text())
+    return doc
 
 
 def test_examples_load() -> None:

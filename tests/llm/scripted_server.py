@@ -191,8 +191,8 @@ class ScriptedServer:
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
         server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
 
     async def stop_async(self) -> None:
         if self._runner is not None:

@@ -21,7 +21,7 @@ CASES = [{"input": f"question {i}", "expected": f"answer {i}"} for i in range(6)
 
 
 def echo(body: dict[str, object]) -> str:
-    return "answer " + user_of(body).split()[-1]  # type: ignore[arg-type]
+    return "answer " + user_of(body).split()[-1]
 
 
 def eval_spec(server: ScriptedServer, **extra: object) -> dict[str, object]:
@@ -60,7 +60,8 @@ async def test_chat_eval_outputs_usage_and_cost(server: ScriptedServer, llm_env:
     assert (usage.input_tokens, usage.output_tokens) == (expected_in, expected_out)
     assert usage.llm_calls == {"task": len(CASES)}
     assert usage.cost == pytest.approx(expected_in * 2.0 / 1e6 + expected_out * 8.0 / 1e6)
-    assert status.to_wire()["usage"]["inputTokens"] == expected_in
+    wire_usage = status.to_wire()["usage"]
+    assert isinstance(wire_usage, dict) and wire_usage["inputTokens"] == expected_in
     store.close()
 
 

@@ -162,13 +162,13 @@ async def test_optuna_finds_the_better_variant(
 
 
 def test_api_validation_names_fields(server: ScriptedServer) -> None:
-    base = {
+    base: dict[str, Any] = {
         "workflow": {"template": "chat"},
         "models": {"task": model(server)},
         "dataset": {"inline": [{"input": "q", "expected": "x"}]},
         "evaluators": [{"name": "e", "type": "exact_match"}],
     }
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"optimizer": {"type": "textgrad"}}, "textgrad"),
         ({"optimizer": {"type": "textgrad", "model": "nope"}}, "optimizer.model 'nope'"),
         ({"optimizer": {"type": "optuna"}}, "searchSpace is required"),

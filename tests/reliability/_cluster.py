@@ -7,12 +7,17 @@ import json
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from tests.k8s.operator_harness import Cluster, phase
 
 SELECTOR = "app.kubernetes.io/managed-by=agentensor-operator,app.kubernetes.io/component=runner"
 RUN_UID_LABEL = "agentensor.dev/run-uid"
+
+
+def _items(response: object) -> list[dict[str, Any]]:
+    """``items`` of a list call made with ``_preload_content=False`` (a raw urllib3 response)."""
+    return list(json.loads(cast(Any, response).data)["items"])
 
 
 def finished(job: dict[str, Any]) -> bool:
@@ -56,7 +61,7 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        self._api.close()  # type: ignore[no-untyped-call]
+        self._api.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -68,14 +73,12 @@ class Recorder:
 
     def _tick(self) -> None:
         ns = self.cluster.namespace
-        jobs = json.loads(self._batch.list_namespaced_job(ns, label_selector=SELECTOR, _preload_content=False).data)[
-            "items"
-        ]
-        runs = json.loads(
+        jobs = _items(self._batch.list_namespaced_job(ns, label_selector=SELECTOR, _preload_content=False))
+        runs = _items(
             self._custom.list_namespaced_custom_object(
                 "agentensor.dev", "v1alpha1", ns, "trainingruns", _preload_content=False
-            ).data
-        )["items"]
+            )
+        )
         now = time.monotonic()
         assert self.cluster.agent is not None
         alive = sum(1 for r in self.cluster.agent.runs() if r.process is not None and r.process.poll() is None)

@@ -10,7 +10,7 @@ import pytest
 
 
 def namespace_for(request: pytest.FixtureRequest, prefix: str) -> str:
-    return prefix + request.node.name.removeprefix("test_").replace("_", "-")[:40].rstrip("-")
+    return prefix + str(request.node.name).removeprefix("test_").replace("_", "-")[:40].rstrip("-")
 
 
 @pytest.fixture

@@ -79,7 +79,11 @@ def test_operator_sigkilled_ten_times(cluster: Cluster) -> None:
         for i in range(KILLS):
             if i % 2 == 0:  # next to an admission: a slot frees, the next queued run gets its Job
                 seen = len(rec.completions)
-                wait_for(lambda s=seen: len(rec.completions) > s or rec.all_done(names), 60, "a runner Job to finish")
+
+                def freed(s: int = seen) -> bool:
+                    return len(rec.completions) > s or rec.all_done(names)
+
+                wait_for(freed, 60, "a runner Job to finish")
                 delay = rng.uniform(0.0, 1.5)
             else:  # while runs are reflected (a status patch per changed run per second)
                 delay = rng.uniform(0.2, 2.5)
@@ -91,7 +95,11 @@ def test_operator_sigkilled_ten_times(cluster: Cluster) -> None:
             ready = time.monotonic() - restarted
             done = rec.all_done(names)
             after = restarted + SAMPLE_LAG_SECONDS
-            recovered = None if done else wait_for(lambda t=after: rec.first_change_after(t), 60, "a status/Job")
+
+            def changed(t: float = after) -> object:
+                return rec.first_change_after(t)
+
+            recovered = None if done else wait_for(changed, 60, "a status/Job")
             kills.append({
                 "after": "slot freed" if i % 2 == 0 else "status", "delay_s": round(delay, 2),
                 "waiting_runs": waiting, "healthz_s": round(ready, 2),
