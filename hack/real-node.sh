@@ -249,9 +249,12 @@ cmd_up() {
   assets="$("$HACK/envtest-assets.sh" | tail -n 1)"
   bins="$("$HACK/realnode-assets.sh" | tail -n 1)"
   [[ -f "$bins/.sysctl-patched" ]] || die "$bins/kubelet lacks the sysctl patch; refusing to run it"
+  ip netns list | grep -qw "$NETNS" && die "network namespace $NETNS exists already (another node?); run: $0 down"
   rm -rf "$RUN"
   mkdir -p "$RUN"
   record_leftovers
+  # A failed start tears down what it started (logs kept in $NODE/failed-up/).
+  trap 'rc=$?; if ((rc != 0)); then rm -rf "$NODE/failed-up"; cp -r "$RUN" "$NODE/failed-up" 2>/dev/null; cmd_down; fi' EXIT
   : >"$RUN/pids"
   API_PORT="$(free_port)"
   write_configs
@@ -271,6 +274,7 @@ export AGENTENSOR_REALNODE_NODE_IP=$NODE_IP
 export AGENTENSOR_REALNODE_PG_URL=postgresql+psycopg://postgres@$NODE_IP:5432/test
 export AGENTENSOR_REALNODE_CONTAINERD=$NODE/ctd/containerd.sock
 EOF
+  trap - EXIT
   log "node Ready in $((SECONDS - start_s)) s (logs: $RUN)"
   print_env
 }

@@ -1,0 +1,224 @@
+"""The product as a user runs it, on a real kubelet: the image built from the Dockerfile, `helm install`
+of the chart (the operator runs as a pod under its own ServiceAccount and RBAC), `kubectl apply -f
+examples/banking77/`, and the TrainingRun carried to Succeeded by runner Jobs whose pods are
+containerd + runc containers on the node (non-root, read-only root filesystem). One runner pod is
+force-deleted mid-run; the Job's next pod resumes after the last checkpoint.
+
+The example's TrainingRun (3070 cases, 3 epochs) and EvaluationRun run unchanged. PostgreSQL is
+the host's, reached by pods at the node IP through hack/real-node.sh's relay; the test uses a
+database of its own. Timings are printed (pytest -s) and recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agentensor_store import Store
+from tests.cluster.node import REPO, kube_env, run
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+CHART = REPO / "charts" / "agentensor-operator"
+EXAMPLE = REPO / "examples" / "banking77"
+RELEASE, RELEASE_NS, RUNS_NS = "agentensor", "agentensor-system", "banking77"
+TRAINING, PROMPT_CONFIG = "banking77-router-train", "banking77-router"
+DEPLOYMENT = f"deployment/{RELEASE}-agentensor-operator"
+TIMINGS: dict[str, float] = {}
+
+
+class Kube:
+    """kubectl against the node."""
+
+    def __init__(self, node: dict[str, str]) -> None:
+        self.env = kube_env(node)
+        self.kubeconfig = node["KUBECONFIG"]
+
+    def __call__(self, *args: str, timeout: float = 120, check: bool = True, input: str | None = None) -> str:
+        return run("kubectl", *args, env=self.env, timeout=timeout, check=check, input=input).stdout
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self("get", *args, "-o", "json"))
+
+
+def _wait(what: str, seconds: float, probe: Any, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
+        time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def kube(node: dict[str, str]) -> Kube:
+    return Kube(node)
+
+
+@pytest.fixture(scope="module")
+def database(create_pg_database: Any, node: dict[str, str]) -> dict[str, str]:
+    """A database of its own: the host URL (for the test) and the pod URL (through the relay)."""
+    host_url = create_pg_database()
+    pod_url = host_url.replace("@127.0.0.1:", f"@{node['AGENTENSOR_REALNODE_NODE_IP']}:")
+    assert pod_url != host_url, host_url
+    return {"host": host_url, "pod": pod_url}
+
+
+@pytest.fixture(scope="module")
+def release(kube: Kube, example_image: dict[str, Any], database: dict[str, str]) -> Iterator[Any]:
+    import helm_python as helm
+
+    secret = base64.b64encode(database["pod"].encode()).decode()
+    for ns in (RELEASE_NS, RUNS_NS):
+        kube("create", "namespace", ns)
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "agentensor-db", "namespace": ns},
+            "data": {"url": secret},
+        }
+        kube("apply", "-f", "-", input=json.dumps(doc))
+    repository, _, tag = example_image["ref"].rpartition(":")
+    values = {"image": {"repository": repository, "tag": tag, "pullPolicy": "Never"}, "watchNamespaces": [RUNS_NS]}
+    with helm.Config(kubeconfig_path=kube.kubeconfig, namespace=RELEASE_NS) as config:
+        started = time.monotonic()
+        config.install(CHART, RELEASE, values, wait="watcher", timeout=600)
+        TIMINGS["helm install --wait"] = time.monotonic() - started
+        yield config
+        config.uninstall(RELEASE, ignore_not_found=True)
+        _wait("the operator pod to go", 120, lambda: not kube.get("pods", "-n", RELEASE_NS)["items"])
+
+
+def _runner_pods(kube: Kube, run_name: str) -> list[dict[str, Any]]:
+    pods = kube.get("pods", "-n", RUNS_NS)["items"]
+    prefix = f"{run_name[:20]}-tr-"  # the operator's Job name: <name[:20]>-tr-<uid>
+    return [p for p in pods if p["metadata"].get("labels", {}).get("job-name", "").startswith(prefix)]
+
+
+def test_operator_pod_runs_non_root_with_a_read_only_root(kube: Kube, release: Any) -> None:
+    kube("rollout", "status", DEPLOYMENT, "-n", RELEASE_NS, "--timeout=300s", timeout=320)
+    assert kube("exec", DEPLOYMENT, "-n", RELEASE_NS, "--", "id", "-u").strip() == "10001"
+    touched = run("kubectl", "exec", DEPLOYMENT, "-n", RELEASE_NS, "--", "touch", "/app/x", env=kube.env, check=False)
+    assert touched.returncode != 0 and "Read-only file system" in touched.stderr, touched
+    pod = kube.get("pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/component=operator")["items"][0]
+    assert pod["spec"]["serviceAccountName"] == f"{RELEASE}-agentensor-operator"
+    assert pod["spec"]["nodeName"] == "localhost"
+    assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+
+
+def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: Any, database: dict[str, str]) -> None:
+    applied = time.monotonic()
+    kube("apply", "-n", RUNS_NS, "-f", str(EXAMPLE))
+    first = _wait("the first runner pod Running", 300, lambda: _running(_runner_pods(kube, TRAINING)))
+    TIMINGS["kubectl apply -> first runner pod Running"] = time.monotonic() - applied
+    name = first["metadata"]["name"]
+    _assert_runner_pod(kube, first)
+
+    # Kill it mid-run, after a checkpoint of a finished epoch and before the last epoch's.
+    uid = kube.get("trainingrun", TRAINING, "-n", RUNS_NS)["metadata"]["uid"]
+    store = Store(database["host"])
+    try:
+        epochs = 3
+        done_epochs = _wait("a checkpoint of epoch >= 1", 1200, lambda: _epochs_if_ge1(store, uid), every=0.3)
+        assert max(done_epochs) < epochs, f"the run finished its epochs before the kill: {done_epochs}"
+        kube("delete", "pod", name, "-n", RUNS_NS, "--grace-period=0", "--force", "--wait=false")
+        killed_at = max(done_epochs)
+        second = _wait(
+            "the Job's next pod Running",
+            300,
+            lambda: _running([p for p in _runner_pods(kube, TRAINING) if p["metadata"]["name"] != name]),
+        )
+        _wait("the Resumed condition", 600, lambda: _resumed(kube))
+        kube(
+            "wait",
+            "--for=condition=Succeeded",
+            f"trainingrun/{TRAINING}",
+            "-n",
+            RUNS_NS,
+            "--timeout=1800s",
+            timeout=1900,
+        )
+        TIMINGS["kubectl apply -> TrainingRun Succeeded"] = time.monotonic() - applied
+        checkpoints = store.list_checkpoints(run_id=uid)
+    finally:
+        store.close()
+    # resumed, not restarted: every epoch checkpointed exactly once, including those before the kill
+    assert sorted(c.epoch for c in checkpoints) == list(range(epochs + 1)), [c.epoch for c in checkpoints]
+    assert killed_at >= 1
+    # the next pod continued after the checkpoint the killed one had reached (or one it wrote while
+    # being killed: kubelet still gives it about 2 s)
+    resumed = _resumed(kube)
+    assert resumed.startswith("resumed after checkpoint epoch "), resumed
+    assert killed_at <= int(resumed.rsplit(" ", 1)[1]) < epochs, resumed
+    logs = kube("logs", second["metadata"]["name"], "-n", RUNS_NS)
+    summary = json.loads(logs.strip().splitlines()[-1])
+    assert summary["phase"] == "Succeeded" and summary["runId"] == uid, summary
+    status = kube.get("trainingrun", TRAINING, "-n", RUNS_NS)["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["holdout"]["best"] > status["holdout"]["baseline"], status["holdout"]
+    print(f"\ncluster timings (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}")
+
+
+def test_promptconfig_versions_active_configmap_and_metrics(kube: Kube, release: Any) -> None:
+    kube("wait", "--for=condition=Succeeded", f"trainingrun/{TRAINING}", "-n", RUNS_NS, "--timeout=60s")
+    pc = _wait(
+        "PromptConfig versions from the run",
+        120,
+        lambda: (
+            (s := kube.get("promptconfig", PROMPT_CONFIG, "-n", RUNS_NS).get("status", {})).get("latestVersion", 0) > 1
+            and s
+        ),
+    )
+    assert pc["versions"] and pc["bestVersion"] >= 1, pc
+    cm = kube.get("configmap", f"{PROMPT_CONFIG}-active", "-n", RUNS_NS)
+    prompts = json.loads(cm["data"]["prompts.json"])
+    assert prompts["intent.card_arrival"].startswith("card arrival"), prompts["intent.card_arrival"]
+    assert cm["data"]["version"] == str(pc["activeVersion"])
+    metrics = kube(
+        "get", "--raw",
+        f"/api/v1/namespaces/{RELEASE_NS}/services/{RELEASE}-agentensor-operator-metrics:http-metrics/proxy/metrics",
+    )  # fmt: skip
+    best = [line for line in metrics.splitlines() if line.startswith("agentensor_run_best_score{")]
+    assert any(f'name="{TRAINING}"' in line and f'namespace="{RUNS_NS}"' in line for line in best), best
+    kube("wait", "--for=condition=Succeeded", "evaluationrun/banking77-router-eval", "-n", RUNS_NS, "--timeout=600s")
+
+
+def _running(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for pod in pods:
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        running = pod.get("status", {}).get("phase") == "Running" and statuses and "running" in statuses[0]["state"]
+        if running and not pod["metadata"].get("deletionTimestamp"):
+            return pod
+    return None
+
+
+def _epochs_if_ge1(store: Store, uid: str) -> list[int] | None:
+    epochs = [c.epoch for c in store.list_checkpoints(run_id=uid)]
+    return epochs if epochs and max(epochs) >= 1 else None
+
+
+def _resumed(kube: Kube) -> str:
+    for cond in kube.get("trainingrun", TRAINING, "-n", RUNS_NS).get("status", {}).get("conditions") or []:
+        if cond.get("reason") == "Resumed":
+            return str(cond.get("message", ""))
+    return ""
+
+
+def _assert_runner_pod(kube: Kube, pod: dict[str, Any]) -> None:
+    """A real container on the node: containerd ID, non-root, read-only root, its own pod IP."""
+    name = pod["metadata"]["name"]
+    assert pod["spec"]["nodeName"] == "localhost"
+    assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+    assert pod["status"]["podIP"].startswith("10.88.")
+    assert kube("exec", name, "-n", RUNS_NS, "--", "id", "-u").strip() == "10001"
+    touched = run("kubectl", "exec", name, "-n", RUNS_NS, "--", "touch", "/app/x", env=kube.env, check=False)
+    assert touched.returncode != 0 and "Read-only file system" in touched.stderr, touched
+    # the embedding model is found offline in the image, with caches under the writable /tmp
+    envs = kube("exec", name, "-n", RUNS_NS, "--", "env")
+    assert "HF_HUB_OFFLINE=1" in envs and "XDG_CACHE_HOME=/tmp/.cache" in envs
