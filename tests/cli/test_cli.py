@@ -113,7 +113,7 @@ def _bad(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
     elif kind == "callbacks":
         tr["spec"]["config"]["callbacks"] = ["my.handler"]
     elif kind == "bad-entrypoint":
-        tr["spec"]["workflow"] = {"entrypoint": "no_such_module:build"}
+        tr["spec"]["workflow"] = {"entrypoint": "tests.no_such_module:build"}  # allow-listed prefix, no module
     elif kind == "unresolved-placeholder":
         tr["spec"]["workflow"]["options"]["descriptions"] = "{{prompts.intents}}"
     return pc, tr
@@ -132,7 +132,9 @@ def _bad(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
         ),
         pytest.param("callbacks", "spec.config: config.callbacks is not allowed", id="callbacks"),
         pytest.param(
-            "bad-entrypoint", "spec.workflow.entrypoint: cannot import module 'no_such_module'", id="bad-entrypoint"
+            "bad-entrypoint",
+            "spec.workflow.entrypoint: cannot import module 'tests.no_such_module'",
+            id="bad-entrypoint",
         ),
         pytest.param(
             "unresolved-placeholder",
