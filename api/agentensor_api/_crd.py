@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ._base import GROUP, VERSION
+from ._limits import INT64_MAX as _INT64_MAX
 from ._resources import KINDS
 
 _KEEP = {
@@ -93,6 +94,11 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     default = out.get("default")
     if isinstance(default, (dict, list)) or default == "":  # server-side defaults: non-empty scalars
         out.pop("default")
+    if out.get("type") == "integer" and out.get("maximum") == _INT64_MAX:
+        # Kubernetes holds the bound as a float64; 2**63 - 1 rounds to 2**63, which the apiserver
+        # (1.20) converts back to int64 as -2**63 and then refuses every default ("0 should be less
+        # than or equal to -9223372036854775808"). Integers are int64 there anyway.
+        out.pop("maximum")
     return out
 
 
