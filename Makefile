@@ -64,15 +64,22 @@ crds: install
 
 ci: check test
 
-.PHONY: image image-example
-## The operator + runner image (docs/install.md); needs a Docker engine. IMAGE=registry/name:tag to rename.
+.PHONY: image image-example test-cluster
+## The operator + runner image (docs/install.md). With a Docker engine: docker build. Without one
+## (as root): buildah from Debian on a Debian python3.11 base (hack/build-image.sh; prints the
+## docker-archive it wrote, cached under ~/.cache/agentensor/images).
 IMAGE ?= agentensor:0.1.0
 image:
-	docker build -t $(IMAGE) .
+	if docker info >/dev/null 2>&1; then docker build -t $(IMAGE) .; else hack/build-image.sh; fi
 
 ## The same image with the embeddings extra and the Banking77 data, for examples/banking77 in a cluster.
 image-example:
-	docker build -t $(IMAGE)-example --build-arg WITH_EXAMPLE=true .
+	if docker info >/dev/null 2>&1; then docker build -t $(IMAGE)-example --build-arg WITH_EXAMPLE=true .; \
+	else hack/build-image.sh --example; fi
+
+## The cluster tier: a real node (hack/real-node.sh), the example image, helm install, banking77 as pods.
+test-cluster: install
+	$(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider -s
 
 clean:
 	rm -rf $(VENV) out agentensor.db
