@@ -17,7 +17,7 @@ REGISTRY: dict[str, type[Any]] = {
     "textgrad": TextGradOptimizer,
     "optuna": OptunaOptimizer,
 }
-"""``spec.optimizer.type`` -> class; a class's ``deps`` tuple names the keyword dependencies it takes."""
+"""``spec.optimizer.type`` -> class; every class's ``deps`` tuple names the keyword dependencies it takes."""
 
 
 def build_optimizer(spec: OptimizerSpec, **deps: Any) -> Optimizer:
@@ -36,7 +36,7 @@ def build_optimizer(spec: OptimizerSpec, **deps: Any) -> Optimizer:
         raise ManifestError("spec.optimizer.type", f"unknown optimizer {spec.type!r}; known: {sorted(REGISTRY)}")
     options: Mapping[str, Any] = spec.options
     offered = {"model": spec.model, "search_space": spec.search_space, **deps}
-    wanted = {k: v for k, v in offered.items() if k in getattr(cls, "deps", ())}
+    wanted = {k: v for k, v in offered.items() if k in cls.deps}
     try:
         optimizer: Optimizer = cls(options, **wanted)
         return optimizer

@@ -50,6 +50,7 @@ class FewShotOptimizer(CountingObserver):
     """
 
     name = "fewshot"
+    deps: tuple[str, ...] = ()
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         opts = dict(options or {})
