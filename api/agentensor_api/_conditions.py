@@ -72,6 +72,7 @@ class Reason:
     HOLDOUT_GUARD_PASSED: Final = "HoldoutGuardPassed"
     HOLDOUT_REGRESSION: Final = "HoldoutRegression"
     NO_IMPROVEMENT: Final = "NoImprovement"
+    NOT_SIGNIFICANT: Final = "NotSignificant"
     # Ready (PromptConfig)
     MATERIALIZED: Final = "Materialized"
     VERSION_NOT_FOUND: Final = "VersionNotFound"

@@ -159,13 +159,30 @@ class OptimizerSpec(ApiModel):
 
 
 class HoldoutGuardSpec(ApiModel):
-    """Refuse to promote a best config that regresses on the holdout split."""
+    """Refuse to promote a best config that regresses on the holdout split, or whose gain is noise."""
 
     max_regression: float = Field(
         default=0.02,
         ge=0,
         le=1,
         description="Largest allowed drop (absolute objective units) from baseline on holdout.",
+    )
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Smallest holdout improvement over baseline (objective units) that counts; the paired test must "
+            "also say it is more than noise."
+        ),
+    )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description=(
+            "Confidence of the paired test on holdout (McNemar's exact test for 0/1 scores, else a paired "
+            "bootstrap interval); a gain the test cannot tell from noise is NotSignificant."
+        ),
     )
 
 

@@ -40,6 +40,14 @@ class HoldoutScores(ApiModel):
 
     baseline: float | None = Field(default=None, description="Baseline config's holdout objective.")
     best: float | None = Field(default=None, description="Best config's holdout objective.")
+    delta: float | None = Field(default=None, description="Mean per-case difference best - baseline on holdout.")
+    delta_low: float | None = Field(default=None, description="Lower end of the paired bootstrap interval of delta.")
+    delta_high: float | None = Field(default=None, description="Upper end of the paired bootstrap interval of delta.")
+    confidence: float | None = Field(default=None, description="Confidence level of the interval and the test.")
+    p_value: float | None = Field(
+        default=None, description="One-sided p-value of 'best is no better than baseline' (paired test)."
+    )
+    test: str | None = Field(default=None, description="Paired test used: mcnemar-exact or paired-bootstrap.")
 
 
 class UsageSummary(ApiModel):
