@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from agentensor_api import RunStatus, TrainingRun, parse_resource
 from agentensor_runner import execute
 from agentensor_runner.executor import run_cases
 from agentensor_runner.prompts import PromptSet
-from agentensor_runner.trainer import promotion_decision
+from agentensor_runner.trainer import promotion_decision, stale_after
 
 from ._synthetic import INTENTS, make_rows, manifests
 
@@ -160,6 +161,11 @@ def test_patience_survives_a_resume(store: Any) -> None:
     ref_cps = store.list_checkpoints(run_id="run-patience-ref")
     # the premise: epochs 1-2 accept candidates, 3-4 do not, so patience 2 stops after epoch 4 of 6
     assert [(c.epoch, c.accepted > 0) for c in ref_cps] == [(0, False), (1, True), (2, True), (3, False), (4, False)]
+    # the stop state each checkpoint stores, and the same derived for checkpoints written without it
+    assert [c.extra["stale"] for c in ref_cps] == [0, 0, 0, 1, 2]
+    legacy = [dataclasses.replace(c, extra={"calls": c.extra["calls"]}) for c in ref_cps]
+    assert [stale_after(ref_cps[: i + 1]) for i in range(5)] == [0, 0, 0, 1, 2]
+    assert [stale_after(legacy[: i + 1]) for i in range(5)] == [0, 0, 0, 1, 2]
 
     def crash_in_epoch_4(status: RunStatus) -> None:
         if status.epoch == 4:
