@@ -26,11 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
+
+if TYPE_CHECKING:
+    from .executor import Evaluation
 
 Test = Literal["mcnemar-exact", "paired-bootstrap"]
 
@@ -152,3 +155,24 @@ def compare_paired(
     worse_end = low if sign > 0 else -high
     ok = worse_end > min_improvement and sign * delta > min_improvement
     return PairedComparison("paired-bootstrap", int(a.size), delta, low, high, p, confidence, min_improvement, ok)
+
+
+def paired_case_scores(baseline: Evaluation, best: Evaluation, evaluator: str) -> tuple[list[float], list[float]]:
+    """Per-case ``evaluator`` scores of two evaluations of the same cases, paired by case id.
+
+    An errored case scores 0, as in the evaluation's mean. Cases present in only one evaluation
+    are left out (the trainer scores both configs on the same holdout, so there are none).
+    """
+    best_by_id = {r.case.case_id: r.score(evaluator) for r in best.cases}
+    pairs = [(r.score(evaluator), best_by_id[r.case.case_id]) for r in baseline.cases if r.case.case_id in best_by_id]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def describe(c: PairedComparison) -> str:
+    """One line for the ``Promotable`` condition's message, e.g. ``delta +0.0300 [0.012, 0.048] ...``."""
+    extra = f", discordant {c.discordant[0]}/{c.discordant[1]}" if c.discordant else ""
+    floor = f", minImprovement {c.min_improvement:g}" if c.min_improvement else ""
+    return (
+        f"delta {c.delta:+.4f} [{c.low:+.4f}, {c.high:+.4f}] at {c.confidence:g}, "
+        f"{c.test} p={c.p_value:.3g} on {c.n} cases{extra}{floor}"
+    )
