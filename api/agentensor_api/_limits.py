@@ -28,6 +28,12 @@ MAX_YAML_ALIASES = 1_000
 """Most ``*alias`` references in one YAML file. A real manifest uses a few; a billion-laughs
 document needs thousands to expand exponentially, and is refused at the first one too many."""
 
+MAX_EXPANDED_NODES = 1_000_000
+"""Most values one YAML document may hold once its aliases are expanded. PyYAML shares an aliased
+node instead of copying it, but everything after parsing (validation, hashing, JSON) walks the
+expanded tree: a billion-laughs document is 9 aliases of 9 aliases ... of a string, a few hundred
+bytes that expand to 9**9 values. The largest valid run (10,000 inline rows) has about 200,000."""
+
 MAX_DEPTH = 32
 """Deepest nesting of mappings and lists in one document (the root is depth 0). The deepest
 field of the schema is at depth 7 (``spec.evaluators[0].options.schema...``); 32 leaves room
@@ -116,19 +122,40 @@ class _LimitedLoader(yaml.SafeLoader):
 
 
 def safe_load_all_limited(text: str) -> list[Any]:
-    """``yaml.safe_load_all`` with at most :data:`MAX_YAML_ALIASES` aliases and :data:`MAX_DEPTH` levels.
+    """``yaml.safe_load_all`` with at most :data:`MAX_YAML_ALIASES` aliases, :data:`MAX_DEPTH` levels
+    and :data:`MAX_EXPANDED_NODES` values per document once aliases are expanded.
 
     Raises:
-        yaml.YAMLError: invalid YAML, too many aliases or too deep.
+        yaml.YAMLError: invalid YAML, too many aliases, too deep, or expanding too far.
     """
     loader = _LimitedLoader(text)
     try:
         docs = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            docs.append(loader.get_data())
+        while loader.check_node():  # type: ignore[no-untyped-call]
+            node = loader.get_node()  # type: ignore[no-untyped-call]
+            if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+                raise yaml.YAMLError(
+                    f"document {len(docs)} expands to more than {MAX_EXPANDED_NODES} values through aliases; refused"
+                )
+            docs.append(loader.construct_document(node))  # type: ignore[no-untyped-call]
         return docs
     finally:
         loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Values under ``node`` with every alias expanded; linear in the node graph (memoised by id)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive alias counts once (the constructor refuses it anyway)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[key] = min(size, MAX_EXPANDED_NODES + 1)
+    return memo[key]
 
 
 def _walk(value: Any, path: str, depth: int) -> Iterator[tuple[str, str]]:

@@ -153,6 +153,7 @@ def _is_missing_table(orig: BaseException) -> bool:
 _PERMANENT = (
     "readonly database",  # SQLite: the file or its directory is read-only
     "database or disk is full",  # SQLite: no space left
+    "disk i/o error",  # SQLite: a write failed (ENOSPC on the WAL or the journal)
     "no space left on device",  # PostgreSQL 53100 disk_full, or the OS
     "read-only transaction",  # PostgreSQL 25006: a hot standby or default_transaction_read_only
 )

@@ -681,3 +681,189 @@ CATALOGUE: list[Entry] = [
         "ValueError: input must be a non-empty string",
     ),
 ]
+
+
+# -- what only the command line can be given ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliEntry:
+    """``setup(tmp, db_url)`` returns the arguments of ``agentensor run`` (``-f``/``--db``/``--out``...)."""
+
+    id: str
+    what: str
+    setup: Callable[[Path, str], list[str]]
+    needle: str
+    tiny_fs: bool = False  # tmp is then a nearly full 4 MiB tmpfs
+
+
+def _manifest(tmp: Path, docs: Docs | None = None) -> Path:
+    import yaml
+
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump_all(list(docs or base()), sort_keys=False))
+    return path
+
+
+def _cli_file(path: str) -> Callable[[Path, str], list[str]]:
+    return lambda tmp, db: ["-f", path, "--db", db, "--out", str(tmp / "out")]
+
+
+def _cli_text(text: str | bytes) -> Callable[[Path, str], list[str]]:
+    def setup(tmp: Path, db: str) -> list[str]:
+        p = tmp / "m.yaml"
+        p.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return ["-f", str(p), "--db", db, "--out", str(tmp / "out")]
+
+    return setup
+
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+"""9 levels of 9 aliases each: 9**9 (387 million) strings once expanded."""
+
+
+def _cli_yaml_spec(key: str, value_yaml: str) -> Callable[[Path, str], list[str]]:
+    """The base manifests with one ``spec`` line of the TrainingRun written as raw YAML."""
+
+    def setup(tmp: Path, db: str) -> list[str]:
+        import yaml
+
+        pc, tr = base()
+        tr["spec"].pop(key, None)
+        run = yaml.safe_dump(tr, sort_keys=False).replace("\nspec:\n", f"\nspec:\n  {key}: {value_yaml}\n", 1)
+        text = yaml.safe_dump(pc, sort_keys=False) + "---\n" + run
+        p = tmp / "m.yaml"
+        p.write_text(text)
+        return ["-f", str(p), "--db", db, "--out", str(tmp / "out")]
+
+    return setup
+
+
+def _out_is_a_file(tmp: Path, db: str) -> list[str]:
+    (tmp / "results").write_text("keep me\n")
+    return ["-f", str(_manifest(tmp)), "--db", db, "--out", str(tmp / "results")]
+
+
+def _read_only_db(tmp: Path, db: str) -> list[str]:
+    from agentensor_store import Store
+
+    path = tmp / "ro.db"
+    store = Store(f"sqlite:///{path}")
+    store.upgrade()
+    store.close()
+    return ["-f", str(_manifest(tmp)), "--db", f"sqlite:///file:{path}?mode=ro&uri=true", "--out", str(tmp / "out")]
+
+
+def fill(directory: Path) -> None:
+    """Fill the file system of ``directory`` to the last byte (unbuffered writes until ENOSPC)."""
+    for name, size in (("filler", 65536), ("filler2", 1)):
+        with (directory / name).open("wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * size)
+            except OSError:
+                pass
+
+
+def _db_on_full_disk(tmp: Path, db: str) -> list[str]:
+    from agentensor_store import Store
+
+    manifest = _manifest(tmp)
+    store = Store(f"sqlite:///{tmp / 'full.db'}")
+    store.upgrade()
+    store.close()
+    fill(tmp)
+    import tempfile
+
+    return ["-f", str(manifest), "--db", f"sqlite:///{tmp / 'full.db'}", "--out", tempfile.mkdtemp()]
+
+
+def _out_on_full_disk(tmp: Path, db: str) -> list[str]:
+    import tempfile
+
+    manifest = _manifest(Path(tempfile.mkdtemp()))
+    (tmp / "out").mkdir()
+    fill(tmp)
+    return ["-f", str(manifest), "--db", db, "--out", str(tmp / "out")]
+
+
+def _resume_as_evaluation(tmp: Path, db: str) -> list[str]:
+    """Runs the TrainingRun as run id ``shared`` first, then returns the EvaluationRun's arguments."""
+    import subprocess
+    import sys
+
+    first = ["-f", str(_manifest(tmp)), "--db", db, "--out", str(tmp / "out1"), "--run-id", "shared"]
+    done = subprocess.run([sys.executable, "-m", "agentensor_cli", "run", *first], capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (tmp / "eval").mkdir()
+    ev = _manifest(tmp / "eval", _as_evaluation(base()))
+    return ["-f", str(ev), "--db", db, "--out", str(tmp / "out2"), "--run-id", "shared"]
+
+
+CLI_CATALOGUE: list[CliEntry] = [
+    CliEntry(
+        "manifest-dev-zero", "-f /dev/zero", _cli_file("/dev/zero"), "/dev/zero is a device, expected a regular file"
+    ),
+    CliEntry(
+        "manifest-directory", "-f names a directory", lambda tmp, db: ["-f", str(tmp), "--db", db], "is a directory"
+    ),
+    CliEntry(
+        "manifest-missing", "-f names no file", _cli_file("/nonexistent/run.yaml"), "cannot read /nonexistent/run.yaml"
+    ),
+    CliEntry(
+        "yaml-billion-laughs",
+        "a billion-laughs YAML document",
+        _cli_text(BILLION_LAUGHS),
+        "expands to more than 1000000 values through aliases",
+    ),
+    CliEntry(
+        "yaml-deep",
+        "YAML nested 200 deep",
+        _cli_text("a: " + "[" * 200 + "]" * 200 + "\n"),
+        "nesting deeper than 32 levels",
+    ),
+    CliEntry("yaml-huge-int", "an integer of 5000 digits", _cli_text("a: " + "9" * 5000 + "\n"), "cannot read YAML"),
+    CliEntry("manifest-binary", "a manifest that is not UTF-8", _cli_text(b"\xff\xfe\x00a: 1\n"), "not UTF-8 text"),
+    CliEntry(
+        "yaml-string-int",
+        'parallelism: "8" in YAML',
+        _cli_yaml_spec("parallelism", '"8"'),
+        "spec.parallelism: Input should be a valid integer",
+    ),
+    CliEntry(
+        "yaml-bool-int",
+        "parallelism: true in YAML",
+        _cli_yaml_spec("parallelism", "true"),
+        "spec.parallelism: Input should be a valid integer",
+    ),
+    CliEntry(
+        "yaml-seed-int64",
+        "dataset.seed of 2**70 in YAML",
+        lambda tmp, db: ["-f", str(_manifest(tmp, _set("spec.dataset.seed", 2**70)(base(), tmp))), "--db", db],
+        "spec.dataset.seed: integer of 71 bits is out of range (64-bit",
+    ),
+    CliEntry("out-is-a-file", "--out names an existing file", _out_is_a_file, "is an existing file, not a directory"),
+    CliEntry("db-read-only", "--db is a read-only SQLite database", _read_only_db, "readonly database"),
+    CliEntry(
+        "db-disk-full",
+        "the SQLite database's disk is full",
+        _db_on_full_disk,
+        "the database cannot be written",
+        tiny_fs=True,
+    ),
+    CliEntry(
+        "out-disk-full",
+        "--out on a full disk",
+        _out_on_full_disk,
+        "cannot write the results (No space left on device)",
+        tiny_fs=True,
+    ),
+    CliEntry(
+        "resume-other-kind",
+        "--run-id of a TrainingRun given to an EvaluationRun",
+        _resume_as_evaluation,
+        "belongs to a TrainingRun with spec sha256",
+    ),
+]
