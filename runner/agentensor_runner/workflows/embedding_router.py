@@ -11,9 +11,18 @@ L2-normalised mean of the line vectors is the prototype (class prototypes as in 
 embedding. Line embeddings are cached by text, so editing one description re-embeds only its
 new lines.
 
+Nearest lines (``match: nearest``): instead of one prototype per intent, every line is kept and
+an intent's score is the mean of its ``topK`` best line similarities (of all its lines when it
+has fewer; k-nearest-neighbour scoring per class after Cover & Hart 1967, "Nearest neighbor
+pattern classification"; with ``topK: 1`` it is the best-matching line). The output then also
+carries ``line``, the winning intent's best-matching line, so credit assignment can tell which
+line attracted a case.
+
 Options:
     descriptions: placeholder resolving to a mapping of intent -> TextTensor
         (default ``{{prompts.intent}}``).
+    match: ``prototype`` (default) or ``nearest``.
+    topK: for ``match: nearest``, how many best lines of an intent are averaged (default 1).
     embedder: ``all-MiniLM-L6-v2`` (default) or ``hashing`` (a small bag-of-words embedder for
         tests that must not load torch).
 """
@@ -26,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
@@ -42,9 +52,10 @@ class RouterInput(TypedDict):
     input: str
 
 
-class RouterOutput(TypedDict):
+class RouterOutput(TypedDict, total=False):
     intent: str
     score: float
+    line: str
 
 
 class RouterState(TypedDict, total=False):
@@ -52,6 +63,7 @@ class RouterState(TypedDict, total=False):
     embedding: Any
     intent: str
     score: float
+    line: str
 
 
 def description_lines(text: str) -> list[str]:
@@ -105,6 +117,66 @@ class _Prototypes:
         return labels, protos
 
 
+_LineSet = tuple[list[str], Vector, list[list[str]]]
+
+
+class _Lines:
+    """LRU cache: tuple of (intent, description) -> (labels, padded line tensor, line texts).
+
+    The tensor has shape ``(intents, max_lines, dim)``; an intent's missing lines are zero rows
+    (``len(line texts[i])`` says how many are real).
+    """
+
+    def __init__(self, embedder: Embedder, size: int = 64) -> None:
+        self._embedder = embedder
+        self._cache: OrderedDict[tuple[tuple[str, str], ...], _LineSet] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, descriptions: Mapping[str, str]) -> _LineSet:
+        key = tuple(sorted(descriptions.items()))
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+            labels = [k for k, _ in key]
+            lines = [description_lines(text) or [text] for _, text in key]
+            vecs = self._embedder.embed([ln for group in lines for ln in group])
+            tensor = np.zeros((len(labels), max(len(g) for g in lines), self._embedder.dim), dtype=np.float32)
+            start = 0
+            for i, group in enumerate(lines):
+                tensor[i, : len(group)] = vecs[start : start + len(group)]
+                start += len(group)
+            self._cache[key] = (labels, tensor, lines)
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return labels, tensor, lines
+
+
+def nearest_scores(tensor: Vector, counts: npt.NDArray[np.int64], query: Vector, top_k: int) -> tuple[Vector, Vector]:
+    """Per-intent score (mean of the ``top_k`` best line similarities) and best line index.
+
+    Args:
+        tensor: ``(intents, max_lines, dim)`` unit line vectors, zero rows past ``counts[i]``.
+        counts: ``(intents,)`` number of real lines of each intent (>= 1).
+        query: ``(dim,)`` unit vector.
+        top_k: lines averaged per intent (>= 1); an intent with fewer lines averages all of them.
+
+    Returns:
+        ``(scores (intents,), best_line (intents,))``; cosine similarities in [-1, 1].
+    """
+    sims = tensor @ query
+    sims[np.arange(sims.shape[1])[None, :] >= counts[:, None]] = -np.inf
+    best_line = sims.argmax(axis=1)
+    k = min(top_k, sims.shape[1])
+    if k == 1:
+        return sims.max(axis=1), best_line
+    top = -np.sort(-sims, axis=1)[:, :k]
+    top[~np.isfinite(top)] = 0.0
+    return top.sum(axis=1) / np.minimum(counts, k), best_line
+
+
 def _flatten(value: Any, root: str) -> dict[str, TextTensor]:
     if isinstance(value, TextTensor):
         return {root: value}
@@ -127,7 +199,7 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
         emb.embed([x for x in inputs if isinstance(x, str) and x.strip()])
 
     return Workflow(
-        graph=_graph(emb, descriptions_ref, prefix),
+        graph=_graph(emb, descriptions_ref, prefix, *_matching(options)),
         defaults={"run_name": "embedding-router", "tags": ["agentensor", "embedding-router"]},
         attribute=_attribution(prefix),
         prepare=prepare,
@@ -136,17 +208,28 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
 
 def _descriptions(options: Mapping[str, Any]) -> tuple[str, str]:
     """Check the option names; ``(descriptions placeholder, prompt-name prefix it resolves to)``."""
-    unknown = set(options) - {"descriptions", "embedder"}
+    unknown = set(options) - {"descriptions", "embedder", "match", "topK"}
     if unknown:
         raise ManifestError(
             f"spec.workflow.options.{sorted(unknown)[0]}",
-            "unknown option for template embedding-router; known: descriptions, embedder",
+            "unknown option for template embedding-router; known: descriptions, embedder, match, topK",
         )
     descriptions_ref = options.get("descriptions", DEFAULT_DESCRIPTIONS)
     if not isinstance(descriptions_ref, str) or not descriptions_ref.strip().startswith("{{"):
         raise ManifestError("spec.workflow.options.descriptions", "must be a placeholder like '{{prompts.intent}}'")
     prefix = descriptions_ref.strip()[2:-2].strip().removeprefix("prompts.").removeprefix("prompts")
     return descriptions_ref, prefix
+
+
+def _matching(options: Mapping[str, Any]) -> tuple[str, int]:
+    """``(match, topK)`` from the options (see the module docstring)."""
+    match = options.get("match", "prototype")
+    if match not in ("prototype", "nearest"):
+        raise ManifestError("spec.workflow.options.match", f"unknown match {match!r}; use prototype or nearest")
+    top_k = options.get("topK", 1)
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 64:
+        raise ManifestError("spec.workflow.options.topK", f"must be an integer in [1, 64], got {top_k!r}")
+    return str(match), top_k
 
 
 def _embedder(options: Mapping[str, Any], embedder: Embedder | None) -> CachedEmbedder:
@@ -164,9 +247,12 @@ def _embedder(options: Mapping[str, Any], embedder: Embedder | None) -> CachedEm
     return embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
 
 
-def _graph(emb: CachedEmbedder, descriptions_ref: str, prefix: str) -> Runnable[Any, Any]:
+def _graph(
+    emb: CachedEmbedder, descriptions_ref: str, prefix: str, match: str = "prototype", top_k: int = 1
+) -> Runnable[Any, Any]:
     """``embed`` -> ``route``, compiled (see the module docstring)."""
     prototypes = _Prototypes(emb)
+    line_sets = _Lines(emb)
 
     def embed(state: RouterState) -> dict[str, Any]:
         text = state.get("input")
@@ -178,8 +264,17 @@ def _graph(emb: CachedEmbedder, descriptions_ref: str, prefix: str) -> Runnable[
         tensors = _flatten(render(descriptions_ref, config), prefix)
         if not tensors:
             raise KeyError(f"{descriptions_ref} resolved to no prompts")
-        labels, protos = prototypes.get({k: t.text for k, t in tensors.items()})
-        sims = protos @ np.asarray(state["embedding"], dtype=np.float32)
+        texts = {k: t.text for k, t in tensors.items()}
+        query = np.asarray(state["embedding"], dtype=np.float32)
+        if match == "nearest":
+            labels, tensor, lines = line_sets.get(texts)
+            counts = np.array([len(g) for g in lines], dtype=np.int64)
+            scores, best_line = nearest_scores(tensor, counts, query, top_k)
+            best = int(np.argmax(scores))
+            line = lines[best][int(best_line[best])]
+            return {"intent": labels[best], "score": float(scores[best]), "line": line}
+        labels, protos = prototypes.get(texts)
+        sims = protos @ query
         best = int(np.argmax(sims))
         return {"intent": labels[best], "score": float(sims[best])}
 
