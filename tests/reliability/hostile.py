@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from os import system
+from typing import Any, TypedDict
 
-__all__ = ["system"]
+from langgraph.graph import END, START, StateGraph
+
+__all__ = ["build_slow", "system"]
+
+
+class _State(TypedDict, total=False):
+    input: Any
+    answer: Any
+
+
+def build_slow(options: dict[str, Any]) -> StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+    """A graph whose one node sleeps ``options["seconds"]`` (default 0.2 s) and echoes the input."""
+    seconds = float(options.get("seconds", 0.2))
+
+    async def answer(state: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(seconds)
+        return {"answer": state.get("input")}
+
+    g: StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]] = StateGraph(_State)
+    g.add_node("answer", answer)
+    g.add_edge(START, "answer")
+    g.add_edge("answer", END)
+    return g
