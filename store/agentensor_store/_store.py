@@ -259,7 +259,7 @@ class Store:
             "name": name,
             "workflow": workflow,
             "phase": INITIAL_PHASE,
-            "spec": spec,
+            "spec": without_nul(spec),  # an inline dataset row may hold NUL (it becomes an error row)
             "status": {},
             "seed": seed,
             "dataset_hash": dataset_hash,
@@ -323,7 +323,7 @@ class Store:
             if phase is not None:
                 row.phase = phase
             if status is not None:
-                row.status = status
+                row.status = without_nul(status)
             if started_at is not None:
                 row.started_at = started_at
             if completed_at is not None:
@@ -491,12 +491,12 @@ class Store:
                 "thread_id": r.thread_id,
                 "epoch": r.epoch,
                 "version": r.version,
-                "input": r.input,
-                "expected": r.expected,
-                "output": r.output,
+                "input": without_nul(r.input),
+                "expected": without_nul(r.expected),
+                "output": without_nul(r.output),
                 "scores": dict(r.scores),
                 "passed": r.passed,
-                "error": r.error,
+                "error": without_nul(r.error),
                 "latency_seconds": float(r.latency_seconds),
                 "created_at": now,
             }
@@ -747,6 +747,21 @@ class Store:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every U+0000 in its strings and keys written as the six characters ``\\u0000``.
+
+    PostgreSQL ``text`` and ``jsonb`` refuse NUL; one such case output must not fail the whole
+    batch of case rows, so it is stored escaped (on SQLite too, so both backends read the same).
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
 
 
 def _check_identity(row: RunModel, run_id: str, kind: str, spec_checksum: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-__all__ = ["build_slow", "system"]
+__all__ = ["build_nul_output", "build_slow", "system"]
 
 
 class _State(TypedDict, total=False):
@@ -23,6 +23,19 @@ def build_slow(options: dict[str, Any]) -> StateGraph[dict[str, Any], Any, dict[
     async def answer(state: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(seconds)
         return {"answer": state.get("input")}
+
+    g: StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]] = StateGraph(_State)
+    g.add_node("answer", answer)
+    g.add_edge(START, "answer")
+    g.add_edge("answer", END)
+    return g
+
+
+def build_nul_output(options: dict[str, Any]) -> StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+    """A graph that answers with its input followed by a NUL character (PostgreSQL cannot store it)."""
+
+    def answer(state: dict[str, Any]) -> dict[str, Any]:
+        return {"answer": f"{state.get('input')}\x00"}
 
     g: StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]] = StateGraph(_State)
     g.add_node("answer", answer)
