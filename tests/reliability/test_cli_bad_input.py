@@ -90,3 +90,18 @@ def test_out_on_a_full_disk_keeps_the_run(tiny_fs: Path, tmp_path: Path) -> None
         assert run is not None and run.phase == "Succeeded", "the results are in the store, named in the message"
     finally:
         store.close()
+
+
+def render_cli_table() -> str:
+    """The Markdown table of docs/reliability.md's command-line bad-input section."""
+    lines = ["| # | command-line input | exit | message contains |", "| --- | --- | --- | --- |"]
+    for i, e in enumerate(CLI_CATALOGUE, start=1):
+        lines.append(f"| {i} | {e.what} (`{e.id}`) | 2 | `{e.needle.replace('|', chr(92) + '|')}` |")
+    return "\n".join(lines) + "\n"
+
+
+def test_docs_table_matches_cli_catalogue() -> None:
+    text = (REPO / "docs" / "reliability.md").read_text()
+    assert render_cli_table() in text, (
+        "regenerate: python -c 'from tests.reliability.test_cli_bad_input import render_cli_table as r; print(r())'"
+    )

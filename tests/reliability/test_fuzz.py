@@ -96,3 +96,66 @@ def test_jsonl_loader_keeps_every_line(tmp_path: Path, lines: list[bytes]) -> No
         return
     non_blank = 1 + sum(1 for ln in lines if ln.decode("utf-8", "surrogateescape").strip())
     assert len(cases) == non_blank
+
+
+YAML_PIECES = st.sampled_from(
+    [
+        "a: ",
+        "&x ",
+        "*x",
+        "[",
+        "]",
+        "{",
+        "}",
+        "- ",
+        "\n",
+        "  ",
+        "apiVersion: agentensor.dev/v1alpha1\n",
+        "kind: TrainingRun\n",
+        "spec:\n",
+        "---\n",
+        '"\\u0000"',
+        "9" * 30,
+        ": ",
+        ",",
+        "!!str ",
+        "!!python/object:os.system ",
+        "\ufeff",
+        "\x00",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(YAML_PIECES, max_size=40), raw=st.binary(max_size=60))
+def test_manifest_files_only_raise_named_errors(tmp_path: Path, pieces: list[str], raw: bytes) -> None:
+    """Arbitrary YAML-ish text or bytes: the loader answers with a named ManifestError or resources, never hangs."""
+    from agentensor_api import load_manifests
+
+    for i, body in enumerate(("".join(pieces).encode(), raw)):
+        path = tmp_path / f"m{i}.yaml"
+        path.write_bytes(body)
+        try:
+            load_manifests([path])
+        except ManifestError as e:
+            assert e.field and e.reason and e.source
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.text(max_size=20), st.text(max_size=8)), min_size=1, max_size=15), bom=st.booleans())
+def test_csv_ids_survive_a_byte_order_mark(tmp_path: Path, rows: list[tuple[str, str]], bom: bool) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["id", "text", "label"])
+    for i, (text, label) in enumerate(rows):
+        writer.writerow([f"id{i}", text, label])
+    (tmp_path / "d.csv").write_bytes((b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8"))
+    spec = DatasetSpec(path="d.csv", input_field="text", expected_field="label", id_field="id")
+    try:
+        cases = load_cases(spec, base_dir=tmp_path)
+    except ManifestError as e:
+        assert e.field.startswith("spec.dataset")
+        return
+    assert all(c.case_id.startswith("id") for c in cases), [c.case_id for c in cases]
+    for c in cases:
+        assert c.error is None or "NUL" in c.error or "line" in c.error
