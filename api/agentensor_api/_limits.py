@@ -130,14 +130,16 @@ def safe_load_all_limited(text: str) -> list[Any]:
     """
     loader = _LimitedLoader(text)
     try:
-        docs = []
-        while loader.check_node():  # type: ignore[no-untyped-call]
-            node = loader.get_node()  # type: ignore[no-untyped-call]
+        docs: list[Any] = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
             if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
                 raise yaml.YAMLError(
                     f"document {len(docs)} expands to more than {MAX_EXPANDED_NODES} values through aliases; refused"
                 )
-            docs.append(loader.construct_document(node))  # type: ignore[no-untyped-call]
+            docs.append(loader.construct_document(node))
         return docs
     finally:
         loader.dispose()

@@ -16,28 +16,28 @@ class _State(TypedDict, total=False):
     answer: Any
 
 
-def build_slow(options: dict[str, Any]) -> StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+def build_slow(options: dict[str, Any]) -> StateGraph[_State, Any, _State, _State]:
     """A graph whose one node sleeps ``options["seconds"]`` (default 0.2 s) and echoes the input."""
     seconds = float(options.get("seconds", 0.2))
 
-    async def answer(state: dict[str, Any]) -> dict[str, Any]:
+    async def answer(state: _State) -> dict[str, Any]:
         await asyncio.sleep(seconds)
         return {"answer": state.get("input")}
 
-    g: StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]] = StateGraph(_State)
+    g: StateGraph[_State, Any, _State, _State] = StateGraph(_State)
     g.add_node("answer", answer)
     g.add_edge(START, "answer")
     g.add_edge("answer", END)
     return g
 
 
-def build_nul_output(options: dict[str, Any]) -> StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+def build_nul_output(options: dict[str, Any]) -> StateGraph[_State, Any, _State, _State]:
     """A graph that answers with its input followed by a NUL character (PostgreSQL cannot store it)."""
 
-    def answer(state: dict[str, Any]) -> dict[str, Any]:
+    def answer(state: _State) -> dict[str, Any]:
         return {"answer": f"{state.get('input')}\x00"}
 
-    g: StateGraph[dict[str, Any], Any, dict[str, Any], dict[str, Any]] = StateGraph(_State)
+    g: StateGraph[_State, Any, _State, _State] = StateGraph(_State)
     g.add_node("answer", answer)
     g.add_edge(START, "answer")
     g.add_edge("answer", END)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agentensor_api import EvaluationRun, ManifestError, PromptConfig, parse_resource
+from agentensor_api import EvaluationRun, ManifestError, PromptConfig, RunStatus, parse_resource
 from agentensor_runner import execute
 from agentensor_store import Store
 
 from .catalogue import _as_evaluation, base
 
 
-def _run(store: Store, pc_doc: dict, run_doc: dict, run_id: str):  # type: ignore[no-untyped-def]
+def _run(store: Store, pc_doc: dict[str, Any], run_doc: dict[str, Any], run_id: str) -> RunStatus:
     pc, run = parse_resource(pc_doc), parse_resource(run_doc)
     assert isinstance(pc, PromptConfig) and isinstance(run, EvaluationRun)
     return asyncio.run(execute(run, pc, store, base_dir=Path("."), run_id=run_id))
