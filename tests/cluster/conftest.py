@@ -12,6 +12,8 @@ tool missing) the tests are skipped with that reason, except in CI (``CI=true``)
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,15 @@ def node(node_possible: None) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def example_image(node: dict[str, str]) -> dict[str, Any]:
-    """{'ref': image reference in the node's containerd, 'record': build seconds and bytes}."""
-    archive, record = build_image(example=True)
+    """{'ref': image reference in the node's containerd, 'record': build seconds and bytes}.
+
+    ``AGENTENSOR_CLUSTER_IMAGE_ARCHIVE`` (an archive hack/build-image.sh wrote earlier) skips the build:
+    for iterating on tests while the tree changes under other work. CI never sets it.
+    """
+    given = os.environ.get("AGENTENSOR_CLUSTER_IMAGE_ARCHIVE")
+    if given:
+        archive, record = Path(given), json.loads(Path(f"{given}.json").read_text())
+    else:
+        archive, record = build_image(example=True)
     run("hack/real-node.sh", "import", archive, timeout=900)
     return {"ref": record["tag"], "record": record}

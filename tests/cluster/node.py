@@ -123,7 +123,8 @@ def host_state() -> dict[str, Any]:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
         sep = fields.index("-")
-        mounts.append(f"{fields[4]} {fields[sep + 1]} {fields[sep + 2]}")
+        if not fields[4].startswith("/tmp/pytest-of-"):  # other sessions' tests mount there (tmp_path)
+            mounts.append(f"{fields[4]} {fields[sep + 1]} {fields[sep + 2]}")
     netns = sorted({os.readlink(p) for p in glob.glob("/proc/[0-9]*/ns/net") if _safe_readlink(p)})
     return {
         "sysctls": {name: _read(f"/proc/sys/{name}") for name in SYSCTLS},
