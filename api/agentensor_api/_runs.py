@@ -133,6 +133,20 @@ class OptimizerSpec(ApiModel):
     patience: int | None = Field(
         default=None, ge=1, description="Stop after this many epochs without an accepted candidate."
     )
+    selection: Literal["greedy", "pareto"] = Field(
+        default="greedy",
+        description=(
+            "Parent of each step: greedy (the current best) or pareto (sampled from the per-case Pareto front of "
+            "the candidates kept so far, in proportion to the validation cases each wins; GEPA)."
+        ),
+    )
+    minibatch_gate: bool = Field(
+        default=False,
+        description=(
+            "A candidate reaches the validation split only if it beats its parent on the minibatch it came from "
+            "(the saved case evaluations are counted as calls.gateSavedCases)."
+        ),
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Optimizer-specific options.",
