@@ -62,7 +62,8 @@ VERDICT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 FORMS = ("json_schema", "json_object", "none")
-_REJECTED_BY_SERVER = ("BadRequestError", "InternalServerError", "UnprocessableEntityError", "NotFoundError")
+_REJECTED_BY_SERVER = re.compile(r"Error code: (400|404|422|500)\b")
+"""HTTP statuses with which a server refuses a ``response_format`` form (the SDK's error text)."""
 
 
 def response_format(form: str) -> dict[str, Any] | None:
@@ -156,7 +157,7 @@ class LlmJudgeEvaluator(BaseEvaluator):
             try:
                 text = await self.llm.ainvoke(self.model, "judge", self.kwargs, messages, config, extra)
             except LlmCallError as e:
-                if i + 1 < len(forms) and str(e).startswith(_REJECTED_BY_SERVER):
+                if i + 1 < len(forms) and _REJECTED_BY_SERVER.search(str(e)):
                     continue
                 raise
             if len(forms) > 1:

@@ -189,6 +189,10 @@ class LlmRuntime:
         key = self._keys.get(name)
         if key is not None:
             extra["api_key"] = key
+        if spec.base_url and spec.model.startswith("openai:") and "max_tokens" in kwargs:
+            # langchain-openai sends only max_completion_tokens, which llama-cpp-python's server
+            # ignores (it then generates until the context is full); send max_tokens as well.
+            extra["extra_body"] = {"max_tokens": kwargs["max_tokens"]}
         if self._factory is _init_chat_model and spec.model.split(":", 1)[0] in AIOHTTP_PROVIDERS:
             http = self._http_client(name)
             if http is not None:
@@ -216,12 +220,16 @@ class LlmRuntime:
 
         The limit is one ``asyncio.Semaphore`` per model name shared by every purpose (task,
         judge, gradient, rewrite), so one purpose cannot hold all of a slow server's slots.
-        ``call_kwargs`` go to the request (e.g. ``extra_body``).
+        ``call_kwargs`` go to the request; an ``extra_body`` there is merged over the model's own
+        (which, for ``openai:`` models with a ``baseUrl``, carries ``max_tokens``).
 
         Raises:
             LlmCallError, TimeoutError: as :func:`ainvoke_text`.
         """
         model = self.chat(name, purpose, kwargs)
+        base_body = getattr(model, "extra_body", None)
+        if call_kwargs and "extra_body" in call_kwargs and isinstance(base_body, dict):
+            call_kwargs = {**call_kwargs, "extra_body": {**base_body, **call_kwargs["extra_body"]}}
         limit = self.specs[name].max_concurrency
         if limit is None:
             return await ainvoke_text(model, messages, config, self.redact, call_kwargs)
