@@ -43,7 +43,9 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "LLM_PORT": str(port), "PYTHON": sys.executable}
-    proc = subprocess.Popen(["bash", str(REPO / "hack" / "llm-server.sh")], env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["bash", str(REPO / "hack" / "llm-server.sh")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(240):
         try:
