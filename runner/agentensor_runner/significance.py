@@ -176,3 +176,15 @@ def describe(c: PairedComparison) -> str:
         f"delta {c.delta:+.4f} [{c.low:+.4f}, {c.high:+.4f}] at {c.confidence:g}, "
         f"{c.test} p={c.p_value:.3g} on {c.n} cases{extra}{floor}"
     )
+
+
+def status_fields(c: PairedComparison) -> dict[str, float | str]:
+    """The ``status.holdout`` fields of a comparison (snake_case names of ``HoldoutScores``)."""
+    return {
+        "delta": c.delta,
+        "delta_low": c.low,
+        "delta_high": c.high,
+        "confidence": c.confidence,
+        "p_value": c.p_value,
+        "test": c.test,
+    }

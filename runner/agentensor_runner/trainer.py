@@ -46,7 +46,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,8 @@ from .executor import Evaluation, run_cases
 from .llm import Usage
 from .optimizers import Step, build_optimizer
 from .prompts import PromptSet
+from .selection import gate, pareto_front, sample_parent
+from .significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields
 from .workflows import Feedback, default_attribution
 
 STALE_KEY = "stale"
@@ -106,6 +108,8 @@ class LoopState:
     checkpoints: list[CheckpointRecord]
     next_epoch: int
     stale: int = 0
+    pool: list[tuple[PromptSet, Evaluation]] = field(default_factory=list)
+    """``selection: pareto``: the candidates kept so far with their validation evaluations."""
 
     @property
     def last_epoch(self) -> int:
@@ -167,6 +171,7 @@ def promotion_decision(
     max_regression: float,
     unchanged: bool,
     best_version: int,
+    significance: PairedComparison | None = None,
 ) -> tuple[bool, str, str]:
     """The holdout guard: may the best config be promoted?
 
@@ -175,6 +180,9 @@ def promotion_decision(
         direction: ``maximize`` or ``minimize``.
         max_regression: largest allowed drop from baseline, in objective units (>= 0).
         unchanged: the best config is the baseline itself.
+        significance: the paired test of best vs baseline on the holdout cases
+            (:func:`agentensor_runner.significance.compare_paired`); when given and not
+            significant, the result is ``NotSignificant``.
 
     Returns:
         ``(promotable, reason, message)`` for the ``Promotable`` condition.
@@ -191,10 +199,20 @@ def promotion_decision(
                 f"a regression of {regression:.4f} > maxRegression {max_regression:g}"
             ),
         )
+    tested = f"; {describe(significance)}" if significance is not None else ""
+    if significance is not None and not significance.significant:
+        return (
+            False,
+            Reason.NOT_SIGNIFICANT,
+            f"version {best_version}: holdout {best:.4f} vs baseline {baseline:.4f}; the gain could be noise{tested}",
+        )
     return (
         True,
         Reason.HOLDOUT_GUARD_PASSED,
-        (f"version {best_version}: holdout {best:.4f} vs baseline {baseline:.4f} (maxRegression {max_regression:g})"),
+        (
+            f"version {best_version}: holdout {best:.4f} vs baseline {baseline:.4f} "
+            f"(maxRegression {max_regression:g}){tested}"
+        ),
     )
 
 
@@ -480,9 +498,10 @@ class Trainer:
         train_scores: list[float] = []
         for batch_no, b in enumerate(range(0, len(order), size)):
             batch = order[b : b + size]
-            tr = await self._evaluate(state.current, batch, f"epoch-{epoch}/train/batch-{batch_no}", epoch=epoch)
+            parent = self._parent(state, epoch, batch_no)
+            tr = await self._evaluate(parent[0], batch, f"epoch-{epoch}/train/batch-{batch_no}", epoch=epoch)
             train_scores.append(tr.objective(self._obj) * len(batch))
-            feedback = self._feedback(tr, state.current)
+            feedback = self._feedback(tr, parent[0])
             if not feedback:
                 continue
             step = Step(
@@ -492,21 +511,63 @@ class Trainer:
                 rng=random.Random(f"{self.spec.dataset.seed}:{epoch}:{batch_no}"),
                 calls=calls,
             )
-            if await self._select(state, feedback, step, splits):
+            if await self._select(state, feedback, step, splits, parent, (batch, tr)):
                 accepted += 1
             self._emit()
         train_score = sum(train_scores) / len(order) if order else None
         return EpochResult(accepted, train_score, dict(calls), self._usage_since(snap))
 
-    async def _select(self, state: LoopState, feedback: dict[str, list[Feedback]], step: Step, splits: Splits) -> bool:
-        """Score each proposed candidate on validation; accept the best that beats ``state.cur_val``.
+    def _parent(self, state: LoopState, epoch: int, batch_no: int) -> tuple[PromptSet, Evaluation]:
+        """The config this step edits: ``state.current`` (greedy), else sampled from the Pareto front.
 
-        The first candidate must beat the current score by more than ``optimizer.minDelta``, a
-        later one the best so far. Returns whether one was accepted (then it is ``state.current``).
+        Pareto: each kept candidate's per-case validation scores (sign-adjusted so higher is
+        better, cases by id) form the table of :func:`agentensor_runner.selection.pareto_front`;
+        the parent is drawn in proportion to the cases it wins, with its own seeded RNG.
         """
-        obj = self._obj
+        if not state.pool:  # a fresh or resumed run: the pool starts from the current config
+            state.pool.append((state.current, state.cur_val))
+        if self.spec.optimizer.selection != "pareto" or len(state.pool) < 2:
+            return state.current, state.cur_val
+        sign = 1.0 if self.ctx.objective.direction == "maximize" else -1.0
+        table = {
+            str(i): [sign * r.score(self._obj) for r in sorted(ev.cases, key=lambda r: r.case.case_id)]
+            for i, (_, ev) in enumerate(state.pool)
+        }
+        rng = random.Random(f"{self.spec.dataset.seed}:{epoch}:{batch_no}:parent")
+        return state.pool[int(sample_parent(pareto_front(table), rng))]
+
+    async def _gate(self, cand: PromptSet, batch: tuple[list[Case], Evaluation], step: Step, i: int) -> bool:
+        """``optimizer.minibatchGate``: does ``cand`` beat its parent on the parent's minibatch?"""
+        cases, parent_ev = batch
+        ev = await self._evaluate(cand, cases, f"epoch-{step.epoch}/batch-{step.batch}/gate-{i}", epoch=step.epoch)
+        sign = 1.0 if self.ctx.objective.direction == "maximize" else -1.0
+        return gate([sign * r.score(self._obj) for r in ev.cases], [sign * r.score(self._obj) for r in parent_ev.cases])
+
+    async def _select(
+        self,
+        state: LoopState,
+        feedback: dict[str, list[Feedback]],
+        step: Step,
+        splits: Splits,
+        parent: tuple[PromptSet, Evaluation],
+        batch: tuple[list[Case], Evaluation],
+    ) -> bool:
+        """Score each proposed candidate on validation; accept the best that beats its parent.
+
+        Greedy (the parent is ``state.current``): the first candidate must beat the current score
+        by more than ``optimizer.minDelta``, a later one the best so far; the accepted one becomes
+        ``state.current``. Pareto: every candidate that beats its parent joins ``state.pool``, and
+        ``state.current`` is the pool's best. With ``optimizer.minibatchGate`` a candidate that
+        does not beat its parent on the minibatch is never scored on validation
+        (``calls.gateSavedCases`` counts the validation cases saved). Returns whether one was kept.
+        """
+        obj, pareto = self._obj, self.spec.optimizer.selection == "pareto"
         best: tuple[PromptSet, Evaluation] | None = None
-        for i, cand in enumerate(await self.optimizer.propose(state.current, feedback, step)):
+        for i, cand in enumerate(await self.optimizer.propose(parent[0], feedback, step)):
+            if self.spec.optimizer.minibatch_gate and not await self._gate(cand.prompts, batch, step, i):
+                step.calls["gateSavedCases"] = step.calls.get("gateSavedCases", 0) + len(splits.validation)
+                self.optimizer.observe(cand, batch[1].objective(obj), False)
+                continue
             ev = await self._evaluate(
                 cand.prompts,
                 splits.validation,
@@ -514,15 +575,18 @@ class Trainer:
                 epoch=step.epoch,
                 memo_key="validation",
             )
-            target = best[1] if best else state.cur_val
-            min_delta = self.spec.optimizer.min_delta if best is None else 0.0
+            target = best[1] if best and not pareto else parent[1]
+            min_delta = self.spec.optimizer.min_delta if best is None or pareto else 0.0
             ok = self.ctx.better(ev.objective(obj), target.objective(obj), min_delta)
             self.optimizer.observe(cand, ev.objective(obj), ok)
-            if ok:
+            if ok and pareto:
+                state.pool.append((cand.prompts, ev))
+            if ok and (not pareto or best is None or self.ctx.better(ev.objective(obj), best[1].objective(obj))):
                 best = (cand.prompts, ev)
         if best is None:
             return False
-        state.current, state.cur_val = best
+        if not pareto or self.ctx.better(best[1].objective(obj), state.cur_val.objective(obj)):
+            state.current, state.cur_val = best
         self.status.best_score = state.cur_val.objective(obj)
         return True
 
@@ -555,7 +619,9 @@ class Trainer:
         )
         best_h = await self._evaluate(best, splits.holdout, "holdout/best", epoch=None, version=best_cp.version)
         bh, eh = base_h.objective(obj), best_h.objective(obj)
-        self.status.holdout = HoldoutScores(baseline=bh, best=eh)
+        significance = self._significance(base_h, best_h)
+        fields = status_fields(significance) if significance is not None else {}
+        self.status.holdout = HoldoutScores.model_validate({"baseline": bh, "best": eh, **fields})
         self.status.scores = best_h.means
         self.status.best_version = best_cp.version
         self.status.best_checksum = best_cp.checksum
@@ -567,6 +633,7 @@ class Trainer:
             max_regression=self.spec.holdout_guard.max_regression,
             unchanged=best.checksum() == state.baseline.checksum(),
             best_version=best_cp.version,
+            significance=significance,
         )
         self.status.conditions = set_condition(
             self.status.conditions, ConditionType.PROMOTABLE, "True" if promotable else "False", reason, message
@@ -576,6 +643,21 @@ class Trainer:
         ctx.store.update_run(ctx.run_id, completed_at=datetime.now(UTC))
         self._emit()
         return self.status
+
+    def _significance(self, base_h: Evaluation, best_h: Evaluation) -> PairedComparison | None:
+        """The paired test of the holdout guard (``holdoutGuard.confidence``/``minImprovement``)."""
+        base, best = paired_case_scores(base_h, best_h, self._obj)
+        if not base:
+            return None
+        guard = self.spec.holdout_guard
+        return compare_paired(
+            base,
+            best,
+            direction=self.ctx.objective.direction,
+            confidence=guard.confidence,
+            min_improvement=guard.min_improvement,
+            seed=self.spec.dataset.seed,
+        )
 
     def fail(self, reason: str, message: str) -> RunStatus:
         """Mark the run Failed (checkpoints already written stay) and return the status."""
