@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from tests.k8s.envtest import EnvTest, free_port
 from tests.k8s.node_agent import NodeAgent
 from tests.runner._synthetic import make_rows, manifests

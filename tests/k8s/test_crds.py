@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from envtest import KubectlError
+
+from tests.k8s.envtest import KubectlError
 
 pytestmark = pytest.mark.k8s
 
@@ -23,7 +24,8 @@ EXAMPLE = REPO / "examples" / "banking77"
 
 
 def _doc(name: str) -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLE / name).read_text())
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLE / name).read_text())
+    return doc
 
 
 def _apply(env: Any, doc: dict[str, Any]) -> str:

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from envtest import EnvTest, KubectlError
-from node_agent import NodeAgent
+
+from tests.k8s.envtest import EnvTest, KubectlError
+from tests.k8s.node_agent import NodeAgent
 
 pytestmark = pytest.mark.k8s
 

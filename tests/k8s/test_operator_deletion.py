@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_harness import Cluster, OperatorProcess, fresh_database, synthetic_promptconfig, wait_for
+
+from tests.k8s.operator_harness import Cluster, OperatorProcess, fresh_database, synthetic_promptconfig, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.postgres, pytest.mark.slow]
 
@@ -43,9 +44,14 @@ def test_deleting_promptconfigs_with_busy_timers_is_prompt(cluster: Cluster, ope
     names = [f"busy-{i}" for i in range(COUNT)]
     cluster.apply(*(synthetic_promptconfig(n, f"delete-{n}") for n in names))
     for n in names:
-        wait_for(lambda n=n: cluster.get("configmap", f"{n}-active") is not None, 60, f"{n} materialized")
+
+        def materialized(n: str = n) -> bool:
+            return cluster.get("configmap", f"{n}-active") is not None
+
+        wait_for(materialized, 60, f"{n} materialized")
         pc = cluster.get("promptconfig", n)
-        assert pc is not None and "agentensor.dev/operator" in (pc["metadata"].get("finalizers") or []), pc["metadata"]
+        assert pc is not None
+        assert "agentensor.dev/operator" in (pc["metadata"].get("finalizers") or []), pc["metadata"]
 
     seconds: list[float] = []
     for n in names:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_harness import (
+
+from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
     condition,

@@ -9,10 +9,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from operator_harness import Cluster, fresh_database, phase, synthetic, synthetic_promptconfig, wait_for
+
+from tests.k8s.operator_harness import Cluster, fresh_database, phase, synthetic, synthetic_promptconfig, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.postgres, pytest.mark.slow]
 
@@ -47,7 +48,7 @@ class JobSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        self._api.close()  # type: ignore[no-untyped-call]
+        self._api.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -55,7 +56,7 @@ class JobSampler:
                 response = self._batch.list_namespaced_job(
                     self.cluster.namespace, label_selector=SELECTOR, _preload_content=False
                 )
-                jobs = json.loads(response.data)["items"]
+                jobs = json.loads(cast(Any, response).data)["items"]
                 active = sum(1 for j in jobs if not _finished(j) and (j["spec"].get("parallelism") != 0))
                 assert self.cluster.agent is not None
                 alive = sum(1 for r in self.cluster.agent.runs() if r.process is not None and r.process.poll() is None)
@@ -103,8 +104,8 @@ def test_twenty_runs_never_exceed_a_cap_of_three(cluster: Cluster) -> None:
         assert not sampler.errors, sampler.errors[:3]
     finally:
         op.stop()
-    runs = {r["metadata"]["name"]: r for r in cluster.items("trainingruns")}
-    assert {phase(runs[n]) for n in names} == {"Succeeded"}
+    by_name = {r["metadata"]["name"]: r for r in cluster.items("trainingruns")}
+    assert {phase(by_name[n]) for n in names} == {"Succeeded"}
     assert sampler.samples > 100
     assert sampler.max_jobs <= cap, f"{sampler.max_jobs} active runner Jobs at once (cap {cap})"
     assert sampler.max_processes <= cap

@@ -136,7 +136,7 @@ async def test_parallelism_beyond_the_servers_slot_only_queues(llm_server: LlmSe
         await rt.ainvoke("m", "task", kw, m, None)
     serial = time.perf_counter() - t0
     t0 = time.perf_counter()
-    await asyncio.gather(*(rt.ainvoke("m", "task", kw, [HumanMessage(m[0].content + " ")], None) for m in msgs))
+    await asyncio.gather(*(rt.ainvoke("m", "task", kw, [HumanMessage(str(m[0].content) + " ")], None) for m in msgs))
     parallel = time.perf_counter() - t0
     await rt.aclose()
     assert parallel > 0.5 * serial, (serial, parallel)

@@ -306,7 +306,7 @@ def summary(epoch: int, score: float = 0.5) -> CheckpointSummary:
 
 
 def runner_status(phase: str, **extra: Any) -> dict[str, Any]:
-    st = RunStatus(phase=phase, epoch=2, epochs=3, best_score=0.8, baseline_score=0.5, best_version=3, **extra)  # type: ignore[arg-type]
+    st = RunStatus(phase=phase, epoch=2, epochs=3, best_score=0.8, baseline_score=0.5, best_version=3, **extra)
     if phase == "Succeeded":
         st.conditions = set_condition([], "Succeeded", "True", "Completed", "best version 3", now=NOW)
     if phase == "Failed":
@@ -424,7 +424,7 @@ def test_milestones() -> None:
 
 
 def promotable(phase: str = "Succeeded", value: str = "True", best: int | None = 4) -> RunStatus:
-    st = RunStatus(phase=phase, best_version=best)  # type: ignore[arg-type]
+    st = RunStatus(phase=phase, best_version=best)
     st.conditions = set_condition([], "Promotable", value, "HoldoutGuardPassed", now=NOW)  # type: ignore[arg-type]
     return st
 
@@ -501,7 +501,7 @@ def test_promptconfig_status_keeps_the_last_good_version_on_error() -> None:
         best_version=3, best_score=0.9, error=("VersionNotFound", "spec.activeVersion: no version 9"), now=LATER,
     )  # fmt: skip
     assert (bad.active_version, bad.active_checksum, bad.observed_generation) == (2, "c2", 1)
-    ready = condition_of(bad, "Ready")
+    ready = next((c for c in bad.conditions if c.type == "Ready"), None)
     assert ready is not None and (ready.status, ready.reason, ready.last_transition_time) == (
         "False",
         "VersionNotFound",
@@ -609,7 +609,7 @@ def test_shard_jobs() -> None:
 
 
 def shard_status(phase: str, total: int, accuracy: float | None, *, message: str | None = None) -> dict[str, Any]:
-    st = RunStatus(phase=phase, cases_total=total, cases_completed=total if phase != "Running" else total // 2)  # type: ignore[arg-type]
+    st = RunStatus(phase=phase, cases_total=total, cases_completed=total if phase != "Running" else total // 2)
     st.best_version = 3
     if accuracy is not None:
         st.scores, st.best_score = {"accuracy": accuracy}, accuracy

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.runner._synthetic import make_rows, manifests
 from typer.testing import CliRunner
 
 from agentensor_cli._app import app
 from agentensor_store import Store
+from tests.runner._synthetic import make_rows, manifests
 
 # agentensor_store._retry passes tenacity's deprecated ``initial=`` (store code, reported to its
 # owner); the runner command turns outage retries on, so the warning fires in-process here.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentensor_api import DatasetSpec, ManifestError, SplitSpec
-from agentensor_runner import load_cases, split_cases
+from agentensor_runner import Case, load_cases, split_cases
 
 
 def _csv(tmp_path: Path, text: bytes) -> DatasetSpec:
@@ -84,7 +84,10 @@ def test_split_is_deterministic_stratified_and_disjoint() -> None:
     split = SplitSpec(train=0.6, validation=0.2, holdout=0.2)
     s1, s2 = split_cases(cases, split, 7), split_cases(cases, split, 7)
     s3 = split_cases(cases, split, 8)
-    ids = lambda part: [c.case_id for c in part]  # noqa: E731
+
+    def ids(part: list[Case]) -> list[str]:
+        return [c.case_id for c in part]
+
     assert ids(s1.train) == ids(s2.train) and s1.dataset_hash == s2.dataset_hash
     assert ids(s1.holdout) != ids(s3.holdout) and s1.dataset_hash != s3.dataset_hash
     all_ids = ids(s1.train) + ids(s1.validation) + ids(s1.holdout)

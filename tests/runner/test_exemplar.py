@@ -93,8 +93,8 @@ def test_bad_options_are_refused(options: dict[str, Any]) -> None:
 
 def test_nearest_scores_mean_of_top_k_lines() -> None:
     tensor = np.zeros((2, 3, 2), dtype=np.float32)
-    tensor[0, :3] = [[1, 0], [0.6, 0.8], [0, 1]]  # intent 0: three lines
-    tensor[1, :1] = [[0.8, 0.6]]  # intent 1: one line (rows 1, 2 are padding)
+    tensor[0, :3] = np.array([[1, 0], [0.6, 0.8], [0, 1]])  # intent 0: three lines
+    tensor[1, :1] = np.array([[0.8, 0.6]])  # intent 1: one line (rows 1, 2 are padding)
     q = np.array([1, 0], dtype=np.float32)
     scores, best = nearest_scores(tensor.copy(), np.array([3, 1]), q, 1)
     assert scores.tolist() == pytest.approx([1.0, 0.8]) and best.tolist() == [0, 0]

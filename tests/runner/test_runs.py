@@ -28,7 +28,7 @@ def _run(store: Any, pc: dict[str, Any], run: dict[str, Any], run_id: str, **kw:
 
 
 def _verdict(status: RunStatus) -> dict[str, tuple[str, str]]:
-    out = {}
+    out: dict[str, tuple[str, str]] = {}
     for type_ in (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED):
         cond = condition_of(status, type_)
         assert cond is not None, f"no {type_} condition in {status.conditions}"

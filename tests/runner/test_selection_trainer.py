@@ -36,6 +36,7 @@ def test_pareto_selection_trains_and_keeps_the_best(store: Any) -> None:
     assert status.phase == "Succeeded", status.conditions
     assert status.best_score is not None and status.baseline_score is not None
     assert status.best_score > status.baseline_score + 0.2
+    assert status.checkpoints
     best_cp = max(status.checkpoints, key=lambda c: c.score or 0.0)
     assert status.best_score == best_cp.score, "the best version is the pool's best on validation"
 

@@ -49,6 +49,7 @@ def test_a_noise_level_improvement_is_not_significant(store: Any) -> None:
     status = _run(store, pc, tr, "sig-noise")
     h = status.holdout
     assert h is not None and h.delta is not None and h.p_value is not None
+    assert status.checkpoints
     assert status.best_version != status.checkpoints[0].version, "a candidate was accepted on validation"
     assert 0 < h.delta <= 2 / 48 + 1e-9 and h.p_value > 0.05
     cond = condition_of(status, "Promotable")

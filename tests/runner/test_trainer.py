@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentensor_api import RunStatus, TrainingRun, parse_resource
+from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun, parse_resource
 from agentensor_runner import execute
 from agentensor_runner.executor import run_cases
 from agentensor_runner.prompts import PromptSet
@@ -19,11 +19,13 @@ from ._synthetic import INTENTS, make_rows, manifests
 
 
 def _run(store: Any, pc: dict[str, Any], tr: dict[str, Any], run_id: str, **kw: Any) -> RunStatus:
+    run, config = parse_resource(tr), parse_resource(pc)
+    assert isinstance(run, TrainingRun | EvaluationRun) and isinstance(config, PromptConfig)
     return asyncio.run(
         execute(
-            parse_resource(tr),
-            parse_resource(pc),
-            store,  # type: ignore[arg-type]
+            run,
+            config,
+            store,
             base_dir=Path("."),
             run_id=run_id,
             **kw,

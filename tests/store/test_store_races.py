@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _store_workers import register_versions
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 import agentensor_store._store
 from agentensor_api import config_checksum
 from agentensor_store import Store, VersionConflictError, VersionRecord
+from tests.store._store_workers import register_versions
 
 WF = "race-wf"
 
