@@ -144,7 +144,8 @@ def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: A
             300,
             lambda: _running([p for p in _runner_pods(kube, TRAINING) if p["metadata"]["name"] != name]),
         )
-        _wait("the Resumed condition", 600, lambda: _resumed(kube))
+        # read while the next pod runs: at Succeeded the Running condition turns False and drops it
+        resumed = _wait("the Resumed condition", 600, lambda: _resumed(kube))
         kube(
             "wait",
             "--for=condition=Succeeded",
@@ -163,7 +164,6 @@ def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: A
     assert killed_at >= 1
     # the next pod continued after the checkpoint the killed one had reached (or one it wrote while
     # being killed: kubelet still gives it about 2 s)
-    resumed = _resumed(kube)
     assert resumed.startswith("resumed after checkpoint epoch "), resumed
     assert killed_at <= int(resumed.rsplit(" ", 1)[1]) < epochs, resumed
     # The Job's pods after the kill: a retry may first find the killed runner's lease still held
