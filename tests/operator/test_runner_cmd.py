@@ -160,7 +160,9 @@ def test_empty_shard_succeeds_with_no_cases(tmp_path: Path) -> None:
     env = {"AGENTENSOR_ROOT": str(tmp_path)}
     totals = []
     for i in range(64):
-        result = CliRunner().invoke(app, ["runner", "--manifest", MANIFEST, "--db", db, "--shard", f"{i}/64"], env=env)
+        # each shard has a run id of its own, as the operator's Jobs give them (<uid>-s<i>)
+        args = ["runner", "--manifest", MANIFEST, "--db", db, "--shard", f"{i}/64", "--run-id", f"{UID}-s{i}"]
+        result = CliRunner().invoke(app, args, env=env)
         assert result.exit_code == 0, result.output
         totals.append(json.loads(result.output.strip().splitlines()[-1])["casesTotal"])
     assert sum(totals) == 6 and totals.count(0) >= 58
