@@ -12,10 +12,22 @@ Every field's docstring gives its unit and why the default is what it is. Groups
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MODULE_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+"""A Python dotted module name (``mycompany.agents``): what an allow-list entry must be. The chart's
+values.schema.json carries the same pattern for ``runner.allowedModules``."""
+
+
+def _split_commas(value: object) -> object:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (env values); anything else unchanged."""
+    if isinstance(value, str):
+        return [n.strip() for n in value.split(",") if n.strip()]
+    return value
 
 
 class WatchSettings(BaseSettings):
@@ -52,9 +64,7 @@ class WatchSettings(BaseSettings):
     @field_validator("namespaces", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [n.strip() for n in value.split(",") if n.strip()]
-        return value
+        return _split_commas(value)
 
 
 class JobSettings(BaseSettings):
@@ -100,6 +110,32 @@ class JobSettings(BaseSettings):
     data_dir: str = "/app"
     """Container path that relative ``spec.dataset.path`` values resolve against. The runner
     image must hold such datasets there; inline datasets need nothing."""
+
+    allowed_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Python module prefixes that ``spec.workflow.entrypoint`` and ``python`` evaluators may load
+    in runner Pods (env ``AGENTENSOR_JOB_ALLOWED_MODULES``, comma-separated, e.g.
+    ``mycompany.agents,mycompany.scorers``; chart value ``runner.allowedModules``). Every runner
+    container gets them, comma-joined, as ``AGENTENSOR_EVALUATOR_ALLOWLIST``, which nothing in a
+    manifest can override. Empty by default: naming code to run is the cluster admin's decision,
+    not the manifest author's, so until an admin lists modules no entrypoint runs (the built-in
+    workflow templates and evaluators need none). Raises ``ValidationError`` naming
+    ``allowed_modules`` for an entry that is not a dotted Python name."""
+
+    @field_validator("allowed_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("allowed_modules")
+    @classmethod
+    def _dotted_names(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if not MODULE_PREFIX.match(m)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(repr(m) for m in bad)} is not a Python dotted module name "
+                "(letters, digits and _, parts joined by '.', e.g. 'mycompany.agents')"
+            )
+        return list(dict.fromkeys(value))
 
 
 class DatabaseSettings(BaseSettings):

@@ -38,6 +38,7 @@ NON_DEFAULT: dict[str, Any] = {
     "runner": {
         "image": "registry.example.com/ml/agentensor-runner:2",
         "dataDir": "/data",
+        "allowedModules": ["mycompany.agents", "mycompany.scorers"],
         "backoffLimit": 1,
         "activeDeadlineSeconds": 600,
         "ttlSecondsAfterFinished": 60,
@@ -142,6 +143,7 @@ def test_deployment_env_configures_the_operator(values: dict[str, Any], monkeypa
     assert settings.jobs.image == (runner["image"] or f"{image['repository']}:{image['tag'] or '0.1.0'}")
     assert settings.jobs.service_account_name == runner["serviceAccount"]["name"]
     assert settings.jobs.data_dir == runner["dataDir"]
+    assert settings.jobs.allowed_modules == runner["allowedModules"]
     assert settings.jobs.backoff_limit == runner["backoffLimit"]
     assert settings.jobs.active_deadline_seconds == runner["activeDeadlineSeconds"]
     assert settings.jobs.ttl_seconds_after_finished == runner["ttlSecondsAfterFinished"]
@@ -185,6 +187,22 @@ def _default_env_value(name: str, monkeypatch: pytest.MonkeyPatch) -> str | None
 def _merged_values(values: dict[str, Any]) -> dict[str, Any]:
     with helm.Chart.load(CHART) as chart:
         return chart.merge_values(values)
+
+
+def test_allowed_modules_reach_the_operator_env_comma_joined() -> None:
+    assert "AGENTENSOR_JOB_ALLOWED_MODULES" not in plain_env(operator_container(render()))
+    env = plain_env(operator_container(render({"runner": {"allowedModules": ["mycompany.agents", "tests"]}})))
+    assert env["AGENTENSOR_JOB_ALLOWED_MODULES"] == "mycompany.agents,tests"
+
+
+def test_schema_module_pattern_is_the_operator_settings_pattern() -> None:
+    from agentensor_operator._settings import MODULE_PREFIX
+
+    with helm.Chart.load(CHART) as chart:
+        schema = chart.schema
+    assert schema is not None
+    items = schema["properties"]["runner"]["properties"]["allowedModules"]["items"]
+    assert items["pattern"] == MODULE_PREFIX.pattern
 
 
 def test_operator_command_line_is_accepted_by_the_cli() -> None:
@@ -419,6 +437,17 @@ def test_notes_tell_how_to_create_the_database_secret() -> None:
         pytest.param({"metrics": {"port": 70000}}, "/metrics/port", id="port-out-of-range"),
         pytest.param({"runner": {"backoffLimit": -1}}, "/runner/backoffLimit", id="negative-backoff"),
         pytest.param({"runner": {"dataDir": "app"}}, "/runner/dataDir", id="relative-data-dir"),
+        pytest.param({"runner": {"allowedModules": "mycompany"}}, "/runner/allowedModules", id="modules-not-a-list"),
+        pytest.param(
+            {"runner": {"allowedModules": ["mycompany.agents", "my-company"]}},
+            "/runner/allowedModules/1",
+            id="module-not-a-dotted-name",
+        ),
+        pytest.param(
+            {"runner": {"allowedModules": ["mycompany.agents:factory"]}},
+            "/runner/allowedModules/0",
+            id="entrypoint-instead-of-module",
+        ),
         pytest.param({"database": {"existingSecretKey": ""}}, "/database/existingSecretKey", id="empty-secret-key"),
         pytest.param(
             {"database": {"bundled": {"password": "p@ss"}}}, "/database/bundled/password", id="password-url-unsafe"

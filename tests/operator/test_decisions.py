@@ -115,6 +115,53 @@ def test_runner_job_shape(
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
 
 
+KEY_FROM_SECRET = {"secretKeyRef": {"name": "llm", "key": "k"}}
+
+
+@pytest.mark.parametrize(
+    ("allowed", "secret_env", "expected"),
+    [
+        # empty: the variable is still set, to "", so a runner image's own ENV cannot widen it
+        pytest.param([], (), "", id="empty-means-nothing-runs"),
+        pytest.param(["mycompany.agents"], (), "mycompany.agents", id="one"),
+        pytest.param(["mycompany.agents", "scorers"], (), "mycompany.agents,scorers", id="comma-joined"),
+        pytest.param(
+            ["mycompany.agents"],
+            ({"name": d.ALLOWLIST_ENV, "valueFrom": KEY_FROM_SECRET},),
+            "mycompany.agents",
+            id="manifest-apiKeyEnv-cannot-override",
+        ),
+    ],
+)
+def test_runner_job_carries_the_operator_allowlist(
+    allowed: list[str], secret_env: tuple[dict[str, Any], ...], expected: str
+) -> None:
+    jobs = JobSettings(allowed_modules=allowed)
+    job = d.runner_job(REF, image=None, jobs=jobs, database=DatabaseSettings(), secret_env=secret_env)
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    named = [e for e in env if e["name"] == d.ALLOWLIST_ENV]
+    assert named == [{"name": d.ALLOWLIST_ENV, "value": expected}]
+
+
+def test_manifest_env_cannot_replace_operator_variables() -> None:
+    """A model key named like an operator variable is dropped; the operator's entries come last."""
+    hostile = tuple({"name": n, "valueFrom": KEY_FROM_SECRET} for n in (d.DATABASE_URL_ENV, "HF_HUB_OFFLINE"))
+    keep = {"name": "AGENTENSOR_MODEL_TASK_API_KEY", "valueFrom": KEY_FROM_SECRET}
+    job = d.runner_job(REF, image=None, jobs=JobSettings(), database=DatabaseSettings(), secret_env=(*hostile, keep))
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env]
+    assert len(names) == len(set(names)) and env[0] == keep
+    assert names[-3:] == [d.DATABASE_URL_ENV, "HF_HUB_OFFLINE", d.ALLOWLIST_ENV]
+    dsn = next(e for e in env if e["name"] == d.DATABASE_URL_ENV)
+    assert dsn["valueFrom"]["secretKeyRef"] == {"name": "agentensor-db", "key": "url"}
+
+
+def test_allowlist_variable_is_the_one_the_runner_reads() -> None:
+    from agentensor_runner._allowlist import ALLOWLIST_ENV
+
+    assert d.ALLOWLIST_ENV == ALLOWLIST_ENV
+
+
 def test_runner_manifest_round_trips_through_the_loader(tmp_path: Any) -> None:
     text = d.runner_manifest(run_body(), PC_BODY)
     path = tmp_path / "manifest.yaml"

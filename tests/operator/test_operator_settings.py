@@ -19,6 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults_are_cluster_wide_and_capped() -> None:
     s = OperatorSettings()
+    assert s.jobs.allowed_modules == []  # no entrypoint may run until an admin lists modules
     assert s.watch.namespaces == []
     assert s.jobs.max_concurrent_jobs == 4
     assert s.status.poll_interval_seconds == 1.0
@@ -38,6 +39,13 @@ def test_defaults_are_cluster_wide_and_capped() -> None:
             {"AGENTENSOR_STATUS_POLL_INTERVAL_SECONDS": "0.5"}, ("status", "poll_interval_seconds"), 0.5, id="poll"
         ),
         pytest.param({"AGENTENSOR_METRICS_PORT": "0"}, ("server", "metrics_port"), 0, id="metrics-off"),
+        pytest.param(
+            {"AGENTENSOR_JOB_ALLOWED_MODULES": "mycompany.agents, scorers,,mycompany.agents"},
+            ("jobs", "allowed_modules"),
+            ["mycompany.agents", "scorers"],
+            id="allowed-modules",
+        ),
+        pytest.param({"AGENTENSOR_JOB_ALLOWED_MODULES": ""}, ("jobs", "allowed_modules"), [], id="allowed-none"),
     ],
 )
 def test_environment(
@@ -61,3 +69,24 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ValidationError) as e:
         OperatorSettings()
     assert "AGENTENSOR_MAX_CONCURRENT_JOBS" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("mycompany.agents,my-company", id="dash"),
+        pytest.param("os;rm", id="semicolon"),
+        pytest.param("mycompany..agents", id="empty-part"),
+        pytest.param(".agents", id="leading-dot"),
+        pytest.param("1agents", id="leading-digit"),
+        pytest.param("mycompany.agents:factory", id="entrypoint-not-module"),
+    ],
+)
+def test_bad_allowed_module_names_the_field_and_the_entry(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("AGENTENSOR_JOB_ALLOWED_MODULES", value)
+    with pytest.raises(ValidationError) as e:
+        OperatorSettings()
+    message = str(e.value)
+    assert "allowed_modules" in message and "not a Python dotted module name" in message
+    bad = [m.strip() for m in value.split(",") if m.strip() and m.strip() != "mycompany.agents"]
+    assert all(repr(m) in message for m in bad)

@@ -21,6 +21,7 @@ Naming: a run's runner Job and its ConfigMap share one name derived from the run
 """
 
 from ._jobs import (
+    ALLOWLIST_ENV,
     JobPhase,
     JobState,
     count_active,
@@ -105,6 +106,7 @@ from ._status import (
 )
 
 __all__ = [
+    "ALLOWLIST_ENV",
     "ANNOTATION_RUN",
     "ANNOTATION_SHARDS",
     "API_VERSION_NAME",

@@ -29,6 +29,12 @@ from ._names import (
     shard_run_id,
 )
 
+ALLOWLIST_ENV = "AGENTENSOR_EVALUATOR_ALLOWLIST"
+"""The runner's entrypoint allow-list variable (``agentensor_runner._allowlist.ALLOWLIST_ENV``;
+the operator may not import the runner, a test keeps the two equal)."""
+
+HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
+
 
 def runner_config_map(ref: RunRef, manifest: str) -> JsonDict:
     """The ConfigMap holding a run's manifest, owned by the run."""
@@ -65,7 +71,8 @@ def runner_job(
         shard: ``(index, count)`` for one shard of a sharded run.
 
     The DSN reaches the Pod only as an env var from a Secret reference (never inline); the
-    manifest is mounted from the run's ConfigMap (one per run, shared by its shards).
+    manifest is mounted from the run's ConfigMap (one per run, shared by its shards). The
+    entrypoint allow-list is ``jobs.allowed_modules`` (see :func:`_runner_env`).
     """
     command = ["agentensor", "runner", "--manifest", MANIFEST_PATH, "--base-dir", jobs.data_dir]
     job_labels = labels(ref)
@@ -75,7 +82,7 @@ def runner_job(
         command += ["--shard", f"{index}/{count}", "--run-id", shard_run_id(ref.uid, index)]
         job_labels[LABEL_SHARD] = str(index)
         annotations[ANNOTATION_SHARDS] = str(count)
-    container = _runner_container(image or jobs.image, command, database, secret_env)
+    container = _runner_container(image or jobs.image, command, _runner_env(jobs, database, secret_env))
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -95,22 +102,35 @@ def runner_job(
     }
 
 
-def _runner_container(
-    image: str, command: list[str], database: DatabaseSettings, secret_env: Sequence[JsonDict]
-) -> JsonDict:
-    """The runner container: the DSN from its Secret, the manifest volume, a restricted security context."""
+def _runner_env(jobs: JobSettings, database: DatabaseSettings, secret_env: Sequence[JsonDict]) -> list[JsonDict]:
+    """The runner container's env: model keys first, then the variables only the operator sets.
+
+    ``AGENTENSOR_EVALUATOR_ALLOWLIST`` is always set, to ``jobs.allowed_modules`` comma-joined
+    (``""`` when empty: nothing may run, whatever the runner image's own ``ENV`` says). A
+    ``secret_env`` entry naming an operator variable (a manifest's ``apiKeyEnv:
+    AGENTENSOR_EVALUATOR_ALLOWLIST``) is dropped, and the operator's entries come last (the
+    kubelet lets a later duplicate win), so a manifest can neither widen the allow-list nor
+    redirect the DSN.
+    """
+    own: list[JsonDict] = [
+        {
+            "name": DATABASE_URL_ENV,
+            "valueFrom": {"secretKeyRef": {"name": database.secret_name, "key": database.secret_key}},
+        },
+        {"name": HF_OFFLINE_ENV, "value": "1"},
+        {"name": ALLOWLIST_ENV, "value": ",".join(jobs.allowed_modules)},
+    ]
+    reserved = {e["name"] for e in own}
+    return [*(e for e in secret_env if e.get("name") not in reserved), *own]
+
+
+def _runner_container(image: str, command: list[str], env: list[JsonDict]) -> JsonDict:
+    """The runner container: the given env, the manifest volume, a restricted security context."""
     return {
         "name": CONTAINER_NAME,
         "image": image,
         "command": command,
-        "env": [
-            {
-                "name": DATABASE_URL_ENV,
-                "valueFrom": {"secretKeyRef": {"name": database.secret_name, "key": database.secret_key}},
-            },
-            {"name": "HF_HUB_OFFLINE", "value": "1"},
-            *secret_env,
-        ],
+        "env": env,
         "volumeMounts": [
             {"name": "run", "mountPath": MANIFEST_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
