@@ -7,9 +7,9 @@ code), and refuses a callable that was defined elsewhere (``mypkg:system`` after
 ``from os import system`` in ``mypkg``).
 
 The allow-list is a comma-separated list of module prefixes in the ``AGENTENSOR_EVALUATOR_ALLOWLIST``
-environment variable, set by whoever starts the runner (the CLI user, or the operator's runner
-Jobs through the image or the chart). It is empty by default: no entrypoint is allowed, and the
-standard library never is unless an operator lists it.
+environment variable, set by whoever starts the runner (the CLI user, or the operator on every
+runner Job, from the chart value ``runner.allowedModules``). It is empty by default: no entrypoint
+is allowed, and the standard library never is unless an operator lists it.
 """
 
 from __future__ import annotations
