@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
 import warnings
 
 import openai
@@ -112,3 +115,45 @@ def test_request_timeout_and_connection_errors_become_redacted_call_errors(serve
     # the SDK's aiohttp transport maps a refused connection to a timeout; the cause tells the truth
     assert "(cause: ConnectionRefusedError: " in refused_error and "127.0.0.1" in refused_error, refused_error
     assert API_KEY not in slow_error + refused_error
+
+
+FIRST_CALL_IN_A_FRESH_PROCESS = """
+import asyncio, os, sys
+from langchain_core.messages import HumanMessage
+from agentensor_api import ModelSpec
+from agentensor_runner.llm import LlmRuntime
+
+before = "langchain_openai" in sys.modules
+spec = ModelSpec(model="openai:gpt-scripted", base_url=sys.argv[1], api_key_env="K", max_retries=0)
+llm = LlmRuntime({"task": spec}, env={"K": os.environ["K"]})
+after = "langchain_openai" in sys.modules
+
+async def main() -> str:
+    try:
+        async with asyncio.timeout(1.0):  # a step's timeoutSeconds; importing langchain-openai alone takes longer
+            return await llm.ainvoke("task", "task", None, [HumanMessage("hello")], None)
+    finally:
+        await llm.aclose()
+
+print(before, after, asyncio.run(main()))
+"""
+
+
+def test_the_first_call_in_a_fresh_process_does_not_import_the_provider(server: ScriptedServer) -> None:
+    """Building the runtime imports the provider's integration package, so the first call of a
+    fresh process (a worker, a CLI run) is only the call: before, ``init_chat_model`` imported
+    langchain-openai inside the first case's first attempt, which blocked the event loop for
+    seconds and timed out a ``task`` step with ``timeoutSeconds: 0.5`` before it sent anything
+    (its retry then drew the reply meant for the first attempt). A fresh interpreter, since any
+    earlier test of this session has imported the package already."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL_IN_A_FRESH_PROCESS, server.base_url],
+        env={**os.environ, "K": API_KEY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True", "ok"]
+    assert len(server.log) == 1

@@ -107,8 +107,10 @@ class LlmRuntime:
             naming the model instead of the case being cancelled from outside.
 
     Raises:
-        ManifestError: an API key variable named by a model spec is unset (checked here, before
-            any call, so a run fails before it starts).
+        ManifestError: an API key variable named by a model spec is unset, or (default
+            factory) a model cannot be built; both checked here, before any call, so a run fails
+            before it starts. With the default factory each model is built once here so the
+            provider package is imported before any timed call (see :meth:`_preload`).
     """
 
     def __init__(
@@ -142,6 +144,24 @@ class LlmRuntime:
         """``spec.models`` name -> its ``maxConcurrency`` semaphore (per event loop)."""
         self.json_forms: dict[str, str] = {}
         """``spec.models`` name -> the structured-output form the server accepted (``llm_judge``)."""
+        if self._factory is _init_chat_model:
+            self._preload()
+
+    def _preload(self) -> None:
+        """Build every model once, here, and drop it.
+
+        ``init_chat_model`` imports the provider's integration package on its first build
+        (langchain-openai and the OpenAI SDK: 1-4 s of blocking CPU on a busy 2-core node).
+        Done lazily, that import ran inside the first case's first call, counted against that
+        step's LangGraph ``timeoutSeconds`` (the attempt timed out before sending a request)
+        and stalled every other case of the event loop. Models are still built per event loop
+        by :meth:`chat`; only the one-time import moves here.
+
+        Raises:
+            ManifestError: a model cannot be built (unknown provider, integration not installed).
+        """
+        for name, spec in self.specs.items():
+            self._make(name, spec.model, self._client_kwargs(name))
 
     def check(self, name: Any, field: str) -> str:
         """``name`` if it is a key of ``spec.models``.
@@ -178,10 +198,9 @@ class LlmRuntime:
             self._instances[key] = model
         return model
 
-    def _build(self, name: str, purpose: str, kwargs: dict[str, Any]) -> BaseChatModel:
+    def _client_kwargs(self, name: str) -> dict[str, Any]:
+        """Client kwargs of model ``name``: ``max_retries``, capped ``timeout``, ``base_url``, ``api_key``."""
         spec = self.specs[name]
-        if "stop" in kwargs:
-            kwargs["stop"] = list(kwargs["stop"])
         timeout = spec.timeout_seconds if self.timeout_cap is None else min(spec.timeout_seconds, self.timeout_cap)
         extra: dict[str, Any] = {"max_retries": spec.max_retries, "timeout": timeout}
         if spec.base_url:
@@ -189,6 +208,22 @@ class LlmRuntime:
         key = self._keys.get(name)
         if key is not None:
             extra["api_key"] = key
+        return extra
+
+    def _make(self, name: str, model: str, kwargs: dict[str, Any]) -> BaseChatModel:
+        """``factory(model, **kwargs)``; a failure is a redacted ManifestError naming the field."""
+        try:
+            return self._factory(model, **kwargs)
+        except Exception as e:
+            raise ManifestError(
+                f"spec.models.{name}.model", f"cannot build {model!r}: {type(e).__name__}: {self.redact(str(e))}"
+            ) from None
+
+    def _build(self, name: str, purpose: str, kwargs: dict[str, Any]) -> BaseChatModel:
+        spec = self.specs[name]
+        if "stop" in kwargs:
+            kwargs["stop"] = list(kwargs["stop"])
+        extra = self._client_kwargs(name)
         if spec.base_url and spec.model.startswith("openai:") and "max_tokens" in kwargs:
             # langchain-openai sends only max_completion_tokens, which llama-cpp-python's server
             # ignores (it then generates until the context is full); send max_tokens as well.
@@ -199,13 +234,7 @@ class LlmRuntime:
                 extra["http_async_client"] = http
         cache: BaseCache | bool = self.cache if (self.cache is not None and purpose in CACHED_PURPOSES) else False
         callback = UsageCallback(self.ledger, purpose, self.pricing.get(spec.model))
-        try:
-            model = self._factory(spec.model, **extra, **kwargs, cache=cache, callbacks=[callback])
-        except Exception as e:
-            raise ManifestError(
-                f"spec.models.{name}.model", f"cannot build {spec.model!r}: {type(e).__name__}: {self.redact(str(e))}"
-            ) from None
-        return model
+        return self._make(name, spec.model, {**extra, **kwargs, "cache": cache, "callbacks": [callback]})
 
     async def ainvoke(
         self,
