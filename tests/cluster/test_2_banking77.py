@@ -105,6 +105,12 @@ def release(kube: Kube, example_image: dict[str, Any], database: dict[str, str])
         _wait("the operator pod to go", 120, lambda: not kube.get("pods", "-n", RELEASE_NS)["items"])
 
 
+def _ended_pods_but(kube: Kube, killed: str) -> list[dict[str, Any]] | None:
+    """The TrainingRun's runner pods other than ``killed``, once every one of them has ended; else None."""
+    pods = [p for p in _runner_pods(kube, TRAINING) if p["metadata"]["name"] != killed]
+    return pods if pods and all(p["status"].get("phase") in ("Succeeded", "Failed") for p in pods) else None
+
+
 def _runner_pods(kube: Kube, run_name: str) -> list[dict[str, Any]]:
     pods = kube.get("pods", "-n", RUNS_NS)["items"]
     prefix = f"{run_name[:20]}-tr-"  # the operator's Job name: <name[:20]>-tr-<uid>
@@ -168,7 +174,8 @@ def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: A
     assert killed_at <= int(resumed.rsplit(" ", 1)[1]) < epochs, resumed
     # The Job's pods after the kill: a retry may first find the killed runner's lease still held
     # (it expires within AGENTENSOR_RUN_LEASE_SECONDS) and exit; the last one finishes the run.
-    after = [p for p in _runner_pods(kube, TRAINING) if p["metadata"]["name"] != name]
+    # the runner records Succeeded in the database before its process exits: wait for the pods to end
+    after = _wait("the runner pods after the kill to exit", 300, lambda: _ended_pods_but(kube, name))
     assert second["metadata"]["name"] in {p["metadata"]["name"] for p in after}
     finished = [p for p in after if p["status"].get("phase") == "Succeeded"]
     assert len(finished) == 1, [(p["metadata"]["name"], p["status"].get("phase")) for p in after]
