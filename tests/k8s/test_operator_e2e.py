@@ -75,7 +75,10 @@ def test_trainingrun_succeeds_with_scores_and_best_version(cluster: Cluster, tra
     assert status["runId"] == uid
     assert status["observedGeneration"] == trained["metadata"]["generation"]
     assert status["bestVersion"] >= 1 and 0 <= status["baselineScore"] <= status["bestScore"] <= 1
-    assert set(status["holdout"]) == {"baseline", "best"}
+    # the holdout scores and the paired significance test of best against baseline (issue 13)
+    holdout = status["holdout"]
+    assert {"baseline", "best", "delta", "deltaLow", "deltaHigh", "confidence", "pValue", "test"} <= set(holdout)
+    assert holdout["deltaLow"] <= holdout["delta"] <= holdout["deltaHigh"] and 0 <= holdout["pValue"] <= 1
     assert [c["epoch"] for c in status["checkpoints"]] == [0, 1, 2]
     assert status["epoch"] == status["epochs"] == 2
     assert status["casesCompleted"] == status["casesTotal"] > 0
