@@ -18,7 +18,7 @@
 # Environment:
 #   KUBEBUILDER_ASSETS        use these binaries, build nothing.
 #   AGENTENSOR_ENVTEST_CACHE  cache root (default: $HOME/.cache/agentensor/envtest).
-#   AGENTENSOR_ENVTEST_KEEP_BUILD=1  keep the temporary build folder (for debugging).
+#   AGENTENSOR_K8S_CACHE      shared source tree and Go build cache (default: $HOME/.cache/agentensor/k8s).
 set -euo pipefail
 
 readonly K8S_VERSION="1.20.2"
@@ -150,56 +150,20 @@ if ((${#missing[@]} > 0)); then
 fi
 [[ -x /usr/bin/etcd ]] || die "etcd-server is installed but /usr/bin/etcd is missing"
 
-# Build in a temporary folder beside the cache (same filesystem, so the final mv is atomic).
+# Build in the shared, fixed source tree (hack/lib/k8s-source.sh: fetched once, Go cache reused by
+# hack/realnode-assets.sh), then stage beside the cache (same filesystem, so the final mv is atomic).
+# shellcheck source=hack/lib/k8s-source.sh
+source "$(dirname "$0")/lib/k8s-source.sh"
+K8S_ROOT="${AGENTENSOR_K8S_CACHE:-$HOME/.cache/agentensor/k8s}"
 BUILD_DIR="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
-cleanup() {
-  if [[ "${AGENTENSOR_ENVTEST_KEEP_BUILD:-0}" == "1" ]]; then
-    log "keeping build folder $BUILD_DIR"
-  else
-    # Go's module cache is read-only; make it writable so rm can delete it.
-    chmod -R u+w "$BUILD_DIR" 2>/dev/null || true
-    rm -rf "$BUILD_DIR"
-  fi
-}
+cleanup() { rm -rf "$BUILD_DIR"; }
 trap cleanup EXIT
-
-log "downloading the kubernetes source package into $BUILD_DIR"
-(cd "$BUILD_DIR" && apt-get -q source --download-only kubernetes >&2)
-shopt -s nullglob
-tarballs=("$BUILD_DIR"/kubernetes_*"$K8S_VERSION".orig.tar.gz)
-shopt -u nullglob
-((${#tarballs[@]} == 1)) || die "expected one kubernetes_*$K8S_VERSION.orig.tar.gz in $BUILD_DIR, found: $(ls "$BUILD_DIR")"
-
-log "unpacking $(basename "${tarballs[0]}")"
-tar -xzf "${tarballs[0]}" -C "$BUILD_DIR"
-SRC_DIR="$BUILD_DIR/kubernetes-$K8S_VERSION"
-[[ -d "$SRC_DIR" ]] || die "the tarball did not unpack to kubernetes-$K8S_VERSION"
-
-# The vendored reflect2 1.0.1 crashes under Go >= 1.18 ("fatal error: fault" in mapiterinit);
-# Debian's 1.0.2 does not.
-reflect2_src="$(dpkg -L golang-github-modern-go-reflect2-dev | grep '/reflect2$' | head -n 1)"
-[[ -n "$reflect2_src" && -d "$reflect2_src" ]] || die "cannot find the reflect2 source of golang-github-modern-go-reflect2-dev"
-log "replacing vendored reflect2 with $reflect2_src"
-rm -rf "$SRC_DIR/vendor/github.com/modern-go/reflect2"
-cp -r "$reflect2_src" "$SRC_DIR/vendor/github.com/modern-go/reflect2"
-
-mkdir -p "$SRC_DIR/.go/src/k8s.io"
-ln -s ../../.. "$SRC_DIR/.go/src/k8s.io/kubernetes"
-
 log "building kube-apiserver and kube-controller-manager (several minutes)"
-start_seconds=$SECONDS
-(
-  cd "$SRC_DIR"
-  # No .git in the tarball, so state the version explicitly (kubectl version, helm kubeVersion).
-  export KUBE_GIT_VERSION="v$K8S_VERSION" KUBE_GIT_MAJOR="1" KUBE_GIT_MINOR="20" KUBE_GIT_TREE_STATE="clean"
-  GOPATH="$SRC_DIR/.go" GOCACHE="$BUILD_DIR/go-cache" CGO_ENABLED=0 GOPROXY=off GOFLAGS= \
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >&2
-)
-log "build took $((SECONDS - start_seconds)) s"
+OUT_DIR="$(k8s_build "$K8S_ROOT" "$K8S_VERSION" cmd/kube-apiserver cmd/kube-controller-manager | tail -n 1)"
 
 STAGE_DIR="$BUILD_DIR/assets"
 mkdir -p "$STAGE_DIR"
-cp "$SRC_DIR/_output/bin/kube-apiserver" "$SRC_DIR/_output/bin/kube-controller-manager" "$STAGE_DIR/"
+cp "$OUT_DIR/kube-apiserver" "$OUT_DIR/kube-controller-manager" "$STAGE_DIR/"
 # A copy, not a symlink: the cache keeps working if etcd-server is removed later.
 cp /usr/bin/etcd "$STAGE_DIR/etcd"
 chmod 0755 "$STAGE_DIR"/*

@@ -18,7 +18,6 @@ readonly K8S_VERSION="1.20.2"
 readonly BINARIES=(kubelet kube-scheduler kube-proxy)
 readonly APT_PACKAGES=(golang-go rsync golang-github-modern-go-reflect2-dev)
 # The patch marker: a build from an unpatched tree is never published.
-readonly PATCH_FROM=$'\tb := KernelTunableModify'
 readonly PATCH_TO=$'\tb := KernelTunableWarn'
 
 log() { printf '[realnode-assets] %s\n' "$*" >&2; }
@@ -72,51 +71,22 @@ if ((${#missing[@]} > 0)); then
   "${APT[@]}" install --no-install-recommends "${missing[@]}" >&2
 fi
 
+# The shared, fixed source tree (hack/lib/k8s-source.sh, which applies the sysctl patch) and Go cache:
+# after hack/envtest-assets.sh, the packages both builds share are not compiled again.
+# shellcheck source=hack/lib/k8s-source.sh
+source "$(dirname "$0")/lib/k8s-source.sh"
+K8S_ROOT="${AGENTENSOR_K8S_CACHE:-$HOME/.cache/agentensor/k8s}"
 BUILD_DIR="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
-cleanup() {
-  if [[ "${AGENTENSOR_REALNODE_KEEP_BUILD:-0}" != "1" ]]; then
-    chmod -R u+w "$BUILD_DIR" 2>/dev/null || true
-    rm -rf "$BUILD_DIR"
-  fi
-}
+cleanup() { rm -rf "$BUILD_DIR"; }
 trap cleanup EXIT
-
-log "downloading the kubernetes source package into $BUILD_DIR"
-(cd "$BUILD_DIR" && apt-get -q source --download-only kubernetes >&2)
-shopt -s nullglob
-tarballs=("$BUILD_DIR"/kubernetes_*"$K8S_VERSION".orig.tar.gz)
-shopt -u nullglob
-((${#tarballs[@]} == 1)) || die "expected one kubernetes_*$K8S_VERSION.orig.tar.gz in $BUILD_DIR"
-tar -xzf "${tarballs[0]}" -C "$BUILD_DIR"
-SRC_DIR="$BUILD_DIR/kubernetes-$K8S_VERSION"
-[[ -d "$SRC_DIR" ]] || die "the tarball did not unpack to kubernetes-$K8S_VERSION"
-
-reflect2_src="$(dpkg -L golang-github-modern-go-reflect2-dev | grep '/reflect2$' | head -n 1)"
-[[ -n "$reflect2_src" && -d "$reflect2_src" ]] || die "cannot find Debian's reflect2 source"
-rm -rf "$SRC_DIR/vendor/github.com/modern-go/reflect2"
-cp -r "$reflect2_src" "$SRC_DIR/vendor/github.com/modern-go/reflect2"
-mkdir -p "$SRC_DIR/.go/src/k8s.io"
-ln -s ../../.. "$SRC_DIR/.go/src/k8s.io/kubernetes"
-
-cm="$SRC_DIR/pkg/kubelet/cm/container_manager_linux.go"
-grep -qxF "$PATCH_FROM" "$cm" || die "sysctl patch target not found in $cm"
-sed -i 's/^\tb := KernelTunableModify$/\tb := KernelTunableWarn/' "$cm"
-grep -qxF "$PATCH_TO" "$cm" && ! grep -qxF "$PATCH_FROM" "$cm" || die "sysctl patch did not apply"
-log "patched kubelet: KernelTunableWarn (never writes host sysctls)"
-
-log "building kubelet, kube-scheduler and kube-proxy (10-20 minutes on 2 cores)"
-start_seconds=$SECONDS
-(
-  cd "$SRC_DIR"
-  export KUBE_GIT_VERSION="v$K8S_VERSION" KUBE_GIT_MAJOR="1" KUBE_GIT_MINOR="20" KUBE_GIT_TREE_STATE="clean"
-  GOPATH="$SRC_DIR/.go" GOCACHE="$BUILD_DIR/go-cache" CGO_ENABLED=0 GOPROXY=off GOFLAGS= \
-    make WHAT="cmd/kubelet cmd/kube-scheduler cmd/kube-proxy" >&2
-)
-log "build took $((SECONDS - start_seconds)) s"
+grep -qxF "$PATCH_TO" "$(k8s_prepare "$K8S_ROOT" "$K8S_VERSION")/pkg/kubelet/cm/container_manager_linux.go" ||
+  die "the shared source tree lacks the sysctl patch"
+log "building kubelet, kube-scheduler and kube-proxy"
+OUT_DIR="$(k8s_build "$K8S_ROOT" "$K8S_VERSION" cmd/kubelet cmd/kube-scheduler cmd/kube-proxy | tail -n 1)"
 
 STAGE_DIR="$BUILD_DIR/assets"
 mkdir -p "$STAGE_DIR"
-for bin in "${BINARIES[@]}"; do cp "$SRC_DIR/_output/bin/$bin" "$STAGE_DIR/"; done
+for bin in "${BINARIES[@]}"; do cp "$OUT_DIR/$bin" "$STAGE_DIR/"; done
 chmod 0755 "$STAGE_DIR"/*
 printf 'kubelet built with %s\n' "$PATCH_TO" >"$STAGE_DIR/.sysctl-patched"
 has_all_binaries "$STAGE_DIR" || die "build finished but $STAGE_DIR lacks a binary"
