@@ -111,6 +111,8 @@ class RunModel(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     """``host/pid/nonce`` of the process executing the run, while its lease holds."""
     lease_expires_at: Mapped[datetime | None]
+    stop_requested_at: Mapped[datetime | None]
+    """When a graceful stop was asked for (``agentensor.dev/stop=true``, :meth:`Store.request_stop`)."""
 
 
 class CaseResultModel(Base):
@@ -136,6 +138,10 @@ class CaseResultModel(Base):
     passed: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
     latency_seconds: Mapped[float] = mapped_column(Double)
+    reasons: Mapped[dict[str, str] | None] = mapped_column(json_type(nullable=True), nullable=True)
+    """``{evaluator: reason}`` of the evaluators that did not pass (the textual loss), clipped."""
+    usage: Mapped[dict[str, Any] | None] = mapped_column(json_type(nullable=True), nullable=True)
+    """This case's LLM usage (``UsageSummary`` wire form: tokens, calls, cost, truncations, parse failures)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -187,4 +193,32 @@ class CheckpointModel(Base):
     seed: Mapped[int | None] = mapped_column(BigInteger)
     dataset_hash: Mapped[str | None] = mapped_column(String(128))
     extra: Mapped[dict[str, Any]] = mapped_column(json_type())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvalCacheModel(Base):
+    """One scored (config, case) pair, reused by any later evaluation with the same key.
+
+    ``cache_key`` is the sha256 of the config checksum, the dataset hash, the case id and the
+    scoring checksum (workflow, evaluators and models of the run); no foreign key, so an entry
+    outlives the run that wrote it.
+    """
+
+    __tablename__ = "agentensor_eval_cache"
+
+    cache_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config_checksum: Mapped[str] = mapped_column(String(64))
+    dataset_hash: Mapped[str] = mapped_column(String(128))
+    case_id: Mapped[str] = mapped_column(String(255))
+    result: Mapped[dict[str, Any]] = mapped_column(json_type())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LlmResponseModel(Base):
+    """A model reply cached by request (LangChain ``BaseCache`` key: prompt and ``llm_string``)."""
+
+    __tablename__ = "agentensor_llm_responses"
+
+    cache_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(json_type())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -62,6 +62,10 @@ class CaseRow:
     latency_seconds: float = 0.0
     epoch: int | None = None
     version: int | None = None
+    reasons: dict[str, str] | None = None
+    """``{evaluator: reason}`` of the evaluators that did not pass."""
+    usage: dict[str, Any] | None = None
+    """The case's LLM usage, ``UsageSummary`` wire form (camelCase keys)."""
     run_id: RunId | None = None
     id: CaseResultId | None = None
     created_at: datetime | None = None
@@ -103,3 +107,19 @@ class CheckpointRecord:
     dataset_hash: str | None
     extra: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EvalCacheEntry:
+    """One evaluation-cache entry (:meth:`Store.cache_results`).
+
+    ``cache_key`` is the caller's sha256 hex over the config checksum, dataset hash, case id and
+    whatever else decides the result (the runner adds its scoring checksum); the other fields
+    are kept for inspection. ``result`` is JSON.
+    """
+
+    cache_key: str
+    config_checksum: str
+    dataset_hash: str
+    case_id: str
+    result: dict[str, Any]

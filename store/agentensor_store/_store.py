@@ -31,7 +31,15 @@ from ._errors import (
     VersionNotFoundError,
 )
 from ._lease import DEFAULT_LEASE_SECONDS, RunIdentityError, RunLeasedError, owner_is_dead
-from ._models import CaseResultModel, CheckpointModel, PromptVersionModel, RunModel, utcnow
+from ._models import (
+    CaseResultModel,
+    CheckpointModel,
+    EvalCacheModel,
+    LlmResponseModel,
+    PromptVersionModel,
+    RunModel,
+    utcnow,
+)
 from ._records import (
     DIRECTIONS,
     INITIAL_PHASE,
@@ -41,6 +49,7 @@ from ._records import (
     CaseRow,
     CheckpointId,
     CheckpointRecord,
+    EvalCacheEntry,
     RunId,
     RunRecord,
     VersionId,
@@ -67,6 +76,8 @@ _CASE_UPDATE_COLUMNS = (
     "passed",
     "error",
     "latency_seconds",
+    "reasons",
+    "usage",
 )
 _CHECKPOINT_UPDATE_COLUMNS = (
     "version_id",
@@ -482,7 +493,7 @@ class Store:
         for r in rows:
             if not math.isfinite(r.latency_seconds):
                 raise InvalidValueError(f"case {r.case_id!r}: latency_seconds must be finite, got {r.latency_seconds}")
-            for label in ("input", "expected", "output", "scores"):
+            for label in ("input", "expected", "output", "scores", "reasons", "usage"):
                 _check_json(f"case {r.case_id!r} {label}", getattr(r, label))
             by_key[(r.stage, r.case_id)] = {
                 "run_id": run_id,
@@ -498,6 +509,8 @@ class Store:
                 "passed": r.passed,
                 "error": without_nul(r.error),
                 "latency_seconds": float(r.latency_seconds),
+                "reasons": without_nul(r.reasons),
+                "usage": r.usage,
                 "created_at": now,
             }
         with self._guard("record_cases"), self._session(write=True) as s:
@@ -745,8 +758,104 @@ class Store:
             row = s.execute(stmt).one_or_none()
             return None if row is None else _checkpoint_record(row[0], row[1])
 
+    # -- helpers ------------------------------------------------------------------------------------
 
-# -- helpers ------------------------------------------------------------------------------------
+    # -- stop requests ----------------------------------------------------------------------
+
+    @retry_unavailable
+    def request_stop(self, run_id: str) -> bool:
+        """Ask a run to stop gracefully (``agentensor.dev/stop=true``); True if the request is new.
+
+        The runner polls :meth:`stop_requested` at candidate boundaries. Idempotent: the first
+        request's time is kept.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        with self._guard("request_stop"), self._session(write=True) as s:
+            _require_run(s, run_id)
+            result = s.execute(
+                update(RunModel)
+                .where(RunModel.id == run_id, RunModel.stop_requested_at.is_(None))
+                .values(stop_requested_at=utcnow())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    @retry_unavailable
+    def stop_requested(self, run_id: str) -> datetime | None:
+        """When a stop was requested for the run (aware UTC), or None (also for an unknown run)."""
+        with self._guard("stop_requested"), self._session(write=False) as s:
+            return s.scalar(select(RunModel.stop_requested_at).where(RunModel.id == run_id))
+
+    # -- evaluation cache -------------------------------------------------------------------
+
+    @retry_unavailable
+    def cached_results(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{cache_key: result}`` for the keys that have an entry (queried in chunks of 500)."""
+        out: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._guard("cached_results"), self._session(write=False) as s:
+            for i in range(0, len(unique), 500):
+                chunk = unique[i : i + 500]
+                stmt = select(EvalCacheModel.cache_key, EvalCacheModel.result).where(
+                    EvalCacheModel.cache_key.in_(chunk)
+                )
+                out.update({k: v for k, v in s.execute(stmt)})
+        return out
+
+    @retry_unavailable
+    def cache_results(self, entries: Sequence[EvalCacheEntry]) -> None:
+        """Insert evaluation-cache entries in one transaction; an existing key keeps its first result.
+
+        Raises:
+            InvalidValueError: a result that is not JSON (NaN too).
+        """
+        if not entries:
+            return
+        now = utcnow()
+        values: dict[str, dict[str, Any]] = {}
+        for e in entries:
+            _check_json(f"cache entry {e.cache_key!r} result", e.result)
+            values[e.cache_key] = {
+                "cache_key": e.cache_key,
+                "config_checksum": e.config_checksum,
+                "dataset_hash": e.dataset_hash,
+                "case_id": e.case_id,
+                "result": without_nul(e.result),
+                "created_at": now,
+            }
+        with self._guard("cache_results"), self._session(write=True) as s:
+            stmt = self._upsert(EvalCacheModel).on_conflict_do_nothing(index_elements=[EvalCacheModel.cache_key])
+            s.execute(stmt, list(values.values()))
+
+    # -- LLM response cache -----------------------------------------------------------------
+
+    @retry_unavailable
+    def llm_response(self, key: str) -> Any | None:
+        """The cached reply stored under ``key`` (JSON), or None."""
+        with self._guard("llm_response"), self._session(write=False) as s:
+            return s.scalar(select(LlmResponseModel.value).where(LlmResponseModel.cache_key == key))
+
+    @retry_unavailable
+    def put_llm_response(self, key: str, value: Any) -> None:
+        """Store a reply under ``key`` (last write wins).
+
+        Raises:
+            InvalidValueError: a value that is not JSON.
+        """
+        _check_json(f"llm response {key!r}", value)
+        with self._guard("put_llm_response"), self._session(write=True) as s:
+            stmt = self._upsert(LlmResponseModel).values(cache_key=key, value=without_nul(value), created_at=utcnow())
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[LlmResponseModel.cache_key], set_={"value": stmt.excluded.value}
+            )
+            s.execute(stmt)
+
+    @retry_unavailable
+    def clear_llm_responses(self) -> int:
+        """Delete every cached LLM reply; returns how many there were."""
+        with self._guard("clear_llm_responses"), self._session(write=True) as s:
+            return int(s.execute(delete(LlmResponseModel)).rowcount)  # type: ignore[attr-defined]
 
 
 def without_nul(value: Any) -> Any:
@@ -891,6 +1000,8 @@ def _case_row(r: CaseResultModel) -> CaseRow:
         latency_seconds=r.latency_seconds,
         epoch=r.epoch,
         version=r.version,
+        reasons=r.reasons,
+        usage=r.usage,
         run_id=RunId(r.run_id),
         id=CaseResultId(r.id),
         created_at=r.created_at,
