@@ -22,7 +22,7 @@ from ._conditions import ConditionType, Reason, condition_of, mark_failed, mark_
 from ._crd import crd_for, render_crds, schema_for
 from ._docs import render_api_docs
 from ._errors import AgentensorError, ManifestError, UnknownKindError
-from ._prompt_config import PromotionSpec, PromptConfigSpec, PromptSpec
+from ._prompt_config import ActiveSnapshot, PromotionSpec, PromptConfigSpec, PromptSpec
 from ._resources import (
     KINDS,
     AnyResource,
@@ -67,6 +67,7 @@ __all__ = [
     "MAX_RECURSION_LIMIT",
     "RUNNABLE_CONFIG_KEYS",
     "VERSION",
+    "ActiveSnapshot",
     "AgentensorError",
     "AnyResource",
     "ApiModel",

@@ -37,6 +37,8 @@ class ConditionType:
     """PromptConfig: the active version is materialized."""
     DATABASE_AVAILABLE: Final = "DatabaseAvailable"
     """Operator: False while it cannot read the run's rows (True again once it can)."""
+    PASSED: Final = "Passed"
+    """EvaluationRun with ``spec.passCriteria``: True when every criterion held (a pipeline gate)."""
 
 
 class Reason:
@@ -76,6 +78,10 @@ class Reason:
     # Ready (PromptConfig)
     MATERIALIZED: Final = "Materialized"
     VERSION_NOT_FOUND: Final = "VersionNotFound"
+    CHECKSUM_MISMATCH: Final = "ChecksumMismatch"
+    # Passed (EvaluationRun)
+    CRITERIA_MET: Final = "CriteriaMet"
+    CRITERIA_NOT_MET: Final = "CriteriaNotMet"
     # DatabaseAvailable (operator)
     DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
     DATABASE_REACHABLE: Final = "DatabaseReachable"

@@ -120,6 +120,7 @@ def schema_for(model: type[BaseModel]) -> dict[str, Any]:
 _COLUMNS: dict[str, list[dict[str, Any]]] = {
     "PromptConfig": [
         {"name": "Workflow", "type": "string", "jsonPath": ".spec.workflow"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
         {"name": "Active", "type": "integer", "jsonPath": ".status.activeVersion"},
         {"name": "Latest", "type": "integer", "jsonPath": ".status.latestVersion"},
         {"name": "Best", "type": "integer", "jsonPath": ".status.bestVersion"},

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import ApiModel
 from ._common import NAME_PATTERN
@@ -39,6 +39,35 @@ class PromotionSpec(ApiModel):
     )
 
 
+CHECKSUM_PATTERN = r"^[0-9a-f]{64}$"
+"""A sha256 hex digest (lower case), as :func:`agentensor_api.config_checksum` writes it."""
+
+PromptText = Annotated[str, Field(max_length=65_536, pattern=NO_NUL_PATTERN)]
+
+
+class ActiveSnapshot(ApiModel):
+    """The text that ``spec.activeVersion`` makes live, copied into the manifest by ``agentensor promote``.
+
+    It exists for the reviewer: a promotion's Git diff then shows the prompts and parameters
+    that go live, not one changed number. The operator still serves the stored version; it
+    refuses (``Ready=False``, reason ``ChecksumMismatch``) a snapshot whose text does not hash to
+    ``checksum`` (``config_checksum(prompts, parameters)``, sha256 of their canonical JSON) or
+    whose ``checksum`` is not the stored version's, and then keeps the last good version live.
+    """
+
+    checksum: str = Field(
+        pattern=CHECKSUM_PATTERN,
+        description="sha256 (hex) of the canonical JSON of prompts and parameters; must be the stored "
+        "version's checksum.",
+    )
+    prompts: dict[str, PromptText] = Field(description="Prompt name -> text of the active version.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters of the active version.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
 class PromptConfigSpec(ApiModel):
     """Spec of a PromptConfig."""
 
@@ -56,7 +85,18 @@ class PromptConfigSpec(ApiModel):
     active_version: int | None = Field(
         default=None, ge=1, le=INT64_MAX, description="Stored version that is live; unset: the inline spec."
     )
+    active: ActiveSnapshot | None = Field(
+        default=None,
+        description="Written by `agentensor promote`: the text and checksum of activeVersion, so a Git diff "
+        "shows what goes live. Needs activeVersion; a text/checksum mismatch sets Ready=False.",
+    )
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+
+    @model_validator(mode="after")
+    def _active_needs_version(self) -> PromptConfigSpec:
+        if self.active is not None and self.active_version is None:
+            raise ValueError("active: the snapshot of an active version needs spec.activeVersion")
+        return self
 
     @field_validator("parameters")
     @classmethod

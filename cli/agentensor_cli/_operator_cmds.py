@@ -1,7 +1,7 @@
 """Cluster-facing commands: ``agentensor operator``, ``agentensor runner`` and ``agentensor promote``.
 
 ``runner`` is what a runner Job's Pod executes; ``operator`` runs the kopf control plane;
-``promote`` edits a PromptConfig manifest in a Git checkout (GitOps promotion).
+``promote`` (in :mod:`._promote`) edits a PromptConfig manifest in a Git checkout (GitOps promotion).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from ._common import err, outage_retry_seconds
+from ._promote import promote
 
 if TYPE_CHECKING:
     from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun
@@ -239,79 +240,6 @@ def operator(
     except ConfigurationError as e:
         err.print(f"error: {e}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from e
-
-
-def promote(
-    name: Annotated[str, typer.Argument(help="metadata.name of the PromptConfig.")],
-    version: Annotated[int, typer.Option("--version", min=1, help="Version number to make active.")],
-    file: Annotated[Path, typer.Option("--file", "-f", help="Manifest file in a Git checkout.")],
-) -> None:
-    """Set spec.activeVersion of PromptConfig NAME in FILE, keeping comments and key order.
-
-    Commit the change and let Argo CD or Flux apply it; the operator materializes the version.
-    Rollback is the same command with an earlier version.
-    """
-    try:
-        previous = set_active_version(file, name, version)
-    except (OSError, ValueError) as e:
-        err.print(f"error: {e}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from e
-    was = "inline spec" if previous is None else f"version {previous}"
-    err.print(f"{file}: PromptConfig {name} activeVersion {version} (was {was})", highlight=False)
-
-
-def set_active_version(path: Path, name: str, version: int) -> int | None:
-    """Set ``spec.activeVersion`` of PromptConfig ``name`` in a (multi-document) YAML file.
-
-    A ruamel.yaml round trip keeps comments, key order and quoting; a new ``activeVersion`` key
-    goes right after ``spec.workflow``. Returns the previous activeVersion (``None``: inline).
-
-    Raises:
-        ValueError: no such PromptConfig in the file, or the YAML cannot be parsed.
-        OSError: the file cannot be read or written.
-    """
-    import io
-
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.error import YAMLError
-
-    text = path.read_text(encoding="utf-8")
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap long prompt texts
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.explicit_start = text.lstrip().startswith("---")
-    try:
-        docs = list(yaml.load_all(text))
-    except YAMLError as e:
-        raise ValueError(f"{path}: cannot parse YAML: {e}") from e
-    target = next(
-        (
-            doc
-            for doc in docs
-            if isinstance(doc, dict)
-            and doc.get("kind") == "PromptConfig"
-            and (doc.get("metadata") or {}).get("name") == name
-        ),
-        None,
-    )
-    if target is None:
-        raise ValueError(f"{path}: no PromptConfig named {name!r} (metadata.name)")
-    spec = target.get("spec")
-    if not isinstance(spec, CommentedMap):
-        raise ValueError(f"{path}: PromptConfig {name!r} has no spec mapping")
-    previous = spec.get("activeVersion")
-    if "activeVersion" in spec:
-        spec["activeVersion"] = version
-    else:
-        keys = list(spec.keys())
-        position = keys.index("workflow") + 1 if "workflow" in keys else 0
-        spec.insert(position, "activeVersion", version)
-    out = io.StringIO()
-    yaml.dump_all(docs, out)
-    path.write_text(out.getvalue(), encoding="utf-8")
-    return int(previous) if previous is not None else None
 
 
 def register(app: typer.Typer) -> None:

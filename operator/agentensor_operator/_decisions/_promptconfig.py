@@ -10,9 +10,11 @@ from pydantic import ValidationError
 
 from agentensor_api import (
     API_VERSION,
+    ActiveSnapshot,
     ConditionType,
     PromptConfigStatus,
     Reason,
+    config_checksum,
     set_condition,
 )
 
@@ -56,6 +58,38 @@ def active_config_map(
             "checksum": checksum,
         },
     }
+
+
+def active_snapshot_error(
+    snapshot: ActiveSnapshot | None, *, version: int, stored_checksum: str
+) -> tuple[str, str] | None:
+    """Why ``spec.active`` (the promoted text in the manifest) cannot go live, or None when it may.
+
+    Two checks, both ``(Reason.CHECKSUM_MISMATCH, message naming the field)``:
+
+    1. the snapshot's ``prompts`` and ``parameters`` hash (:func:`agentensor_api.config_checksum`)
+       to its ``checksum``: a hand edit of the text after ``agentensor promote`` fails this;
+    2. its ``checksum`` is the stored version's: an ``activeVersion`` changed without the text
+       (or text copied from another version) fails this.
+
+    No snapshot (a manifest written before promotions carried text, or by hand) is no error.
+    """
+    if snapshot is None:
+        return None
+    computed = config_checksum(dict(snapshot.prompts), dict(snapshot.parameters))
+    if computed != snapshot.checksum:
+        return Reason.CHECKSUM_MISMATCH, (
+            f"spec.active.checksum: spec.active.prompts and parameters hash to {computed[:12]}, not to "
+            f"{snapshot.checksum[:12]}: the promoted text was edited; run `agentensor promote` again. "
+            "The ConfigMap keeps the last active version"
+        )
+    if snapshot.checksum != stored_checksum:
+        return Reason.CHECKSUM_MISMATCH, (
+            f"spec.active.checksum: {snapshot.checksum[:12]} is not the checksum of stored version {version} "
+            f"({stored_checksum[:12]}): spec.active holds another version's text than spec.activeVersion; "
+            "run `agentensor promote` again. The ConfigMap keeps the last active version"
+        )
+    return None
 
 
 def promptconfig_status(

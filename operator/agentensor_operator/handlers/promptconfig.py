@@ -4,7 +4,9 @@ On create/update (at once) and on a timer (for best scores arriving from Trainin
 
 1. the inline ``spec.prompts``/``parameters`` become a checksummed version (deduplicated);
 2. ``spec.activeVersion`` (or the inline version) is written to ConfigMap ``<name>-active``,
-   owned by the PromptConfig; an unknown version keeps the last good ConfigMap and says so;
+   owned by the PromptConfig; an unknown version, or a ``spec.active`` snapshot whose text and
+   checksum disagree (with each other or with the stored version), keeps the last good
+   ConfigMap and says so (``Ready=False``, VersionNotFound / ChecksumMismatch);
 3. status: activeVersion/activeChecksum, latestVersion, versions, bestVersion/bestScore.
 
 Deleting a PromptConfig deletes the ConfigMap (owner reference) and keeps every version.
@@ -21,6 +23,7 @@ from agentensor_api import ManifestError, PromptConfig, Reason
 from agentensor_store import VersionRecord
 
 from .. import _decisions as d
+from .._decisions._promptconfig import active_snapshot_error
 from .._deps import Deps
 from .._errors import kopf_errors
 from . import _events
@@ -71,7 +74,8 @@ async def _active_version(deps: Deps, pc: PromptConfig) -> tuple[VersionRecord, 
     """The version to make live (``spec.activeVersion``, else the inline spec, registered here).
 
     Returns ``(version, error)``; ``error`` is ``(reason, message)`` when ``spec.activeVersion``
-    names no stored version, and the version is then the inline one (for the status only).
+    names no stored version (VersionNotFound) or ``spec.active`` disagrees with its text or with
+    the stored version (ChecksumMismatch); the version is then the inline one (for the status only).
     """
     inline = await deps.db(deps.store.register_inline_version, pc)
     wanted = pc.spec.active_version
@@ -84,6 +88,9 @@ async def _active_version(deps: Deps, pc: PromptConfig) -> tuple[VersionRecord, 
             "the ConfigMap keeps the last active version"
         )
         return inline, (Reason.VERSION_NOT_FOUND, message)
+    mismatch = active_snapshot_error(pc.spec.active, version=wanted, stored_checksum=stored.checksum)
+    if mismatch is not None:
+        return inline, mismatch
     return stored, None
 
 

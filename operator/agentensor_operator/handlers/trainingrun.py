@@ -31,7 +31,9 @@ async def promote(deps: Deps, body: Mapping[str, Any], status: RunStatus) -> Non
     target = d.promotion_target(status, pc.get("spec") or {})
     if target is None:
         return
-    await deps.kube.patch_custom(namespace, "promptconfigs", pc_name, {"spec": {"activeVersion": target}})
+    # a merge patch: null removes a spec.active snapshot of the previous version (it would not match)
+    auto = {"spec": {"activeVersion": target, "active": None}}
+    await deps.kube.patch_custom(namespace, "promptconfigs", pc_name, auto)
     message = f"PromptConfig {pc_name} now runs version {target} (promotion policy Auto)"
     _events.post(body, "Normal", "Promoted", message)
     _events.post(pc, "Normal", "Promoted", f"version {target} promoted by TrainingRun {meta.get('name')}")
