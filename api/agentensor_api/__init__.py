@@ -43,6 +43,7 @@ from ._runnable_config import (
 )
 from ._runs import (
     CheckpointSpec,
+    EvaluationCacheSpec,
     EvaluationRunSpec,
     HoldoutGuardSpec,
     OptimizerSpec,
@@ -52,6 +53,7 @@ from ._runs import (
 from ._status import (
     CheckpointSummary,
     Condition,
+    EvaluationCacheStatus,
     HoldoutScores,
     PromptConfigStatus,
     RunStatus,
@@ -76,6 +78,8 @@ __all__ = [
     "Condition",
     "ConditionType",
     "DatasetSpec",
+    "EvaluationCacheSpec",
+    "EvaluationCacheStatus",
     "EvaluationRun",
     "EvaluationRunSpec",
     "EvaluatorSpec",

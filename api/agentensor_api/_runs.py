@@ -200,6 +200,20 @@ class HoldoutGuardSpec(ApiModel):
     )
 
 
+class EvaluationCacheSpec(ApiModel):
+    """The evaluation cache: a scored (config, case) pair is answered from the store, not run again.
+
+    The key is the sha256 of the config checksum, the dataset hash, the case id (and row) and a
+    checksum of the workflow, evaluators, models and RunnableConfig (docs/training.md, "Evaluation
+    cache"). Error rows (timeouts, exceptions) are never cached.
+    """
+
+    enabled: bool = Field(
+        default=True,
+        description="Reuse stored results of (config, case) pairs already scored; false: run every case.",
+    )
+
+
 class CheckpointSpec(ApiModel):
     """How often the current config and its score are checkpointed."""
 
@@ -212,6 +226,10 @@ class TrainingRunSpec(_RunSpecBase):
     optimizer: OptimizerSpec
     holdout_guard: HoldoutGuardSpec = Field(default_factory=HoldoutGuardSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    evaluation_cache: EvaluationCacheSpec = Field(
+        default_factory=EvaluationCacheSpec,
+        description="Reuse results of (config, case) pairs already scored (resume, repeats, other runs).",
+    )
 
     @model_validator(mode="after")
     def _optimizer_model(self) -> TrainingRunSpec:

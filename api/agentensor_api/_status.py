@@ -73,6 +73,18 @@ class UsageSummary(ApiModel):
     )
 
 
+class EvaluationCacheStatus(ApiModel):
+    """``status.evaluationCache``: cases answered from the evaluation cache and cases run.
+
+    Prometheus-style names of the same counters: ``agentensor_runner_evaluation_cache_hits_total``
+    and ``agentensor_runner_evaluation_cache_misses_total``.
+    """
+
+    hits: int = Field(default=0, ge=0, description="Case evaluations answered from the cache (no model call).")
+    misses: int = Field(default=0, ge=0, description="Case evaluations run (looked up, not found).")
+    stored: int = Field(default=0, ge=0, description="Scored cases written to the cache by this process.")
+
+
 class CheckpointSummary(ApiModel):
     """One checkpoint: the config version and the validation score *of that same config*."""
 
@@ -114,6 +126,9 @@ class RunStatus(ApiModel):
     completion_time: str | None = Field(default=None, description="RFC 3339 completion time.")
     message: str | None = Field(default=None, description="Why the run failed, if it did.")
     usage: UsageSummary | None = Field(default=None, description="LLM usage of the whole run so far.")
+    evaluation_cache: EvaluationCacheStatus | None = Field(
+        default=None, description="TrainingRun: evaluation-cache hits and misses of this process."
+    )
 
 
 class PromptConfigStatus(ApiModel):

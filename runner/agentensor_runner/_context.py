@@ -153,7 +153,7 @@ def build_context(
         raise ManifestError("spec.promptConfigRef.name", f"expected {pc.name!r}")
     start, version = resolve_start(pc, store, spec.prompt_config_ref.version)
     check_interpolation(spec.workflow.options, start, "spec.workflow.options")
-    llm = llm or build_runtime(spec, base_dir=base_dir)
+    llm = llm or build_runtime(spec, base_dir=base_dir, store=store, run_id=run_id)
     wf = workflow or load_workflow(spec.workflow, llm=llm)
     evaluators = build_evaluators(spec.evaluators, llm=llm)
     cases = load_cases(spec.dataset, base_dir=base_dir)

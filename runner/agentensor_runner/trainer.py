@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +53,7 @@ from typing import Any
 from agentensor_api import (
     CheckpointSummary,
     ConditionType,
+    EvaluationCacheStatus,
     HoldoutScores,
     Reason,
     RunStatus,
@@ -67,14 +68,20 @@ from agentensor_api import (
 from agentensor_store import CheckpointRecord
 
 from ._context import RunContext
+from ._evalcache import EvalCache, scoring_checksum
 from .datasets import Case, Splits, split_cases
-from .executor import Evaluation, run_cases
+from .executor import CaseResult, Evaluation, run_cases, summarize
 from .llm import Usage
 from .optimizers import Step, build_optimizer
 from .prompts import PromptSet
 from .selection import gate, pareto_front, sample_parent
 from .significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields
 from .workflows import Feedback, default_attribution
+
+CACHE_PART_CASES = 64
+"""With the evaluation cache, cases run in parts of at least this many (and 8 x parallelism),
+each part's scored results stored as it ends: a killed runner loses at most one part's entries
+(their model replies are in the LLM response cache anyway)."""
 
 STALE_KEY = "stale"
 """Checkpoint ``extra`` key: epochs in a row, up to and including this one, that accepted no candidate."""
@@ -244,6 +251,7 @@ class Trainer:
             start_time=now_rfc3339(),
         )
         self._memo: dict[tuple[str, str], Evaluation] = {}
+        self._cache: EvalCache | None = None
 
     # -- status -----------------------------------------------------------------------------
     def _emit(self) -> None:
@@ -266,6 +274,19 @@ class Trainer:
         return self.ctx.objective.evaluator
 
     # -- evaluation -------------------------------------------------------------------------
+    def _eval_cache(self) -> EvalCache | None:
+        """The run's evaluation cache (``spec.evaluationCache``), made on first use after ``_open``."""
+        if not self.spec.evaluation_cache.enabled or self.status.dataset_hash is None:
+            return None
+        if self._cache is None:
+            self._cache = EvalCache(
+                self.ctx.store,
+                scoring=scoring_checksum(self.spec, self.ctx.base_config),
+                dataset_hash=self.status.dataset_hash,
+                run_id=self.ctx.run_id,
+            )
+        return self._cache
+
     async def _evaluate(
         self,
         prompts: PromptSet,
@@ -276,6 +297,13 @@ class Trainer:
         version: int | None = None,
         memo_key: str | None = None,
     ) -> Evaluation:
+        """Score ``prompts`` on ``cases`` and record one row per case; results in case order.
+
+        Answered from the in-process memo (``memo_key``), else each case from the evaluation cache
+        (:mod:`agentensor_runner._evalcache`); only the misses run, in parts of
+        :data:`CACHE_PART_CASES` whose scored results are stored as each part ends. Interrupted
+        (SIGTERM cancels the run), the cases finished so far are still recorded as rows.
+        """
         key = (memo_key, prompts.checksum()) if memo_key else None
         if key is not None and key in self._memo:
             return self._memo[key]
@@ -289,25 +317,69 @@ class Trainer:
             if self.ctx.on_progress is not None:
                 self.ctx.on_progress(stage, done, total)
 
-        ev = await run_cases(
-            self.ctx.workflow,
-            prompts,
-            cases,
-            self.ctx.evaluators,
-            base_config=self.ctx.base_config,
-            run_id=self.ctx.run_id,
-            stage=stage,
-            parallelism=self.spec.parallelism,
-            case_timeout_seconds=self.spec.case_timeout_seconds,
-            evaluator_fields=self.ctx.evaluator_fields,
-            progress=tick,
-            pool=self.ctx.pool,
-        )
+        cache = self._eval_cache()
+        checksum = prompts.checksum()
+        keys, results = cache.lookup(checksum, cases, stage) if cache is not None else ([], {})
+        if results:
+            tick(len(results))
+        try:
+            await self._run_misses(prompts, cases, stage, results, keys, tick)
+        except BaseException:
+            if results:  # what was scored before the interruption stays (the cache has it too)
+                partial = summarize([results[i] for i in sorted(results)], self.ctx.evaluators)
+                self.ctx.record(partial, epoch=epoch, version=version)
+            raise
+        ev = summarize([results[i] for i in range(total)], self.ctx.evaluators)
         self.status.cases_failed = (self.status.cases_failed or 0) + ev.errors
+        if cache is not None:
+            self.status.evaluation_cache = EvaluationCacheStatus(
+                hits=cache.hits, misses=cache.misses, stored=cache.stored
+            )
         self.ctx.record(ev, epoch=epoch, version=version)
         if key is not None:
             self._memo[key] = ev
         return ev
+
+    async def _run_misses(
+        self,
+        prompts: PromptSet,
+        cases: Sequence[Case],
+        stage: str,
+        results: dict[int, CaseResult],
+        keys: Sequence[str],
+        tick: Callable[[int], None],
+    ) -> None:
+        """Run the cases not in ``results`` (indexes into ``cases``), filling ``results``.
+
+        With the evaluation cache (``keys`` non-empty) they run in parts of
+        :data:`CACHE_PART_CASES` (at least 8 x ``parallelism``) and each part's scored results are
+        stored as it ends; without it, in one go as before.
+        """
+        misses = [i for i in range(len(cases)) if i not in results]
+        if not misses:
+            return
+        part = max(CACHE_PART_CASES, 8 * self.spec.parallelism) if keys else len(misses)
+        cache = self._cache
+        for b in range(0, len(misses), part):
+            idx = misses[b : b + part]
+            ev = await run_cases(
+                self.ctx.workflow,
+                prompts,
+                [cases[i] for i in idx],
+                self.ctx.evaluators,
+                base_config=self.ctx.base_config,
+                run_id=self.ctx.run_id,
+                stage=stage,
+                parallelism=self.spec.parallelism,
+                case_timeout_seconds=self.spec.case_timeout_seconds,
+                evaluator_fields=self.ctx.evaluator_fields,
+                progress=tick,
+                pool=self.ctx.pool,
+            )
+            results.update(zip(idx, ev.cases, strict=True))
+            self._meter.metric_calls += len(idx)  # spec.budget.maxMetricCalls: case evaluations actually run
+            if keys and cache is not None:
+                cache.put(prompts.checksum(), ev.cases, [keys[i] for i in idx])
 
     def _feedback(self, ev: Evaluation, prompts: PromptSet) -> dict[str, list[Feedback]]:
         obj = self._obj

@@ -1,4 +1,9 @@
-"""A response cache behind LangChain's ``BaseCache`` interface, stored in one SQLite file.
+"""Response caches behind LangChain's ``BaseCache`` interface: one SQLite file, and the run's store.
+
+:class:`SqliteResponseCache` keeps replies in a local file (``spec.responseCache.path``);
+:class:`StoreResponseCache` keeps them in the run's database (``agentensor_llm_responses``), so a
+runner Pod started again (SIGKILL, eviction, preemption) replays the replies its predecessor got
+instead of asking the model again.
 
 LangChain calls :meth:`lookup`/:meth:`update` with ``prompt`` (the serialised messages) and
 ``llm_string`` (the model class, model name, base URL and every sampling parameter; API keys
@@ -18,7 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.messages import message_to_dict, messages_from_dict
@@ -26,7 +31,31 @@ from langchain_core.outputs import ChatGeneration, Generation
 
 from ._usage import CACHE_HIT_KEY
 
+if TYPE_CHECKING:
+    from agentensor_store import Store
+
 CACHE_ENV = "AGENTENSOR_LLM_CACHE"
+
+
+def _to_json(return_val: Sequence[Generation]) -> list[dict[str, Any]]:
+    """Generations as JSON: ``{"message": message_to_dict(...)}`` for chat, else ``{"text": ...}``."""
+    return [
+        {"message": message_to_dict(g.message)} if isinstance(g, ChatGeneration) else {"text": g.text}
+        for g in return_val
+    ]
+
+
+def _generations(items: Sequence[dict[str, Any]]) -> list[Generation]:
+    """The inverse of :func:`_to_json`; chat messages are marked as cache hits (``CACHE_HIT_KEY``)."""
+    gens: list[Generation] = []
+    for item in items:
+        if "message" in item:
+            message = messages_from_dict([item["message"]])[0]
+            message.response_metadata = {**message.response_metadata, CACHE_HIT_KEY: True}
+            gens.append(ChatGeneration(message=message))
+        else:
+            gens.append(Generation(text=item["text"]))
+    return gens
 
 
 def default_cache_path() -> Path:
@@ -61,24 +90,10 @@ class SqliteResponseCache(BaseCache):
             ).fetchone()
         if row is None:
             return None
-        gens: list[Generation] = []
-        for item in json.loads(row[0]):
-            if "message" in item:
-                message = messages_from_dict([item["message"]])[0]
-                message.response_metadata = {**message.response_metadata, CACHE_HIT_KEY: True}
-                gens.append(ChatGeneration(message=message))
-            else:
-                gens.append(Generation(text=item["text"]))
-        return gens
+        return _generations(json.loads(row[0]))
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        body = json.dumps(
-            [
-                {"message": message_to_dict(g.message)} if isinstance(g, ChatGeneration) else {"text": g.text}
-                for g in return_val
-            ],
-            default=str,
-        )
+        body = json.dumps(_to_json(return_val), default=str)
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO llm_cache (key, generations) VALUES (?, ?)",
@@ -105,3 +120,70 @@ class SqliteResponseCache(BaseCache):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class StoreResponseCache(BaseCache):
+    """Replies kept in the run's store (``Store.llm_response`` / ``Store.put_llm_response``).
+
+    Args:
+        store: the run's :class:`agentensor_store.Store` (SQLite or PostgreSQL).
+        scope: part of every key. ``""`` shares replies across runs, like the SQLite file (task
+            and judge calls); a run's own scope (``run:<run id>``) keeps optimizer replies
+            (textgrad gradients and rewrites) to that run, so that its restarts replay them
+            while another run still explores.
+        local: a faster cache consulted first and written too (the SQLite file), or None.
+
+    The key is the sha256 of ``scope``, ``llm_string`` and ``prompt``; the value is the
+    generations as JSON (the SQLite cache's format). Calls run inline: one indexed read or upsert
+    per model call, small beside the call itself. A store error propagates (the store already
+    rides out an outage for ``outage_retry_seconds``).
+    """
+
+    def __init__(self, store: Store, *, scope: str = "", local: BaseCache | None = None) -> None:
+        self.store = store
+        self.scope = scope
+        self.local = local
+
+    def _key(self, prompt: str, llm_string: str) -> str:
+        return hashlib.sha256(f"{self.scope}\x00{llm_string}\x00{prompt}".encode()).hexdigest()
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        if self.local is not None:
+            hit = self.local.lookup(prompt, llm_string)
+            if hit is not None:
+                return hit
+        value = self.store.llm_response(self._key(prompt, llm_string))
+        if not isinstance(value, list):
+            return None
+        gens = _generations(value)
+        if self.local is not None:
+            self.local.update(prompt, llm_string, gens)
+        return gens
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        self.store.put_llm_response(
+            self._key(prompt, llm_string), json.loads(json.dumps(_to_json(return_val), default=str))
+        )
+        if self.local is not None:
+            self.local.update(prompt, llm_string, return_val)
+
+    def clear(self, **kwargs: Any) -> None:
+        """Delete every reply in the store (all scopes) and in ``local``."""
+        self.store.clear_llm_responses()
+        if self.local is not None:
+            self.local.clear()
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        return self.lookup(prompt, llm_string)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
+        self.update(prompt, llm_string, return_val)
+
+    async def aclear(self, **kwargs: Any) -> None:
+        self.clear()
+
+    def close(self) -> None:
+        """Close ``local`` (the store belongs to the run)."""
+        close = getattr(self.local, "close", None)
+        if callable(close):
+            close()

@@ -129,6 +129,9 @@ class LlmRuntime:
         self._factory = factory or _init_chat_model
         self.pricing = dict(pricing or {})
         self.cache = cache
+        self.optimizer_cache: BaseCache | None = None
+        """Cache of the other purposes (textgrad ``gradient``/``rewrite``), set by ``build_runtime``
+        when the run has a store; ``None``: those calls are never cached."""
         self.ledger = UsageLedger()
         self.redact = Redactor()
         self._keys: dict[str, SecretStr | None] = {}
@@ -233,6 +236,8 @@ class LlmRuntime:
             if http is not None:
                 extra["http_async_client"] = http
         cache: BaseCache | bool = self.cache if (self.cache is not None and purpose in CACHED_PURPOSES) else False
+        if purpose not in CACHED_PURPOSES and self.optimizer_cache is not None:
+            cache = self.optimizer_cache
         callback = UsageCallback(self.ledger, purpose, self.pricing.get(spec.model))
         return self._make(name, spec.model, {**extra, **kwargs, "cache": cache, "callbacks": [callback]})
 
