@@ -20,7 +20,7 @@ from agentensor_store import CaseRow, Store, VersionRecord
 from ._runnable_config import resolve_run_config
 from .datasets import Case, load_cases
 from .evaluators import Evaluator, build_evaluators
-from .executor import CaseWorkers, Evaluation
+from .executor import CaseResult, CaseWorkers, Evaluation
 from .llm import LlmRuntime, build_runtime
 from .prompts import PromptSet, check_interpolation
 from .workflows import Workflow, load_workflow
@@ -78,24 +78,43 @@ class RunContext:
 
     def record(self, evaluation: Evaluation, *, epoch: int | None, version: int | None) -> None:
         """Write every case of an evaluation as a row (upsert: a resumed stage does not duplicate)."""
-        rows = [
-            CaseRow(
-                stage=r.stage,
-                case_id=r.case.case_id,
-                thread_id=r.thread_id,
-                input=_jsonable(r.case.input),
-                expected=_jsonable(r.case.expected),
-                output=_jsonable(r.output),
-                scores={k: v.score for k, v in r.results.items()},
-                passed=r.passed(self.objective.evaluator) if r.error is None else False,
-                error=r.error,
-                latency_seconds=r.latency_seconds,
-                epoch=epoch,
-                version=version,
-            )
-            for r in evaluation.cases
-        ]
-        self.store.record_cases(self.run_id, rows)
+        self.store.record_cases(self.run_id, [self.case_row(r, epoch=epoch, version=version) for r in evaluation.cases])
+
+    def case_row(self, r: CaseResult, *, epoch: int | None, version: int | None) -> CaseRow:
+        """The store row of one case result.
+
+        ``scores`` holds the scored evaluators only (a parse failure has no score);
+        ``reasons`` is ``{evaluator: reason}`` of the results that did not pass, each clipped
+        to :data:`REASON_CHARS` (``None`` when every result passed or the case errored);
+        ``usage`` is the case's :class:`~agentensor_runner.llm.Usage` in ``UsageSummary``
+        wire form when the run has models (``None`` otherwise).
+        """
+        reasons = {k: _clip(v.reason) for k, v in r.results.items() if not v.passed and v.reason}
+        usage = r.usage.to_json() if self.llm is not None and r.usage is not None else None
+        return CaseRow(
+            stage=r.stage,
+            case_id=r.case.case_id,
+            thread_id=r.thread_id,
+            input=_jsonable(r.case.input),
+            expected=_jsonable(r.case.expected),
+            output=_jsonable(r.output),
+            scores={k: v.score for k, v in r.results.items() if v.scored},
+            passed=r.passed(self.objective.evaluator) if r.error is None else False,
+            error=r.error,
+            latency_seconds=r.latency_seconds,
+            epoch=epoch,
+            version=version,
+            reasons=reasons or None,
+            usage=usage,
+        )
+
+
+REASON_CHARS = 2000
+"""Characters of one evaluator's reason kept in a case row."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
 
 
 def _jsonable(value: Any) -> Any:

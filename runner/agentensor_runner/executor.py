@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ._runnable_config import case_config, case_thread_id
 from .datasets import Case
-from .evaluators import EvalResult, Evaluator, resolve_path
+from .evaluators import Aggregate, EvalResult, Evaluator, Tally, resolve_path
 from .llm import Usage, begin_case, end_case
 from .prompts import PromptSet, start_tape, stop_tape
 from .workflows import Workflow
@@ -60,6 +60,7 @@ class CaseResult:
     """LLM usage of this case (workflow and judge calls), from LangChain usage metadata."""
 
     def score(self, evaluator: str) -> float:
+        """The evaluator's score; 0.0 for an error row, a missing result or an unscored one."""
         r = self.results.get(evaluator)
         return r.score if r is not None and self.error is None else 0.0
 
@@ -67,24 +68,79 @@ class CaseResult:
         r = self.results.get(evaluator)
         return bool(r is not None and self.error is None and r.passed)
 
+    def scored(self, evaluator: str) -> bool:
+        """False only when the evaluator's result is a parse failure (an error row scores 0: True)."""
+        r = self.results.get(evaluator)
+        return self.error is not None or r is None or r.scored
+
+
+class Aggregator:
+    """Per-evaluator aggregates and the error count, one case at a time (constant memory).
+
+    An error row scores 0 and fails for every evaluator; an unscored result (parse failure)
+    counts only in that evaluator's ``parseFailures``.
+    """
+
+    def __init__(self, evaluators: Sequence[str]) -> None:
+        self.tallies = {name: Tally() for name in evaluators}
+        self.errors = 0
+        self.count = 0
+
+    def add(self, r: CaseResult) -> None:
+        self.count += 1
+        self.errors += r.error is not None
+        for name, tally in self.tallies.items():
+            tally.add(r.score(name), r.passed(name), scored=r.scored(name))
+
+    def aggregates(self) -> dict[str, Aggregate]:
+        return {name: t.result() for name, t in self.tallies.items()}
+
 
 @dataclass(frozen=True)
 class Evaluation:
-    """All case results of one (config, split) evaluation with per-evaluator means."""
+    """All case results of one (config, split) evaluation with per-evaluator aggregates.
+
+    ``means`` is ``{evaluator: mean}`` over the scored cases (see :class:`Aggregator`);
+    ``aggregates`` adds ``passRate``, ``n`` and ``parseFailures``. ``cases`` may be empty when
+    the evaluation streamed its rows to the store instead of keeping them (``keep_cases=False``).
+    """
 
     cases: list[CaseResult]
     means: dict[str, float]
     errors: int
+    aggregates: dict[str, Aggregate] = field(default_factory=dict)
+    count: int | None = None
+    """Cases evaluated (``len(cases)`` unless the rows were not kept)."""
 
     def objective(self, evaluator: str) -> float:
         return self.means.get(evaluator, 0.0)
 
+    @property
+    def size(self) -> int:
+        return self.count if self.count is not None else len(self.cases)
+
+    @property
+    def parse_failures(self) -> dict[str, int]:
+        """``{evaluator: unscored results}``, only evaluators with at least one."""
+        return {k: a["parseFailures"] for k, a in self.aggregates.items() if a["parseFailures"]}
+
 
 def summarize(results: Sequence[CaseResult], evaluators: Sequence[Evaluator]) -> Evaluation:
-    """Mean score per evaluator over all cases; an error row scores 0 for every evaluator."""
-    n = len(results)
-    means = {ev.name: (sum(r.score(ev.name) for r in results) / n if n else 0.0) for ev in evaluators}
-    return Evaluation(list(results), means, sum(1 for r in results if r.error is not None))
+    """Aggregates per evaluator over all cases; an error row scores 0 for every evaluator.
+
+    A parse failure is left out of its evaluator's mean (and counted in ``parseFailures``), so
+    ``means[e]`` is the mean over the cases that ``e`` actually scored; 0.0 if it scored none.
+    """
+    agg = Aggregator([ev.name for ev in evaluators])
+    for r in results:
+        agg.add(r)
+    return _evaluation(list(results), agg)
+
+
+def _evaluation(cases: list[CaseResult], agg: Aggregator) -> Evaluation:
+    aggregates = agg.aggregates()
+    means = {k: a["mean"] for k, a in aggregates.items()}
+    return Evaluation(cases, means, agg.errors, aggregates, agg.count)
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
@@ -232,4 +288,4 @@ async def _in_order(
     return [r for r in out if r is not None]
 
 
-__all__ = ["CaseResult", "Evaluation", "ProgressFn", "resolve_path", "run_cases", "summarize"]
+__all__ = ["Aggregator", "CaseResult", "Evaluation", "ProgressFn", "resolve_path", "run_cases", "summarize"]

@@ -116,8 +116,10 @@ async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
     if ev.errors == len(ev.cases):
         first = next(r for r in ev.cases if r.error)
         raise RunFailed(Reason.ALL_CASES_FAILED, f"every case failed; case {first.case.case_id}: {first.error}")
+    unscored = "".join(f", {n} {k} parse failure(s)" for k, n in sorted(ev.parse_failures.items()))
     mark_succeeded(
-        status, f"{ctx.objective.evaluator}={status.best_score:.4f} over {len(ev.cases)} cases, {ev.errors} error(s)"
+        status,
+        f"{ctx.objective.evaluator}={status.best_score:.4f} over {ev.size} cases, {ev.errors} error(s){unscored}",
     )
     _publish(ctx, status, completed_at=datetime.now(UTC))
     return status

@@ -161,10 +161,16 @@ def paired_case_scores(baseline: Evaluation, best: Evaluation, evaluator: str) -
     """Per-case ``evaluator`` scores of two evaluations of the same cases, paired by case id.
 
     An errored case scores 0, as in the evaluation's mean. Cases present in only one evaluation
-    are left out (the trainer scores both configs on the same holdout, so there are none).
+    are left out (the trainer scores both configs on the same holdout, so there are none), and
+    so is a case either side left unscored (a judge parse failure): excluded pairwise, since a
+    pair needs two scores.
     """
-    best_by_id = {r.case.case_id: r.score(evaluator) for r in best.cases}
-    pairs = [(r.score(evaluator), best_by_id[r.case.case_id]) for r in baseline.cases if r.case.case_id in best_by_id]
+    best_by_id = {r.case.case_id: r.score(evaluator) for r in best.cases if r.scored(evaluator)}
+    pairs = [
+        (r.score(evaluator), best_by_id[r.case.case_id])
+        for r in baseline.cases
+        if r.case.case_id in best_by_id and r.scored(evaluator)
+    ]
     return [a for a, _ in pairs], [b for _, b in pairs]
 
 

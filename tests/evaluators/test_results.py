@@ -91,6 +91,24 @@ def test_eval_result_rejects_scores_outside_unit_interval(score: float) -> None:
         EvalResult(score, False, "x")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        pytest.param({"score": 0.0, "passed": True, "outcome": "parseFailure"}, "must have score 0.0", id="passed"),
+        pytest.param({"score": 0.5, "passed": False, "outcome": "parseFailure"}, "must have score 0.0", id="scored"),
+        pytest.param({"score": 0.5, "passed": False, "outcome": "skipped"}, "outcome must be one of", id="unknown"),
+    ],
+)
+def test_eval_result_rejects_inconsistent_outcomes(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        EvalResult(reason="x", **kwargs)
+
+
+def test_unscored_result_is_not_scored() -> None:
+    assert EvalResult(0.0, False, "x", "parseFailure").scored is False
+    assert EvalResult(0.0, False, "x").scored is True
+
+
 def test_eval_result_is_frozen() -> None:
     r = EvalResult(1.0, True, "")
     with pytest.raises(AttributeError):
@@ -98,8 +116,8 @@ def test_eval_result_is_frozen() -> None:
 
 
 AGGREGATES = [
-    pytest.param([], {"mean": 0.0, "passRate": 0.0, "n": 0}, id="empty"),
-    pytest.param([EvalResult(1.0, True, "")], {"mean": 1.0, "passRate": 1.0, "n": 1}, id="one"),
+    pytest.param([], {"mean": 0.0, "passRate": 0.0, "n": 0, "parseFailures": 0}, id="empty"),
+    pytest.param([EvalResult(1.0, True, "")], {"mean": 1.0, "passRate": 1.0, "n": 1, "parseFailures": 0}, id="one"),
     pytest.param(
         [
             EvalResult(1.0, True, ""),
@@ -107,8 +125,18 @@ AGGREGATES = [
             EvalResult(0.0, False, "y"),
             EvalResult(0.7, True, ""),
         ],
-        {"mean": pytest.approx(0.55), "passRate": 0.5, "n": 4},
+        {"mean": pytest.approx(0.55), "passRate": 0.5, "n": 4, "parseFailures": 0},
         id="mixed",
+    ),
+    pytest.param(
+        [EvalResult(0.9, True, ""), EvalResult(0.0, False, "judge reply did not parse", "parseFailure")],
+        {"mean": 0.9, "passRate": 1.0, "n": 1, "parseFailures": 1},
+        id="parse-failure-left-out",
+    ),
+    pytest.param(
+        [EvalResult(0.0, False, "judge reply did not parse", "parseFailure")] * 2,
+        {"mean": 0.0, "passRate": 0.0, "n": 0, "parseFailures": 2},
+        id="only-parse-failures",
     ),
 ]
 

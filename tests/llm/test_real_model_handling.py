@@ -84,3 +84,41 @@ async def test_parse_failures_and_truncation_are_counted_in_status(
     report = write_outputs(tmp_path / "out", "r", status, store, training=False)["report"].read_text()
     assert "judge parse failures" in report and "helpful=2" in report
     store.close()
+
+
+async def test_parse_failure_is_unscored_excluded_from_the_mean_and_kept_raw_in_the_row(
+    server: ScriptedServer, llm_env: Path, tmp_path: Path
+) -> None:
+    """One judge reply parses (score 0.8), the other rambles: the mean is 0.8 over 1 scored case,
+    not 0.4 over 2; the unparsable case's row has no score, its raw reply in ``reasons`` and its
+    own usage (1 task + 1 judge call, the parse failure)."""
+    server.add(system="strict evaluator", user="q1", reply='{"score": 0.8, "reason": "fine"}')
+    server.add(system="strict evaluator", user="q2", reply="Well, as a judge I would say it rambles on " * 3)
+    server.add(reply="an answer")
+    spec: dict[str, Any] = {
+        "workflow": {"template": "chat"},
+        "models": {"task": model(server), "judge": {**model(server, "judge-m"), "structuredOutput": "none"}},
+        "dataset": {"inline": [{"input": "q1", "expected": "a"}, {"input": "q2", "expected": "b"}]},
+        "evaluators": [{"name": "helpful", "type": "llm_judge", "threshold": 0.5, "options": {"rubric": "Helps."}}],
+    }
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    store.upgrade()
+    status = await execute(evaluation_run(spec), prompt_config({"system": "Help."}), store, base_dir=tmp_path)
+    assert status.phase == "Succeeded", status.message
+    assert status.scores == {"helpful": 0.8}
+    assert status.best_score == 0.8
+    assert status.usage is not None and status.usage.parse_failures == {"helpful": 1}
+    assert "1 helpful parse failure(s)" in (status.conditions[-1].message or "")
+    rows = {r.input: r for r in store.list_cases(status.run_id or "")}
+    assert rows["q1"].scores == {"helpful": 0.8} and rows["q1"].passed is True and rows["q1"].reasons is None
+    bad = rows["q2"]
+    assert bad.scores == {} and bad.passed is False
+    assert bad.reasons is not None and bad.reasons["helpful"].startswith("judge reply did not parse")
+    assert "the judge failed, not the output" in bad.reasons["helpful"]
+    assert "Well, as a judge I would say it rambles on" in bad.reasons["helpful"]
+    assert bad.usage is not None
+    assert bad.usage["llmCalls"] == {"judge": 1, "task": 1}
+    assert bad.usage["parseFailures"] == {"helpful": 1}
+    assert rows["q1"].usage is not None and rows["q1"].usage["parseFailures"] == {}
+    assert bad.usage["inputTokens"] > 0 and bad.usage["outputTokens"] > 0
+    store.close()

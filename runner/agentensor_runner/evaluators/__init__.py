@@ -6,7 +6,8 @@ output=..., expected=...)`` returns an :class:`EvalResult` with ``score`` in ``[
 ``passed = score >= spec.threshold`` and a textual ``reason`` (the "loss" fed back to the
 optimizer). Options are validated when building (:class:`EvaluatorConfigError` names the field,
 e.g. ``spec.evaluators[2].options.pattern``); a bad case never raises but scores 0 with a
-reason.
+reason. A judge reply that does not parse is not a score: its result has ``outcome
+"parseFailure"`` and :func:`aggregate` counts it in ``parseFailures``, outside the mean.
 
 Types: ``exact_match``, ``contains``, ``regex``, ``json_schema``, ``numeric`` (all 0/1),
 ``embedding_similarity`` (graded cosine; use a threshold like 0.8) and ``python`` (an
@@ -18,7 +19,7 @@ from ._build import build_evaluator, build_evaluators
 from ._embedding import EmbeddingSimilarityEvaluator
 from ._paths import FieldNotFoundError, resolve_path
 from ._python import ALLOWLIST_ENV, PythonEvaluator, allowlist_from_env
-from ._result import Aggregate, EvalResult, Evaluator, EvaluatorConfigError, aggregate
+from ._result import Aggregate, EvalResult, Evaluator, EvaluatorConfigError, Outcome, Tally, aggregate
 from ._structured import JsonSchemaEvaluator, NumericEvaluator, parse_number
 from ._text import ContainsEvaluator, ExactMatchEvaluator, RegexEvaluator
 
@@ -34,8 +35,10 @@ __all__ = [
     "FieldNotFoundError",
     "JsonSchemaEvaluator",
     "NumericEvaluator",
+    "Outcome",
     "PythonEvaluator",
     "RegexEvaluator",
+    "Tally",
     "aggregate",
     "allowlist_from_env",
     "as_text",

@@ -68,12 +68,14 @@ class Score:
     """What a concrete evaluator computes; :class:`BaseEvaluator` turns it into an EvalResult.
 
     ``score`` may be any float (clamped to [0, 1]; NaN -> 0); ``reason`` explains a failure;
-    ``passed`` overrides the threshold rule when not ``None``.
+    ``passed`` overrides the threshold rule when not ``None``; ``unscored`` makes the result a
+    ``parseFailure`` (score 0, not passed, left out of means), keeping ``reason`` as given.
     """
 
     score: float
     reason: str = ""
     passed: bool | None = None
+    unscored: bool = False
 
 
 class BaseEvaluator:
@@ -130,6 +132,8 @@ class BaseEvaluator:
         return EvalResult(0.0, False, f"evaluator raised {type(exc).__name__}: {text}".rstrip())
 
     def _finish(self, raw: Score) -> EvalResult:
+        if raw.unscored:
+            return EvalResult(0.0, False, raw.reason, "parseFailure")
         score = float(raw.score)
         score = 0.0 if math.isnan(score) else min(1.0, max(0.0, score))
         threshold = self.spec.threshold

@@ -19,10 +19,13 @@ reply with a grammar and answers ``json_schema`` with HTTP 500). ``auto`` tries 
 order and falls back to plain text when the server rejects a form (HTTP 4xx/5xx); the form
 that worked is remembered per model for the rest of the run.
 
-A reply that still does not parse is a **parse failure**, not a silent 0: it is counted under
-the evaluator's name in ``usage.parseFailures`` (case, checkpoint, ``status.usage``, report),
-and the case fails with the reason ``"judge reply did not parse (...); raw reply: '<first 300
-characters>'"``, so the loss the optimizer sees says the judge, not the output, failed.
+A reply that still does not parse is a **parse failure**, not a silent 0: the result's
+``outcome`` is ``parseFailure`` (``score`` 0.0, not passed), it is left out of this evaluator's
+mean and pass rate (:func:`~agentensor_runner.evaluators.aggregate`, the executor's means, the
+objective) and counted under the evaluator's name in ``parseFailures`` (aggregates) and
+``usage.parseFailures`` (case row, checkpoint, ``status.usage``, report). Its reason is
+``"judge reply did not parse (<why>); the judge failed, not the output; raw reply: '<first
+300 characters>'"``, so the loss the optimizer sees says the judge, not the output, failed.
 """
 
 from __future__ import annotations
@@ -178,4 +181,5 @@ class LlmJudgeEvaluator(BaseEvaluator):
         except ValueError as e:
             record_parse_failure(self.llm.ledger, self.name)
             why = str(e).split(":", 1)[0]
-            return Score(0.0, f"{PARSE_FAILURE} ({why}); raw reply: {text[:RAW_CHARS]!r}", passed=False)
+            reason = f"{PARSE_FAILURE} ({why}); the judge failed, not the output; raw reply: {text[:RAW_CHARS]!r}"
+            return Score(0.0, reason, passed=False, unscored=True)
