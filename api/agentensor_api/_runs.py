@@ -20,6 +20,7 @@ from ._common import (
     check_objective,
 )
 from ._runnable_config import MAX_CONCURRENCY, RunnableConfigSpec
+from ._runner import RunnerSpec
 
 
 class _RunSpecBase(ApiModel):
@@ -41,7 +42,16 @@ class _RunSpecBase(ApiModel):
     case_timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="Per-case timeout; a timeout is an error row."
     )
-    suspend: bool = Field(default=False, description="Hold the run (Kueue-friendly).")
+    suspend: bool = Field(
+        default=False,
+        description="Hold the run: no runner Job while true; a running one is stopped (SIGTERM, checkpoint) and "
+        "resumes from its last checkpoint when set back to false (Kueue's suspend).",
+    )
+    runner: RunnerSpec | None = Field(
+        default=None,
+        description="Runner Pod resources, placement (nodeSelector, tolerations, priorityClassName), env, "
+        "volumes, serviceAccountName, labels and annotations.",
+    )
     models: dict[str, ModelSpec] = Field(
         default_factory=dict,
         description="Named chat models, referenced by name from workflow options (`model: task`), llm_judge "

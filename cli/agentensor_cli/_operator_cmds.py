@@ -20,7 +20,8 @@ from ._common import err, outage_retry_seconds
 from ._promote import promote
 
 if TYPE_CHECKING:
-    from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun
+    from agentensor_api import EvaluationRun, ManifestError, PromptConfig, RunStatus, TrainingRun
+    from agentensor_store import Store
 
 ROOT_ENV = "AGENTENSOR_ROOT"
 """Test-harness hook: when set, absolute container paths (``--manifest``, ``--base-dir``) are
@@ -162,7 +163,7 @@ def _run_to_completion(
     Once started, the store rides out a database restart or fail-over instead of failing the Pod.
     A shard that holds no case (more shards than cases) is recorded as Succeeded with zero cases.
     """
-    from agentensor_api import AgentensorError, EvaluationRun
+    from agentensor_api import AgentensorError, EvaluationRun, ManifestError
     from agentensor_runner import execute, find_prompt_config, record_empty_shard, shard_run, tuned_gc
     from agentensor_store import Store
 
@@ -179,9 +180,43 @@ def _run_to_completion(
             return asyncio.run(_cancel_on_sigterm(execute(run, pc, store, base_dir=base, run_id=run_id)))
     except AgentensorError as e:
         err.print(f"error: {e}", highlight=False)
+        if isinstance(e, ManifestError):
+            _record_config_error(store, run, configs, run_id, e)
         raise typer.Exit(EXIT_INVALID) from e
     finally:
         store.close()
+
+
+def _record_config_error(
+    store: Store, run: TrainingRun | EvaluationRun, configs: list[PromptConfig], run_id: str, error: ManifestError
+) -> None:
+    """Record a spec or data error as the run's Failed verdict, so the operator fails it at once.
+
+    A config error is not transient: a retried Pod would hit it again. The verdict (``Failed=True``,
+    reason ``InvalidInput`` for ``spec.dataset.*`` fields, else ``InvalidSpec``, message
+    ``<field>: <reason>``) goes to the store, where the operator reads it, marks the run Failed with
+    that message and stops the Job's retries. A store that cannot take it is reported on stderr
+    only: the exit code 2 still says what happened.
+    """
+    from agentensor_api import Reason, RunStatus, mark_failed
+    from agentensor_store import StoreError
+
+    reason = Reason.INVALID_INPUT if error.field.startswith("spec.dataset") else Reason.INVALID_SPEC
+    status = mark_failed(RunStatus(run_id=run_id), reason, f"{error.field}: {error.reason}")
+    workflow = next((c.spec.workflow for c in configs if c.name == run.spec.prompt_config_ref.name), None)
+    try:
+        store.record_verdict(
+            run_id=run_id,
+            kind=run.kind,
+            namespace=run.namespace,
+            name=run.name,
+            workflow=workflow or run.spec.prompt_config_ref.name,
+            spec=run.spec.to_wire(),
+            seed=run.spec.dataset.seed,
+            status=status,
+        )
+    except StoreError as e:
+        err.print(f"error: could not record the verdict: {e}", highlight=False)
 
 
 def _print_summary(run: TrainingRun | EvaluationRun, run_id: str, status: RunStatus) -> None:

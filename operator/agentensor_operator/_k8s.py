@@ -10,12 +10,14 @@ Errors become :class:`~agentensor_operator._errors.KubernetesApiError`; a 404 on
 from __future__ import annotations
 
 import asyncio
+import decimal
 import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from kubernetes import client, config
+from kubernetes.utils.quantity import parse_quantity
 from urllib3.exceptions import HTTPError
 
 from agentensor_api import GROUP, VERSION
@@ -210,3 +212,13 @@ def _reason(e: Any) -> str:
         return str(body.get("message") or e.reason or "")
     except (TypeError, ValueError):
         return str(e.reason or "")
+
+
+def quantity(value: str) -> decimal.Decimal:
+    """A Kubernetes resource quantity (``"500m"``, ``"1Gi"``, ``"2"``) as a number of base units.
+
+    The client's ``kubernetes.utils.quantity.parse_quantity``, kept behind this module like every
+    other use of the client; pure (no API call), used by ``_decisions._jobs`` to hold runner
+    requests to the chart's ``runner.maxResources``. Raises ``ValueError`` for a malformed quantity.
+    """
+    return decimal.Decimal(parse_quantity(value))

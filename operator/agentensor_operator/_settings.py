@@ -18,6 +18,8 @@ from typing import Annotated
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agentensor_api import ResourceRequirements, Toleration
+
 MODULE_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 """A Python dotted module name (``mycompany.agents``): what an allow-list entry must be. The chart's
 values.schema.json carries the same pattern for ``runner.allowedModules``."""
@@ -121,6 +123,49 @@ class JobSettings(BaseSettings):
     workflow templates and evaluators need none). Raises ``ValidationError`` naming
     ``allowed_modules`` for an entry that is not a dotted Python name."""
 
+    resources: ResourceRequirements = Field(
+        default_factory=lambda: ResourceRequirements(
+            requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}
+        )
+    )
+    """Default requests and limits of the runner container, per resource name (env
+    ``AGENTENSOR_JOB_RESOURCES``, JSON ``{"requests": {...}, "limits": {...}}``; chart value
+    ``runner.resources``). A run's ``spec.runner.resources`` replaces the default of each resource
+    it names (its request and limit together) and keeps the others. With requests set, runner
+    Pods are never BestEffort (BestEffort Pods get ``cpu.shares=2`` and starve on a busy node;
+    they are also evicted first). 500m CPU and 1 GiB are what the Banking77 runner (embedding
+    model plus dataset) needs to keep one core busy; the 4 GiB memory limit bounds a runaway
+    without a CPU limit, which would throttle a CPU-bound runner for nothing."""
+
+    max_resources: dict[str, str] = Field(default_factory=dict)
+    """Largest request or limit a run may ask for, per resource name (env
+    ``AGENTENSOR_JOB_MAX_RESOURCES``, JSON ``{"cpu": "4", "memory": "16Gi"}``; chart value
+    ``runner.maxResources``). A run asking for more is refused with ``Accepted=False`` reason
+    InvalidSpec naming the field (``spec.runner.resources.requests.cpu``). Empty: no maximum
+    (a namespace ResourceQuota still applies)."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels every runner Pod must match (env ``AGENTENSOR_JOB_NODE_SELECTOR``, JSON; chart
+    value ``runner.nodeSelector``). Merged with a run's ``spec.runner.nodeSelector``; a run that
+    asks for another value of one of these keys is refused (InvalidSpec), so runners stay on the
+    admin's node pool."""
+
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Tolerations added to every runner Pod, after the run's own (env
+    ``AGENTENSOR_JOB_TOLERATIONS``, JSON list; chart value ``runner.tolerations``), e.g. for a
+    tainted pool of runner nodes."""
+
+    priority_class_name: str | None = None
+    """PriorityClass of runner Pods unless a run sets ``spec.runner.priorityClassName`` (env
+    ``AGENTENSOR_JOB_PRIORITY_CLASS_NAME``; chart ``runner.priorityClassName``). Unset: the
+    cluster's default priority."""
+
+    @field_validator("max_resources", mode="before")
+    @classmethod
+    def _quantities(cls, value: dict[str, str]) -> dict[str, str]:
+        """Resource names and quantities checked as the API checks ``spec.runner.resources``."""
+        return ResourceRequirements(limits=value).limits or {}
+
     @field_validator("allowed_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
@@ -188,6 +233,12 @@ class ServerSettings(BaseSettings):
     bind_address: str = "0.0.0.0"
     """Address both endpoints listen on; all interfaces, since kubelet probes and Prometheus
     connect to the Pod IP."""
+
+    metrics_host: str | None = None
+    """Address ``/metrics`` listens on, if not :attr:`bind_address` (``--metrics-bind-address``)."""
+
+    liveness_host: str | None = None
+    """Address ``/healthz`` listens on, if not :attr:`bind_address` (``--health-probe-bind-address``)."""
 
 
 class OperatorSettings(BaseModel):

@@ -13,6 +13,7 @@ from agentensor_api import (
     EvaluationRun,
     ManifestError,
     PromptConfig,
+    RunnerSpec,
     TrainingRun,
     api_key_env_name,
     canonical_json,
@@ -53,6 +54,8 @@ class RunFacts:
     image: str | None
     secret_env: tuple[JsonDict, ...]
     parallelism: int = 1
+    runner: RunnerSpec | None = None
+    """``spec.runner``: placement and resources of the runner Pods."""
 
 
 def run_facts(body: Mapping[str, Any]) -> RunFacts:
@@ -64,6 +67,7 @@ def run_facts(body: Mapping[str, Any]) -> RunFacts:
         image=run.spec.workflow.image,
         secret_env=tuple(model_secret_env(run)),
         parallelism=run.spec.parallelism,
+        runner=run.spec.runner,
     )
 
 

@@ -172,6 +172,7 @@ def _validated(deps: Deps, body: Mapping[str, Any], ref: d.RunRef) -> d.RunFacts
     facts: d.RunFacts | None = deps.validated.get(key)
     if facts is None:
         facts = d.run_facts(body)
+        d.check_runner(facts.runner, deps.settings.jobs)  # chart limits: InvalidSpec naming the field
         if len(deps.validated) >= VALIDATED_CACHE_SIZE:
             deps.validated.pop(next(iter(deps.validated)))
         deps.validated[key] = facts
@@ -230,6 +231,8 @@ async def _without_job(
                 database=deps.settings.database,
                 secret_env=facts.secret_env,
                 shard=(shard, shards) if shard is not None else None,
+                runner=facts.runner,
+                run_labels=(body.get("metadata") or {}).get("labels"),
             )
             if await deps.kube.create_job(ref.namespace, job):
                 created.append(job["metadata"]["name"])
