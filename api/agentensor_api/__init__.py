@@ -43,6 +43,7 @@ from ._runnable_config import (
 )
 from ._runner import EnvVar, ResourceRequirements, RunnerSpec, Toleration, Volume, VolumeMount
 from ._runs import (
+    BudgetSpec,
     CheckpointSpec,
     EvaluationCacheSpec,
     EvaluationRunSpec,
@@ -52,10 +53,14 @@ from ._runs import (
     TrainingRunSpec,
 )
 from ._status import (
+    BudgetStatus,
+    BudgetUse,
     CheckpointSummary,
     Condition,
     EvaluationCacheStatus,
     HoldoutScores,
+    LeakedInput,
+    ProjectedCalls,
     PromptConfigStatus,
     RunStatus,
     UsageSummary,
@@ -74,6 +79,9 @@ __all__ = [
     "AgentensorError",
     "AnyResource",
     "ApiModel",
+    "BudgetSpec",
+    "BudgetStatus",
+    "BudgetUse",
     "CheckpointSpec",
     "CheckpointSummary",
     "Condition",
@@ -87,12 +95,14 @@ __all__ = [
     "EvaluatorSpec",
     "HoldoutGuardSpec",
     "HoldoutScores",
+    "LeakedInput",
     "ManifestError",
     "ModelSpec",
     "ObjectMeta",
     "ObjectiveSpec",
     "OptimizerSpec",
     "PriceSpec",
+    "ProjectedCalls",
     "PromotionSpec",
     "PromptConfig",
     "PromptConfigRef",

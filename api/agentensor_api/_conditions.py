@@ -37,6 +37,8 @@ class ConditionType:
     """PromptConfig: the active version is materialized."""
     DATABASE_AVAILABLE: Final = "DatabaseAvailable"
     """Operator: False while it cannot read the run's rows (True again once it can)."""
+    OVERFITTING: Final = "Overfitting"
+    """TrainingRun: True when the best config contains validation or holdout inputs verbatim."""
     PASSED: Final = "Passed"
     """EvaluationRun with ``spec.passCriteria``: True when every criterion held (a pipeline gate)."""
 
@@ -60,6 +62,8 @@ class Reason:
     RESUMED: Final = "Resumed"
     GOAL_REACHED: Final = "GoalReached"
     PATIENCE_EXHAUSTED: Final = "PatienceExhausted"
+    BUDGET_EXHAUSTED: Final = "BudgetExhausted"
+    STOP_REQUESTED: Final = "StopRequested"
     # Succeeded
     COMPLETED: Final = "Completed"
     EMPTY_SHARD: Final = "EmptyShard"
@@ -75,6 +79,9 @@ class Reason:
     HOLDOUT_REGRESSION: Final = "HoldoutRegression"
     NO_IMPROVEMENT: Final = "NoImprovement"
     NOT_SIGNIFICANT: Final = "NotSignificant"
+    # Overfitting (TrainingRun)
+    EVALUATION_INPUTS_IN_PROMPT: Final = "EvaluationInputsInPrompt"
+    NO_EVALUATION_INPUTS_IN_PROMPT: Final = "NoEvaluationInputsInPrompt"
     # Ready (PromptConfig)
     MATERIALIZED: Final = "Materialized"
     VERSION_NOT_FOUND: Final = "VersionNotFound"

@@ -224,6 +224,35 @@ class EvaluationCacheSpec(ApiModel):
     )
 
 
+class BudgetSpec(ApiModel):
+    """Limits on what a TrainingRun may spend; unset limits are unlimited.
+
+    Counted across task, judge and optimizer calls (the run's usage ledger). Checked at candidate
+    boundaries (before each minibatch and before each candidate's gate or validation), so a run
+    can overshoot a limit by the step in flight. The baseline's validation score and the final
+    holdout comparison always run; their calls count in ``status.budget`` too.
+    """
+
+    max_metric_calls: int | None = Field(
+        default=None,
+        ge=1,
+        description="Case evaluations actually run (forward + scoring of one case; evaluation-cache hits excluded).",
+    )
+    max_model_calls: int | None = Field(
+        default=None, ge=1, description="LLM calls that reached a model (response-cache hits excluded)."
+    )
+    max_tokens: int | None = Field(default=None, ge=1, description="Input + output tokens of every LLM call.")
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        alias="maxCostUSD",
+        description="Cost in USD from spec.pricing (unpriced models cost 0).",
+    )
+    max_duration_seconds: float | None = Field(
+        default=None, gt=0, description="Wall-clock seconds of training, from the runner's start (resumes add up)."
+    )
+
+
 class CheckpointSpec(ApiModel):
     """How often the current config and its score are checkpointed."""
 
@@ -239,6 +268,10 @@ class TrainingRunSpec(_RunSpecBase):
     evaluation_cache: EvaluationCacheSpec = Field(
         default_factory=EvaluationCacheSpec,
         description="Reuse results of (config, case) pairs already scored (resume, repeats, other runs).",
+    )
+    budget: BudgetSpec = Field(
+        default_factory=BudgetSpec,
+        description="Limits on metric calls, model calls, tokens, cost and time; exhausted -> BudgetExhausted.",
     )
 
     @model_validator(mode="after")

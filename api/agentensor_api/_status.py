@@ -85,6 +85,55 @@ class EvaluationCacheStatus(ApiModel):
     stored: int = Field(default=0, ge=0, description="Scored cases written to the cache by this process.")
 
 
+class BudgetUse(ApiModel):
+    """One budget: what the run has used and its limit (``spec.budget``; None: unlimited)."""
+
+    used: float = Field(default=0, ge=0, description="Used so far (calls, tokens, USD or seconds).")
+    limit: float | None = Field(default=None, description="The spec.budget limit; unset means unlimited.")
+
+
+class BudgetStatus(ApiModel):
+    """``status.budget``: used against limit for each budget of ``spec.budget``."""
+
+    metric_calls: BudgetUse = Field(
+        default_factory=BudgetUse, description="Case evaluations run (cache hits excluded)."
+    )
+    model_calls: BudgetUse = Field(default_factory=BudgetUse, description="LLM calls that reached a model.")
+    tokens: BudgetUse = Field(default_factory=BudgetUse, description="Input + output tokens.")
+    cost_usd: BudgetUse = Field(default_factory=BudgetUse, alias="costUSD", description="Cost in USD (spec.pricing).")
+    duration_seconds: BudgetUse = Field(default_factory=BudgetUse, description="Wall-clock seconds of training.")
+    exhausted: str | None = Field(default=None, description="The budget that stopped the run (e.g. maxMetricCalls).")
+
+
+class ProjectedCalls(ApiModel):
+    """``status.projected``: the calls the run plans, computed before its first call.
+
+    Metric calls are exact upper bounds from the split sizes; model calls are an estimate from
+    the workflow template (``chat`` 1 per case, ``task`` 1 per step), the ``llm_judge`` evaluators
+    (1 per case each) and the optimizer (``textgrad`` 2 per trainable prompt per minibatch).
+    """
+
+    epochs: int = Field(description="Planned epochs (optimizer.epochs).")
+    minibatches_per_epoch: int = Field(description="ceil(train / batchSize).")
+    metric_calls_baseline: int = Field(description="Case evaluations of the baseline (validation split).")
+    metric_calls_per_epoch: int = Field(
+        description="Upper bound per epoch: train forward + per minibatch candidates x (validation + gate minibatch)."
+    )
+    metric_calls_holdout: int = Field(description="Case evaluations of the holdout comparison (2 x holdout).")
+    metric_calls_total: int = Field(description="baseline + epochs x perEpoch + holdout.")
+    model_calls_per_case: int = Field(description="Estimated LLM calls per case evaluation (task + judge).")
+    model_calls_per_epoch: int = Field(description="Estimate: metricCallsPerEpoch x perCase + optimizer calls.")
+    model_calls_total: int = Field(description="Estimate over the whole run.")
+
+
+class LeakedInput(ApiModel):
+    """A validation or holdout input found verbatim in a prompt of the best config."""
+
+    prompt: str = Field(description="Prompt name.")
+    split: Literal["validation", "holdout"] = Field(description="Split the input belongs to.")
+    case_id: str = Field(description="Case id of the input.")
+
+
 class CheckpointSummary(ApiModel):
     """One checkpoint: the config version and the validation score *of that same config*."""
 
@@ -126,6 +175,14 @@ class RunStatus(ApiModel):
     completion_time: str | None = Field(default=None, description="RFC 3339 completion time.")
     message: str | None = Field(default=None, description="Why the run failed, if it did.")
     usage: UsageSummary | None = Field(default=None, description="LLM usage of the whole run so far.")
+    budget: BudgetStatus | None = Field(default=None, description="TrainingRun: spec.budget used against limit.")
+    projected: ProjectedCalls | None = Field(
+        default=None, description="TrainingRun: the planned calls, recorded before the first call."
+    )
+    leaked_inputs: list[LeakedInput] | None = Field(
+        default=None,
+        description="TrainingRun: validation/holdout inputs found verbatim in the best config (the first 20).",
+    )
     evaluation_cache: EvaluationCacheStatus | None = Field(
         default=None, description="TrainingRun: evaluation-cache hits and misses of this process."
     )

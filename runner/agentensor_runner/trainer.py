@@ -43,6 +43,7 @@ another config's score, every case has its own ``thread_id``, and there is a hol
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -67,8 +68,11 @@ from agentensor_api import (
 )
 from agentensor_store import CheckpointRecord
 
+from ._budget import BUDGET_KEY, BudgetMeter, StopPoller
 from ._context import RunContext
 from ._evalcache import EvalCache, scoring_checksum
+from ._overfit import MAX_REPORTED, describe_leaks, find_leaks
+from ._projection import project
 from .datasets import Case, Splits, split_cases
 from .executor import CaseResult, Evaluation, run_cases, summarize
 from .llm import Usage
@@ -77,6 +81,8 @@ from .prompts import PromptSet
 from .selection import gate, pareto_front, sample_parent
 from .significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields
 from .workflows import Feedback, default_attribution
+
+log = logging.getLogger(__name__)
 
 CACHE_PART_CASES = 64
 """With the evaluation cache, cases run in parts of at least this many (and 8 x parallelism),
@@ -252,14 +258,39 @@ class Trainer:
         )
         self._memo: dict[tuple[str, str], Evaluation] = {}
         self._cache: EvalCache | None = None
+        self._meter = BudgetMeter(self.spec.budget)
+        self._stop = StopPoller(ctx.store, ctx.run_id)
+        self._halted: tuple[str, str, str | None] | None = None
+        """(reason, message, exhausted budget) once a budget ran out or a stop was requested."""
 
     # -- status -----------------------------------------------------------------------------
     def _emit(self) -> None:
         if self.ctx.llm is not None:
             self.status.usage = self.ctx.llm.ledger.total.to_summary()
+        self.status.budget = self._meter.to_status(self._ledger_total(), self._halted[2] if self._halted else None)
         self.ctx.store.update_run(self.ctx.run_id, phase=self.status.phase, status=self.status.to_wire())
         if self.ctx.on_status is not None:
             self.ctx.on_status(self.status)
+
+    def _ledger_total(self) -> Usage | None:
+        return self.ctx.llm.ledger.total if self.ctx.llm is not None else None
+
+    def _halt(self, *, force_poll: bool = False) -> bool:
+        """Must the loop stop at this candidate boundary? A budget ran out or a stop was requested.
+
+        Sticky: once true it stays true (``self._halted`` holds the reason, ``BudgetExhausted`` or
+        ``StopRequested``, and a message naming the budget). The store's stop request is read at
+        most every few seconds (:class:`agentensor_runner._budget.StopPoller`) unless forced.
+        """
+        if self._halted is None:
+            hit = self._meter.exhausted(self._ledger_total())
+            if hit is not None:
+                self._halted = (Reason.BUDGET_EXHAUSTED, hit[1], hit[0])
+            elif self._stop.poll(force=force_poll):
+                self._halted = (Reason.STOP_REQUESTED, "stop requested (agentensor.dev/stop=true)", None)
+            if self._halted is not None:
+                log.info("run %s stops at a candidate boundary: %s", self.ctx.run_id, self._halted[1])
+        return self._halted is not None
 
     def _usage_snapshot(self) -> Usage | None:
         return self.ctx.llm.ledger.snapshot() if self.ctx.llm is not None else None
@@ -436,7 +467,7 @@ class Trainer:
             accepted=accepted,
             seed=self.spec.dataset.seed,
             dataset_hash=splits.dataset_hash,
-            extra=_extra(calls, usage, state.stale),
+            extra={**_extra(calls, usage, state.stale), BUDGET_KEY: self._meter.to_extra(self._ledger_total())},
         )
         state.checkpoints.append(cp)
         self.status.checkpoints = [_summary(c) for c in state.checkpoints]
@@ -451,7 +482,7 @@ class Trainer:
         splits = self._open()
         state = await self._resume_or_baseline(splits)
         for epoch in range(state.next_epoch, self.spec.optimizer.epochs + 1):
-            if self._stop_reason(state) is not None:
+            if self._halt(force_poll=True) or self._stop_reason(state) is not None:
                 break  # stopped already: the baseline meets the goal, or a resumed run had stopped
             result = await self._epoch(state, epoch, splits)
             if self._end_epoch(state, epoch, result, splits) is not None:
@@ -476,6 +507,20 @@ class Trainer:
             + 2 * len(splits.holdout)
         )
         mark_running(self.status, Reason.TRAINING, f"{len(ctx.cases)} cases, dataset {splits.dataset_hash[:12]}")
+        self.status.projected = project(spec, splits, len(ctx.start.trainable))
+        p = self.status.projected
+        log.info(
+            "run %s projects %d metric calls (baseline %d, %d per epoch x %d epochs, holdout %d) and about %d "
+            "model calls (%d per epoch)",
+            ctx.run_id,
+            p.metric_calls_total,
+            p.metric_calls_baseline,
+            p.metric_calls_per_epoch,
+            p.epochs,
+            p.metric_calls_holdout,
+            p.model_calls_total,
+            p.model_calls_per_epoch,
+        )
         self._emit()
         if ctx.workflow.prepare is not None:
             ctx.workflow.prepare([c.input for c in ctx.cases if c.error is None])
@@ -523,6 +568,7 @@ class Trainer:
         """Restart after the latest checkpoint: its config, validation score and stop state."""
         latest = max(checkpoints, key=lambda c: c.epoch)
         first = min(checkpoints, key=lambda c: c.epoch)
+        self._meter.restore(latest.extra.get(BUDGET_KEY) if isinstance(latest.extra, Mapping) else None)
         trainable = self.ctx.start.trainable
         baseline = PromptSet(dict(first.prompts), trainable, dict(first.parameters))
         current = PromptSet(dict(latest.prompts), trainable, dict(latest.parameters))
@@ -549,7 +595,10 @@ class Trainer:
         )
 
     def _stop_reason(self, state: LoopState) -> str | None:
-        """The stop rule: ``GoalReached`` (goal met), ``PatienceExhausted`` (stale >= patience), or None."""
+        """The stop rule: ``BudgetExhausted`` or ``StopRequested`` (:meth:`_halt` said so),
+        ``GoalReached`` (goal met), ``PatienceExhausted`` (stale >= patience), or None."""
+        if self._halted is not None:
+            return self._halted[0]
         goal = self.ctx.objective.goal
         if goal is not None and not self.ctx.better(goal, state.cur_val.objective(self._obj)):
             return Reason.GOAL_REACHED
@@ -569,6 +618,8 @@ class Trainer:
         accepted = 0
         train_scores: list[float] = []
         for batch_no, b in enumerate(range(0, len(order), size)):
+            if self._halt():
+                break
             batch = order[b : b + size]
             parent = self._parent(state, epoch, batch_no)
             tr = await self._evaluate(parent[0], batch, f"epoch-{epoch}/train/batch-{batch_no}", epoch=epoch)
@@ -636,10 +687,14 @@ class Trainer:
         obj, pareto = self._obj, self.spec.optimizer.selection == "pareto"
         best: tuple[PromptSet, Evaluation] | None = None
         for i, cand in enumerate(await self.optimizer.propose(parent[0], feedback, step)):
+            if self._halt():
+                break
             if self.spec.optimizer.minibatch_gate and not await self._gate(cand.prompts, batch, step, i):
                 step.calls["gateSavedCases"] = step.calls.get("gateSavedCases", 0) + len(splits.validation)
                 self.optimizer.observe(cand, batch[1].objective(obj), False)
                 continue
+            if self._halt():
+                break
             ev = await self._evaluate(
                 cand.prompts,
                 splits.validation,
@@ -679,7 +734,8 @@ class Trainer:
             )
         self._emit()
         if stop is not None:
-            mark_running(self.status, stop, f"stopped after epoch {epoch}")
+            why = f"{self._halted[1]}; stopped in epoch {epoch}" if self._halted else f"stopped after epoch {epoch}"
+            mark_running(self.status, stop, why)
         return stop
 
     async def _finish(self, state: LoopState, splits: Splits) -> RunStatus:
@@ -710,11 +766,32 @@ class Trainer:
         self.status.conditions = set_condition(
             self.status.conditions, ConditionType.PROMOTABLE, "True" if promotable else "False", reason, message
         )
+        self._guard_overfitting(best, splits)
         self.status.cases_total = self.status.cases_completed
-        mark_succeeded(self.status, f"best version {best_cp.version}: validation {best_cp.score:.4f}, holdout {eh:.4f}")
+        done = f"best version {best_cp.version}: validation {best_cp.score:.4f}, holdout {eh:.4f}"
+        if self._halted is not None:
+            mark_succeeded(self.status, f"{self._halted[1]}; {done}", reason=self._halted[0])
+        else:
+            mark_succeeded(self.status, done)
         ctx.store.update_run(ctx.run_id, completed_at=datetime.now(UTC))
         self._emit()
         return self.status
+
+    def _guard_overfitting(self, best: PromptSet, splits: Splits) -> None:
+        """The overfitting guard: ``Overfitting=True`` and ``status.leakedInputs`` when the best config
+        quotes validation or holdout inputs verbatim (:func:`agentensor_runner._overfit.find_leaks`)."""
+        leaks = find_leaks(best.texts, {"validation": splits.validation, "holdout": splits.holdout})
+        message = describe_leaks(leaks)
+        self.status.leaked_inputs = leaks[:MAX_REPORTED] or None
+        if leaks:
+            log.warning("run %s: %s", self.ctx.run_id, message)
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            ConditionType.OVERFITTING,
+            "True" if leaks else "False",
+            Reason.EVALUATION_INPUTS_IN_PROMPT if leaks else Reason.NO_EVALUATION_INPUTS_IN_PROMPT,
+            message,
+        )
 
     def _significance(self, base_h: Evaluation, best_h: Evaluation) -> PairedComparison | None:
         """The paired test of the holdout guard (``holdoutGuard.confidence``/``minImprovement``)."""
