@@ -20,6 +20,7 @@ from ._common import (
 )
 from ._conditions import ConditionType, Reason, condition_of, mark_failed, mark_running, mark_succeeded, set_condition
 from ._crd import crd_for, render_crds, schema_for
+from ._display import StatusDisplay, display_of
 from ._docs import render_api_docs
 from ._errors import AgentensorError, ManifestError, UnknownKindError
 from ._prompt_config import ActiveSnapshot, PromotionSpec, PromptConfigSpec, PromptSpec
@@ -118,6 +119,7 @@ __all__ = [
     "SearchDimension",
     "SecretKeyRef",
     "SplitSpec",
+    "StatusDisplay",
     "Toleration",
     "TrainingRun",
     "TrainingRunSpec",
@@ -131,6 +133,7 @@ __all__ = [
     "condition_of",
     "config_checksum",
     "crd_for",
+    "display_of",
     "load_manifests",
     "mark_failed",
     "mark_running",

@@ -31,6 +31,11 @@ class ConditionType:
     """The run finished and recorded its verdict."""
     FAILED: Final = "Failed"
     """The run ended without a verdict it could stand by."""
+    FINISHED: Final = "Finished"
+    """The run ended, either way: set ``True`` beside ``Succeeded=True`` (reason ``Succeeded``) or
+    ``Failed=True`` (reason ``Failed``), so ``kubectl wait --for=condition=Finished`` returns for
+    both outcomes and the reason says which. Named after kueue's Workload ``Finished`` condition;
+    not ``Complete``, because a batch/v1 Job's ``Complete`` means success only."""
     PROMOTABLE: Final = "Promotable"
     """TrainingRun: the best config passed the holdout guard."""
     READY: Final = "Ready"
@@ -64,6 +69,9 @@ class Reason:
     PATIENCE_EXHAUSTED: Final = "PatienceExhausted"
     BUDGET_EXHAUSTED: Final = "BudgetExhausted"
     STOP_REQUESTED: Final = "StopRequested"
+    # Finished (the outcome)
+    SUCCEEDED: Final = "Succeeded"
+    FAILED: Final = "Failed"
     # Succeeded
     COMPLETED: Final = "Completed"
     EMPTY_SHARD: Final = "EmptyShard"
@@ -140,8 +148,9 @@ def mark_running(status: RunStatus, reason: str, message: str = "", *, now: str 
 def mark_succeeded(
     status: RunStatus, message: str, *, reason: str = Reason.COMPLETED, now: str | None = None
 ) -> RunStatus:
-    """Set phase Succeeded: ``Running=False`` and ``Succeeded=True`` (reason Completed), completionTime.
+    """Set phase Succeeded: ``Running=False``, ``Succeeded=True`` (reason Completed), completionTime.
 
+    Also ``Finished=True`` with reason ``Succeeded`` (the terminal condition both outcomes set).
     Returns ``status`` (modified in place).
     """
     when = now or now_rfc3339()
@@ -149,13 +158,17 @@ def mark_succeeded(
     status.completion_time = when
     status.conditions = set_condition(status.conditions, ConditionType.RUNNING, "False", reason, message, now=when)
     status.conditions = set_condition(status.conditions, ConditionType.SUCCEEDED, "True", reason, message, now=when)
+    status.conditions = set_condition(
+        status.conditions, ConditionType.FINISHED, "True", Reason.SUCCEEDED, message, now=when
+    )
     return status
 
 
 def mark_failed(status: RunStatus, reason: str, message: str, *, now: str | None = None) -> RunStatus:
     """Set phase Failed: ``Running=False``, ``Succeeded=False`` and ``Failed=True``, all with ``reason``.
 
-    Also sets ``status.message`` and ``completionTime``. Progress fields
+    Also ``Finished=True`` with reason ``Failed`` (the terminal condition both outcomes set), and
+    sets ``status.message`` and ``completionTime``. Progress fields
     (epoch, cases, scores, checkpoints) are left as they are, so a failure keeps what was done.
     Returns ``status`` (modified in place).
     """
@@ -169,4 +182,7 @@ def mark_failed(status: RunStatus, reason: str, message: str, *, now: str | None
         (ConditionType.FAILED, "True"),
     ):
         status.conditions = set_condition(status.conditions, type_, value, reason, message, now=when)  # type: ignore[arg-type]
+    status.conditions = set_condition(
+        status.conditions, ConditionType.FINISHED, "True", Reason.FAILED, message, now=when
+    )
     return status

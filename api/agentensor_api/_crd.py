@@ -5,9 +5,20 @@ The pydantic models are the single source of truth for the API; ``crds/*.yaml`` 
 
 Conversion rules (JSON Schema 2020-12 as emitted by pydantic -> OpenAPI v3 structural schema,
 see https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema):
-``$ref`` is inlined; ``anyOf [X, null]`` becomes ``X`` + ``nullable``; ``const`` becomes
-``enum``; exclusive bounds become ``minimum`` + ``exclusiveMinimum: true``; ``title`` is
-dropped; free-form values become ``x-kubernetes-preserve-unknown-fields``.
+``$ref`` is inlined (the field's own description wins over its model's docstring);
+``anyOf [X, null]`` becomes ``X`` (no ``nullable``, see below); ``const`` becomes ``enum``;
+exclusive bounds become ``minimum`` + ``exclusiveMinimum: true``; ``title`` is dropped; free-form
+maps become ``type: object`` + ``x-kubernetes-preserve-unknown-fields``, and values of any JSON
+type keep only ``x-kubernetes-preserve-unknown-fields``.
+
+What ``kubectl explain`` shows comes from the API server's OpenAPI v2 document, which the server
+derives from this schema (``ToStructuralOpenAPIV2`` in apiextensions-apiserver 1.20): a node
+marked ``nullable`` loses its ``type``, ``properties`` and ``items`` there, and so does any node
+with ``x-kubernetes-preserve-unknown-fields``. Hence no ``nullable`` (an API server from 1.20
+prunes a ``null`` of a non-nullable field, which the models read as unset) and no
+``x-kubernetes-preserve-unknown-fields`` on ``status`` (kopf keeps its progress in annotations,
+see ``agentensor_operator._runtime``), so every field, nested objects and status included, is
+listed with its description.
 """
 
 from __future__ import annotations
@@ -36,7 +47,6 @@ _KEEP = {
     "maxItems",
     "maxProperties",
     "pattern",
-    "nullable",
     "additionalProperties",
     "format",
     "exclusiveMinimum",
@@ -54,14 +64,11 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         return _structural(merged, defs)
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
-        nullable = len(options) != len(node["anyOf"])
         rest = {k: v for k, v in node.items() if k != "anyOf"}
         if len(options) == 1:
             merged = _structural({**options[0], **rest}, defs)
         else:  # e.g. int | str: keep it open rather than emit a non-structural anyOf
             merged = {**_structural(rest, defs), "x-kubernetes-preserve-unknown-fields": True}
-        if nullable:
-            merged["nullable"] = True
         if merged.get("default", 0) is None:
             merged.pop("default")
         return merged
@@ -83,6 +90,7 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
                 out["additionalProperties"] = _structural(value, defs)
             elif value is True or value == {}:
                 out["x-kubernetes-preserve-unknown-fields"] = True
+                out.setdefault("type", "object")
         elif key in _KEEP:
             out[key] = value
     if "enum" in node and "type" not in out:
@@ -126,22 +134,39 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Best", "type": "integer", "jsonPath": ".status.bestVersion"},
         {"name": "Score", "type": "number", "jsonPath": ".status.bestScore"},
     ],
+    # Scores and progress read status.display: pre-rounded strings (see _display.py), since a
+    # number column prints every digit of the float and the API server has no rounding.
     "TrainingRun": [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-        {"name": "Epoch", "type": "integer", "jsonPath": ".status.epoch"},
-        {"name": "Baseline", "type": "number", "jsonPath": ".status.baselineScore"},
-        {"name": "Best", "type": "number", "jsonPath": ".status.bestScore"},
+        {"name": "Epoch", "type": "string", "jsonPath": ".status.display.epoch"},
+        {"name": "Progress", "type": "string", "jsonPath": ".status.display.progress"},
+        {"name": "Baseline", "type": "string", "jsonPath": ".status.display.baselineScore"},
+        {"name": "Best", "type": "string", "jsonPath": ".status.display.bestScore"},
         {"name": "Version", "type": "integer", "jsonPath": ".status.bestVersion"},
-        {"name": "Holdout", "type": "number", "jsonPath": ".status.holdout.best", "priority": 1},
+        {"name": "Holdout", "type": "string", "jsonPath": ".status.display.holdoutScore", "priority": 1},
     ],
     "EvaluationRun": [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Progress", "type": "string", "jsonPath": ".status.display.progress"},
         {"name": "Cases", "type": "integer", "jsonPath": ".status.casesCompleted"},
         {"name": "Failed", "type": "integer", "jsonPath": ".status.casesFailed"},
-        {"name": "Score", "type": "number", "jsonPath": ".status.bestScore"},
+        {"name": "Score", "type": "string", "jsonPath": ".status.display.bestScore"},
     ],
 }
 _SHORT = {"PromptConfig": ["pcfg"], "TrainingRun": ["tr"], "EvaluationRun": ["er"]}
+_KIND_DESCRIPTIONS = {
+    "PromptConfig": "A workflow's prompts and parameters: the versioned config that TrainingRuns train and "
+    "EvaluationRuns score; spec.activeVersion picks the version materialized as <name>-active.",
+    "TrainingRun": "Trains a PromptConfig: runs the workflow over the dataset, scores it with the evaluators, "
+    "and lets the optimizer propose better prompts epoch by epoch, guarded by a holdout split.",
+    "EvaluationRun": "Scores one version of a PromptConfig over a dataset with the evaluators (no training).",
+}
+# The standard texts of every Kubernetes object (as in metav1.TypeMeta / ObjectMeta).
+_API_VERSION_DESCRIPTION = (
+    "APIVersion defines the versioned schema of this representation of an object: agentensor.dev/v1alpha1."
+)
+_KIND_DESCRIPTION = "Kind is a string value representing the REST resource this object represents."
+_METADATA_DESCRIPTION = "Standard object metadata (name, namespace, labels, annotations, uid, generation)."
 
 
 def crd_for(kind: str) -> dict[str, Any]:
@@ -152,14 +177,14 @@ def crd_for(kind: str) -> dict[str, Any]:
     status_model = fields["status"].annotation
     status_model = next(a for a in status_model.__args__ if a is not type(None))  # type: ignore[union-attr]
     status_schema = _without_defaults(schema_for(status_model))  # status is written, never defaulted
-    status_schema["x-kubernetes-preserve-unknown-fields"] = True  # kopf keeps progress here
     schema = {
         "type": "object",
+        "description": _KIND_DESCRIPTIONS[kind],
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": {"type": "string", "description": _API_VERSION_DESCRIPTION},
+            "kind": {"type": "string", "description": _KIND_DESCRIPTION},
+            "metadata": {"type": "object", "description": _METADATA_DESCRIPTION},
             "spec": schema_for(spec_model),  # type: ignore[arg-type]
             "status": status_schema,
         },

@@ -97,6 +97,21 @@ def _loc_to_field(loc: Iterable[int | str]) -> str:
     return out or "<document>"
 
 
+MAX_LISTED_ERRORS = 20
+"""Invalid fields named in one ManifestError message (the rest are counted): a condition message
+or an Event stays readable, and well under the API server's limits."""
+
+
+def _manifest_error(e: ValidationError, source: str | None) -> ManifestError:
+    """One ManifestError naming every invalid field of ``e``: ``a: why; b: why (and 3 more)``."""
+    found = tuple((_loc_to_field(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in e.errors())
+    field, reason = found[0]
+    rest = [f"{f}: {r}" for f, r in found[1:MAX_LISTED_ERRORS]]
+    if len(found) > MAX_LISTED_ERRORS:
+        rest.append(f"(and {len(found) - MAX_LISTED_ERRORS} more error(s))")
+    return ManifestError(field, "; ".join([reason, *rest]), source=source, errors=found)
+
+
 def parse_resource(doc: Any, *, source: str | None = None) -> AnyResource:
     """Validate one manifest document into a typed resource.
 
@@ -111,8 +126,9 @@ def parse_resource(doc: Any, *, source: str | None = None) -> AnyResource:
 
     Raises:
         UnknownKindError: if apiVersion/kind is not ours.
-        ManifestError: on the first invalid field; ``field`` is its dotted path (camelCase, as
-            written in the manifest), and the message says why.
+        ManifestError: on invalid fields; ``field`` is the first one's dotted path (camelCase,
+            as written in the manifest), ``errors`` lists every ``(field, reason)`` pydantic
+            found, and the message names them all (up to ``MAX_LISTED_ERRORS``).
     """
     if not isinstance(doc, dict):
         raise ManifestError("<document>", f"expected a mapping, got {type(doc).__name__}", source=source)
@@ -126,11 +142,7 @@ def parse_resource(doc: Any, *, source: str | None = None) -> AnyResource:
     try:
         res = cls.model_validate(doc, strict=True)
     except ValidationError as e:
-        err = e.errors()[0]
-        field = _loc_to_field(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        more = f" (and {len(e.errors()) - 1} more error(s))" if len(e.errors()) > 1 else ""
-        raise ManifestError(field, msg + more, source=source) from e
+        raise _manifest_error(e, source) from e
     res.source = source
     return res
 

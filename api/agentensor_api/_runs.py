@@ -28,7 +28,8 @@ class _RunSpecBase(ApiModel):
     prompt_config_ref: PromptConfigRef
     config: RunnableConfigSpec = Field(
         default_factory=RunnableConfigSpec,
-        description="LangChain RunnableConfig (keys verbatim) given to every case.",
+        description="LangChain RunnableConfig (keys verbatim) given to every case: tags, metadata, run_name, "
+        "max_concurrency, recursion_limit, configurable (callbacks and run_id are refused).",
         # Unknown keys (e.g. callbacks) are kept so the runner can refuse them by name
         # instead of the API server pruning them silently.
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from ._base import ApiModel
+from ._display import StatusDisplay
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 Phase = Literal["Pending", "Queued", "Running", "Succeeded", "Failed"]
@@ -175,6 +176,9 @@ class RunStatus(ApiModel):
     completion_time: str | None = Field(default=None, description="RFC 3339 completion time.")
     message: str | None = Field(default=None, description="Why the run failed, if it did.")
     usage: UsageSummary | None = Field(default=None, description="LLM usage of the whole run so far.")
+    display: StatusDisplay | None = Field(
+        default=None, description="Rounded strings for kubectl printer columns (set by the operator)."
+    )
     budget: BudgetStatus | None = Field(default=None, description="TrainingRun: spec.budget used against limit.")
     projected: ProjectedCalls | None = Field(
         default=None, description="TrainingRun: the planned calls, recorded before the first call."

@@ -50,7 +50,13 @@ _PROGRESS_FIELDS = (
     "message",
     "usage",
 )
-_RUNNER_CONDITIONS = (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED, ConditionType.PROMOTABLE)
+_RUNNER_CONDITIONS = (
+    ConditionType.RUNNING,
+    ConditionType.SUCCEEDED,
+    ConditionType.FAILED,
+    ConditionType.FINISHED,
+    ConditionType.PROMOTABLE,
+)
 """Conditions the runner owns: its copy replaces the operator's."""
 
 
