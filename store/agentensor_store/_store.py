@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from agentensor_api import PromptConfig, RunStatus, canonical_json, config_checksum
 
+from ._changes import RUN_CHANGES_CHANNEL, RunChangeListener
 from ._engine import WRITE_OPTION, create_store_engine, parse_url, translate_error
 from ._errors import (
     DatabaseUnavailableError,
@@ -174,6 +175,31 @@ class Store:
         if self._dialect == "postgresql":
             return postgresql.insert(model)
         return sqlite.insert(model)
+
+    # -- change notifications ---------------------------------------------------------------
+
+    def _notify_run_changed(self, s: Session, run_id: str) -> None:
+        """``pg_notify(RUN_CHANGES_CHANNEL, run_id)`` inside the writer's transaction (PostgreSQL only).
+
+        PostgreSQL delivers it on commit, and folds duplicates within one transaction; on
+        SQLite (local runs, no operator) it is a no-op.
+        """
+        if self._dialect == "postgresql":
+            s.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": RUN_CHANGES_CHANNEL, "run_id": run_id})
+
+    def listen_run_changes(self) -> RunChangeListener | None:
+        """A dedicated connection that LISTENs for run changes (``None`` on SQLite).
+
+        :meth:`update_run`, :meth:`add_checkpoint` and :meth:`record_verdict` notify
+        :data:`RUN_CHANGES_CHANNEL` with the run id when they commit, so a reader (the
+        operator) reflects a run when it changes instead of polling every run.
+
+        Raises:
+            DatabaseUnavailableError: the connection cannot be opened.
+        """
+        if self._dialect != "postgresql":
+            return None
+        return RunChangeListener(self._engine.url)
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -342,6 +368,7 @@ class Store:
             if dataset_hash is not None:
                 row.dataset_hash = dataset_hash
             row.updated_at = utcnow()
+            self._notify_run_changed(s, run_id)
 
     @retry_unavailable
     def record_verdict(
@@ -383,6 +410,7 @@ class Store:
             row.status = wire
             row.completed_at = completed_at or utcnow()
             row.updated_at = utcnow()
+            self._notify_run_changed(s, run_id)
             return _run_record(row)
 
     @retry_unavailable
@@ -710,6 +738,7 @@ class Store:
                 set_={c: stmt.excluded[c] for c in _CHECKPOINT_UPDATE_COLUMNS},
             )
             s.execute(stmt)
+            self._notify_run_changed(s, run_id)
             query = _checkpoints().where(CheckpointModel.run_id == run_id, CheckpointModel.epoch == epoch)
             c, v = s.execute(query).one()
             return _checkpoint_record(c, v)
