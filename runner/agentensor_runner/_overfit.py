@@ -3,7 +3,8 @@
 A prompt that contains an evaluation input word for word scores that case by memory, not by
 skill, so its validation and holdout scores overstate what it does on unseen data (the failure
 gepa-ai/gepa#261 reports for reflective optimizers). Training inputs are legitimate exemplars
-(the ``exemplar`` optimizer adds them on purpose) and are never flagged.
+(the ``exemplar`` optimizer adds them on purpose) and are never flagged, nor is an evaluation
+input whose text is also a training input (a duplicated row: the quote may come from train).
 
 Matching: inputs and prompts are compared after whitespace normalisation (runs of whitespace
 become one space, ends stripped) and case folding; an input shorter than
@@ -50,24 +51,33 @@ def _texts(value: Any) -> Iterable[str]:
         yield str(value)
 
 
-def find_leaks(prompts: Mapping[str, str], splits: Mapping[str, Sequence[Case]]) -> list[LeakedInput]:
+def find_leaks(
+    prompts: Mapping[str, str], splits: Mapping[str, Sequence[Case]], train: Sequence[Case] = ()
+) -> list[LeakedInput]:
     """Every (prompt, split, case) whose input occurs verbatim in the prompt's text.
 
     Args:
         prompts: prompt name -> text (the best config's texts).
         splits: split name (``validation``, ``holdout``) -> its cases; pass only evaluation
             splits, never ``train``.
+        train: the training cases; an evaluation input with the same (normalised) text as a
+            training input is not a leak.
 
     Returns:
         Findings sorted by prompt, split and case id (empty when the config is clean).
     """
     texts = {name: normalise(text) for name, text in prompts.items()}
+    exemplars = {normalise(t) for c in train for t in _texts(c.input)}
     out: list[LeakedInput] = []
     for split, cases in splits.items():
         for case in cases:
             if case.error is not None:
                 continue
-            needles = {n for n in (normalise(t) for t in _texts(case.input)) if len(n) >= MIN_INPUT_CHARS}
+            needles = {
+                n
+                for n in (normalise(t) for t in _texts(case.input))
+                if len(n) >= MIN_INPUT_CHARS and n not in exemplars
+            }
             for name, text in texts.items():
                 if any(n in text for n in needles):
                     out.append(LeakedInput(prompt=name, split=split, case_id=case.case_id))

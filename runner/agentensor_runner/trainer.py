@@ -780,7 +780,7 @@ class Trainer:
     def _guard_overfitting(self, best: PromptSet, splits: Splits) -> None:
         """The overfitting guard: ``Overfitting=True`` and ``status.leakedInputs`` when the best config
         quotes validation or holdout inputs verbatim (:func:`agentensor_runner._overfit.find_leaks`)."""
-        leaks = find_leaks(best.texts, {"validation": splits.validation, "holdout": splits.holdout})
+        leaks = find_leaks(best.texts, {"validation": splits.validation, "holdout": splits.holdout}, splits.train)
         message = describe_leaks(leaks)
         self.status.leaked_inputs = leaks[:MAX_REPORTED] or None
         if leaks:
