@@ -135,6 +135,21 @@ class LeakedInput(ApiModel):
     case_id: str = Field(description="Case id of the input.")
 
 
+class EvaluatorResults(ApiModel):
+    """``status.results[evaluator]``: the aggregate of one evaluator over the final evaluation.
+
+    The final evaluation is the best config on holdout (TrainingRun) or every case
+    (EvaluationRun), as in TrustyAI LMEvalJob's ``status.results``. An error row scores 0 and
+    fails; a judge reply that did not parse is left out of ``mean``, ``passRate`` and ``n`` and
+    counted in ``parseFailures``.
+    """
+
+    mean: float = Field(description="Mean score over the n scored cases, in [0, 1].")
+    pass_rate: float = Field(description="Fraction of the n scored cases that passed, in [0, 1].")
+    n: int = Field(ge=0, description="Cases scored by this evaluator (the denominator of mean and passRate).")
+    parse_failures: int = Field(default=0, ge=0, description="Cases left unscored: judge replies that did not parse.")
+
+
 class CheckpointSummary(ApiModel):
     """One checkpoint: the config version and the validation score *of that same config*."""
 
@@ -189,6 +204,11 @@ class RunStatus(ApiModel):
     )
     evaluation_cache: EvaluationCacheStatus | None = Field(
         default=None, description="TrainingRun: evaluation-cache hits and misses of this process."
+    )
+    results: dict[str, EvaluatorResults] | None = Field(
+        default=None,
+        description="Per-evaluator mean, passRate, n and parseFailures of the final evaluation "
+        "(best config on holdout, or every case of an EvaluationRun).",
     )
 
 

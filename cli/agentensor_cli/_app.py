@@ -25,6 +25,7 @@ from agentensor_api import (
 
 from ._common import DbOption, err, fail, open_store, out
 from ._operator_cmds import register as _register_operator_cmds
+from ._report_cmd import register as _register_report_cmd
 
 if TYPE_CHECKING:
     from agentensor_store import Store
@@ -317,6 +318,7 @@ def docs(
 
 
 _register_operator_cmds(app)
+_register_report_cmd(app)
 
 
 def main() -> None:

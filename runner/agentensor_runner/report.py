@@ -1,30 +1,52 @@
-"""``summary.json`` and ``report.html`` for a finished run.
+"""``summary.json`` and ``report.html`` for a run, from the database.
 
-The report is one self-contained HTML file: a score-by-epoch plot (inline SVG: validation
-objective of each checkpoint, and the mean train objective of its epoch), the holdout guard
-result, and a per-case table (holdout cases of the best config for a TrainingRun, every case for
-an EvaluationRun). Nothing in it comes from environment variables or Secrets.
+Both files are written by :func:`write_outputs` from what the store holds: ``summary.json`` is
+the run's stored status (the same document the runner publishes and the operator copies to
+``.status``), and ``report.html`` is one self-contained HTML file (inline CSS, SVG and a few
+lines of JS; nothing from a CDN) with:
+
+- the facts of the status, the per-evaluator results and the conditions;
+- the score-by-epoch plot (validation objective of each checkpoint, mean train objective of its
+  epoch, and the holdout scores of the baseline and of the best config);
+- the learned prompts: the baseline-to-best diff (:func:`difflib.unified_diff`) and each
+  checkpoint against the one before;
+- per-class accuracy and a confusion view when the expected values are labels;
+- the case table (holdout of the best config for a TrainingRun, with the baseline's outcome per
+  case; every case for an EvaluationRun), at most ``MAX_TABLE_ROWS`` rows, failures first, with a
+  failures-only filter, latency, tokens and cost.
+
+The case rows are read in one pass and only counters plus the shown rows are kept
+(``_report_data``). Nothing in either file comes from environment variables or Secrets.
 """
 
 from __future__ import annotations
 
+import difflib
 import html
 import json
 from pathlib import Path
-from typing import Any
 
 from agentensor_api import RunStatus
-from agentensor_store import CaseRow, CheckpointRecord, Store
+from agentensor_store import CheckpointRecord, Store, VersionRecord
 
-MAX_TABLE_ROWS = 2000
+from ._report_data import MAX_TABLE_ROWS, CaseTable, add_baseline, collect, objective_of, stage_rows
+from ._report_html import CSS, cases_section, classes_section, fmt, prompts_section
+
+__all__ = ["MAX_TABLE_ROWS", "render_report", "version_diff", "write_outputs"]
 
 
-def _svg_plot(points: list[tuple[int, float | None, float | None]], width: int = 640, height: int = 260) -> str:
+def _svg_plot(
+    points: list[tuple[int, float | None, float | None]],
+    holdout: list[tuple[int, float, str]],
+    width: int = 640,
+    height: int = 260,
+) -> str:
+    """Validation and train objective by epoch as polylines; holdout scores as labelled squares."""
     pad = 40
     if not points:
         return "<p>No checkpoints.</p>"
     xs = [p[0] for p in points]
-    ys = [float(v) for p in points for v in p[1:] if v is not None]
+    ys = [float(v) for p in points for v in p[1:] if v is not None] + [h[1] for h in holdout]
     lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
     lo, hi = min(lo, 0.0) if lo < 0 else max(0.0, lo - 0.05), min(1.0, hi + 0.05) if hi <= 1 else hi
     span_x = max(1, max(xs) - min(xs))
@@ -59,33 +81,21 @@ def _svg_plot(points: list[tuple[int, float | None, float | None]], width: int =
             cx, cy = xy(ex, sy)
             parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{color}"/>')
         parts.append(f'<text x="{width - pad - 90}" y="{pad + 14 * idx}" font-size="12" fill="{color}">{label}</text>')
+    for i, (ex, sy, label) in enumerate(holdout):
+        cx, cy = xy(ex, sy)
+        parts.append(f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="#2ca02c" class="holdout"/>')
+        anchor, tx = ("end", cx - 6) if cx > width / 2 else ("start", cx + 6)
+        parts.append(
+            f'<text x="{tx:.1f}" y="{cy + 4 + 12 * i:.1f}" font-size="11" fill="#2ca02c" '
+            f'text-anchor="{anchor}">{label}</text>'
+        )
+    if holdout:
+        parts.append(f'<text x="{width - pad - 90}" y="{pad + 28}" font-size="12" fill="#2ca02c">holdout</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return html.escape(text if len(text) <= 300 else text[:300] + "…")
-
-
-def render_report(title: str, status: RunStatus, checkpoints: list[CheckpointRecord], cases: list[CaseRow]) -> str:
-    """Return the HTML report as a string."""
-    points = [(c.epoch, c.score, c.train_score) for c in sorted(checkpoints, key=lambda c: c.epoch)]
-    rows = []
-    for c in cases[:MAX_TABLE_ROWS]:
-        scores = ", ".join(f"{k}={v:.3g}" for k, v in sorted((c.scores or {}).items()))
-        cls = "err" if c.error else ("ok" if c.passed else "fail")
-        rows.append(
-            f'<tr class="{cls}"><td>{_cell(c.case_id)}</td><td>{_cell(c.input)}</td>'
-            f"<td>{_cell(c.expected)}</td><td>{_cell(c.output)}</td><td>{html.escape(scores)}</td>"
-            f"<td>{_cell(c.error or '')}</td></tr>"
-        )
-    more = f"<p>{len(cases) - MAX_TABLE_ROWS} more rows are in the database.</p>" if len(cases) > MAX_TABLE_ROWS else ""
-    conds = "".join(
-        f"<li><b>{html.escape(c.type)}</b>={html.escape(c.status)} ({html.escape(c.reason)}) "
-        f"{html.escape(c.message)}</li>"
-        for c in status.conditions
-    )
+def _facts(status: RunStatus) -> str:
     h = status.holdout
     facts = {
         "phase": status.phase,
@@ -94,6 +104,9 @@ def render_report(title: str, status: RunStatus, checkpoints: list[CheckpointRec
         "best version": status.best_version,
         "holdout baseline": h.baseline if h else None,
         "holdout best": h.best if h else None,
+        "holdout delta (p-value)": f"{h.delta:+.4f} (p={h.p_value:.3g}, {h.test})"
+        if h and h.delta is not None and h.p_value is not None
+        else None,
         "cases": status.cases_completed,
         "error rows": status.cases_failed,
         "dataset hash": (status.dataset_hash or "")[:16],
@@ -106,40 +119,150 @@ def render_report(title: str, status: RunStatus, checkpoints: list[CheckpointRec
         facts["cache hits by purpose"] = ", ".join(f"{k}={v}" for k, v in u.cached_calls.items()) or "none"
         facts["truncated replies by purpose"] = ", ".join(f"{k}={v}" for k, v in u.truncated_calls.items()) or "none"
         facts["judge parse failures"] = ", ".join(f"{k}={v}" for k, v in u.parse_failures.items()) or "none"
-    fact_rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(f'{v:.4f}' if isinstance(v, float) else str(v))}</td></tr>"
-        for k, v in facts.items()
-        if v is not None
+    return "".join(f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in facts.items() if v is not None)
+
+
+def _results(status: RunStatus) -> str:
+    """``status.results`` as a table (mean, passRate, n, parseFailures per evaluator)."""
+    results = status.results or {}
+    if not results:
+        return ""
+    rows = "".join(
+        f'<tr><td>{html.escape(name)}</td><td class="num">{r.mean:.4f}</td><td class="num">{r.pass_rate:.4f}</td>'
+        f'<td class="num">{r.n}</td><td class="num">{r.parse_failures}</td></tr>'
+        for name, r in sorted(results.items())
     )
+    return (
+        '<h2>Results</h2><table id="results"><tr><th>evaluator</th><th class="num">mean</th>'
+        f'<th class="num">passRate</th><th class="num">n</th><th class="num">parseFailures</th></tr>{rows}</table>'
+    )
+
+
+def _plot(status: RunStatus, checkpoints: list[CheckpointRecord]) -> str:
+    ordered = sorted(checkpoints, key=lambda c: c.epoch)
+    points = [(c.epoch, c.score, c.train_score) for c in ordered]
+    holdout: list[tuple[int, float, str]] = []
+    h = status.holdout
+    if h is not None and ordered:
+        best_epoch = next((c.epoch for c in reversed(ordered) if c.version == status.best_version), ordered[-1].epoch)
+        if h.baseline is not None:
+            holdout.append((ordered[0].epoch, h.baseline, f"holdout baseline {h.baseline:.3f}"))
+        if h.best is not None:
+            holdout.append((best_epoch, h.best, f"holdout best {h.best:.3f}"))
+    return _svg_plot(points, holdout)
+
+
+def _evaluated_prompts(version: VersionRecord | None) -> str:
+    if version is None:
+        return ""
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td><pre>{html.escape(v)}</pre></td></tr>"
+        for k, v in sorted(version.prompts.items())
+    )
+    return (
+        f"<details><summary>Evaluated prompts (v{version.version}, {len(version.prompts)} prompts, "
+        f"checksum {html.escape(version.checksum[:12])})</summary><table>{rows}</table></details>"
+    )
+
+
+def render_report(
+    title: str,
+    status: RunStatus,
+    checkpoints: list[CheckpointRecord],
+    table: CaseTable,
+    *,
+    evaluated: VersionRecord | None = None,
+) -> str:
+    """Return the HTML report as a string (see the module docstring for its sections).
+
+    Args:
+        title: heading, e.g. ``TrainingRun/banking77-router-train``.
+        status: the run's status (as stored).
+        checkpoints: the run's checkpoints (prompts included); none for an EvaluationRun.
+        table: the case table from :func:`~agentensor_runner._report_data.collect`.
+        evaluated: an EvaluationRun's scored version, whose prompts are listed.
+    """
+    conds = "".join(
+        f"<li><b>{html.escape(c.type)}</b>={html.escape(c.status)} ({html.escape(c.reason)}) "
+        f"{html.escape(c.message)}</li>"
+        for c in status.conditions
+    )
+    prompts = prompts_section(checkpoints, status) if checkpoints else _evaluated_prompts(evaluated)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
-table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}}
-tr.fail td{{background:#fff3f3}}tr.err td{{background:#ffe0e0}}</style></head><body>
+<style>{CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<table>{fact_rows}</table>
+<table id="facts">{_facts(status)}</table>
+{_results(status)}
 <h2>Conditions</h2><ul>{conds}</ul>
-<h2>Score by epoch</h2>{_svg_plot(points)}
-<h2>Cases ({html.escape(cases[0].stage) if cases else "none"})</h2>
-<table><tr><th>case</th><th>input</th><th>expected</th><th>output</th><th>scores</th><th>error</th></tr>
-{"".join(rows)}</table>{more}
+<h2>Score by epoch</h2>{_plot(status, checkpoints)}
+{classes_section(table)}
+<h2>Learned prompts</h2><div class="prompts">{prompts}</div>
+{cases_section(table)}
 </body></html>
 """
 
 
+def _case_table(store: Store, run_id: str, spec: dict[str, object], *, training: bool) -> CaseTable:
+    objective = objective_of(spec)
+    stage = "holdout/best" if training else "eval"
+    table, passing = collect(stage_rows(store, run_id, stage), stage, objective)
+    if training:
+        add_baseline(table, stage_rows(store, run_id, "holdout/baseline"), "holdout/baseline", objective, passing)
+    return table
+
+
 def write_outputs(out_dir: Path, name: str, status: RunStatus, store: Store, *, training: bool) -> dict[str, Path]:
-    """Write ``summary.json`` (the status shape, every checkpoint) and ``report.html``.
+    """Write ``summary.json`` (``status`` in wire form, every checkpoint) and ``report.html``.
+
+    The same function serves ``agentensor run`` (the status it just finished) and
+    ``agentensor report`` (the status stored for the run), so both render the same files.
 
     Returns:
         ``{"summary": path, "report": path}``.
+
+    Raises:
+        OSError: ``out_dir`` cannot be created or written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     assert status.run_id is not None
+    record = store.get_run(status.run_id)
+    spec = dict(record.spec) if record is not None else {}
     checkpoints = store.list_checkpoints(run_id=status.run_id)
-    cases = store.list_cases(status.run_id, stage="holdout/best" if training else "eval")
+    table = _case_table(store, status.run_id, spec, training=training)
+    evaluated = None
+    if not training and record is not None and table.shown and table.shown[0].row.version is not None:
+        evaluated = store.get_version(record.workflow, table.shown[0].row.version)
     summary = out_dir / "summary.json"
     summary.write_text(json.dumps(status.to_wire(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     report = out_dir / "report.html"
-    report.write_text(render_report(name, status, checkpoints, cases), encoding="utf-8")
+    report.write_text(render_report(name, status, checkpoints, table, evaluated=evaluated), encoding="utf-8")
     return {"summary": summary, "report": report}
+
+
+def version_diff(a: VersionRecord, b: VersionRecord) -> str:
+    """Unified diff (``difflib.unified_diff``) of two stored versions' prompts and parameters, as text.
+
+    One block per prompt that differs, then the parameters (JSON, sorted keys) if they differ;
+    ``""`` when the versions are identical.
+    """
+    out: list[str] = []
+    for key in sorted(set(a.prompts) | set(b.prompts)):
+        old, new = a.prompts.get(key), b.prompts.get(key)
+        if old != new:
+            out += difflib.unified_diff(
+                (old or "").splitlines(),
+                (new or "").splitlines(),
+                f"v{a.version}/{key}",
+                f"v{b.version}/{key}",
+                lineterm="",
+            )
+    if a.parameters != b.parameters:
+        out += difflib.unified_diff(
+            json.dumps(a.parameters, indent=2, sort_keys=True).splitlines(),
+            json.dumps(b.parameters, indent=2, sort_keys=True).splitlines(),
+            f"v{a.version}/parameters",
+            f"v{b.version}/parameters",
+            lineterm="",
+        )
+    return "\n".join(out) + ("\n" if out else "")

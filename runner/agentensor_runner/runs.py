@@ -24,6 +24,7 @@ from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunLease, Store, StoreError, lease_seconds_from_env, new_owner_id
 
 from ._context import RunContext, StatusSink, build_context
+from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
 from .executor import Evaluation, run_cases
 from .trainer import RunFailed, Trainer
@@ -110,6 +111,7 @@ async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
     ev = await _score_all(ctx, status)
     status.cases_failed = ev.errors
     status.scores = ev.means
+    status.results = status_results(ev.aggregates)
     status.best_score = status.baseline_score = ev.objective(ctx.objective.evaluator)
     if ctx.llm is not None:
         status.usage = ctx.llm.ledger.total.to_summary()

@@ -73,6 +73,7 @@ from ._context import RunContext
 from ._evalcache import EvalCache, scoring_checksum
 from ._overfit import MAX_REPORTED, describe_leaks, find_leaks
 from ._projection import project
+from ._report_results import status_results
 from .datasets import Case, Splits, split_cases
 from .executor import CaseResult, Evaluation, run_cases, summarize
 from .llm import Usage
@@ -751,6 +752,7 @@ class Trainer:
         fields = status_fields(significance) if significance is not None else {}
         self.status.holdout = HoldoutScores.model_validate({"baseline": bh, "best": eh, **fields})
         self.status.scores = best_h.means
+        self.status.results = status_results(best_h.aggregates)
         self.status.best_version = best_cp.version
         self.status.best_checksum = best_cp.checksum
         self.status.best_score = best_cp.score
