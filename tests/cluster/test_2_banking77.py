@@ -84,16 +84,8 @@ def release(kube: Kube, example_image: dict[str, Any], database: dict[str, str])
             "data": {"url": secret},
         }
         kube("apply", "-f", "-", input=json.dumps(doc))
-    # Runner Jobs carry no resource requests (the operator has no setting for them yet), so on a busy
-    # node they would run as BestEffort with cpu.shares=2 and starve. A LimitRange gives every
-    # container of the runs' namespace a request, as a cluster admin would.
-    limits = {
-        "apiVersion": "v1",
-        "kind": "LimitRange",
-        "metadata": {"name": "runner-requests", "namespace": RUNS_NS},
-        "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "500m", "memory": "1Gi"}}]},
-    }
-    kube("apply", "-f", "-", input=json.dumps(limits))
+    # No LimitRange: the chart's runner.resources default gives every runner container requests,
+    # so on a busy node runners are Burstable, not BestEffort with cpu.shares=2 (_assert_runner_pod).
     repository, _, tag = example_image["ref"].rpartition(":")
     values = {"image": {"repository": repository, "tag": tag, "pullPolicy": "Never"}, "watchNamespaces": [RUNS_NS]}
     with helm.Config(kubeconfig_path=kube.kubeconfig, namespace=RELEASE_NS) as config:
@@ -112,9 +104,10 @@ def _ended_pods_but(kube: Kube, killed: str) -> list[dict[str, Any]] | None:
 
 
 def _runner_pods(kube: Kube, run_name: str) -> list[dict[str, Any]]:
-    pods = kube.get("pods", "-n", RUNS_NS)["items"]
-    prefix = f"{run_name[:20]}-tr-"  # the operator's Job name: <name[:20]>-tr-<uid>
-    return [p for p in pods if p["metadata"].get("labels", {}).get("job-name", "").startswith(prefix)]
+    """The run's runner pods, by the labels every runner pod carries (what `kubectl logs -l` uses)."""
+    selector = f"agentensor.dev/run={run_name},agentensor.dev/kind=TrainingRun"
+    pods: list[dict[str, Any]] = kube.get("pods", "-n", RUNS_NS, "-l", selector)["items"]
+    return pods
 
 
 def test_operator_pod_runs_non_root_with_a_read_only_root(kube: Kube, release: Any) -> None:
@@ -180,7 +173,10 @@ def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: A
     finished = [p for p in after if p["status"].get("phase") == "Succeeded"]
     assert len(finished) == 1, [(p["metadata"]["name"], p["status"].get("phase")) for p in after]
     logs = kube("logs", finished[0]["metadata"]["name"], "-n", RUNS_NS)
-    summary = json.loads(logs.strip().splitlines()[-1])
+    # what docs/operator.md tells users: every runner pod's log, by the run's name
+    by_label = kube("logs", "-n", RUNS_NS, "-l", f"agentensor.dev/run={TRAINING}", "--tail=-1")
+    assert summary_line(logs) in by_label
+    summary = json.loads(summary_line(logs))
     assert summary["phase"] == "Succeeded" and summary["runId"] == uid, summary
     status = kube.get("trainingrun", TRAINING, "-n", RUNS_NS)["status"]
     assert status["phase"] == "Succeeded", status
@@ -233,6 +229,11 @@ def _resumed(kube: Kube) -> str:
     return ""
 
 
+def summary_line(logs: str) -> str:
+    """The runner's one-line JSON summary: the last line of its log."""
+    return logs.strip().splitlines()[-1]
+
+
 def _assert_runner_pod(kube: Kube, pod: dict[str, Any]) -> None:
     """A real container on the node: containerd ID, non-root, read-only root, its own pod IP."""
     name = pod["metadata"]["name"]
@@ -245,3 +246,7 @@ def _assert_runner_pod(kube: Kube, pod: dict[str, Any]) -> None:
     # the embedding model is found offline in the image, with caches under the writable /tmp
     envs = kube("exec", name, "-n", RUNS_NS, "--", "env")
     assert "HF_HUB_OFFLINE=1" in envs and "XDG_CACHE_HOME=/tmp/.cache" in envs
+    # requests from the chart's runner.resources default, with no LimitRange in the namespace
+    assert pod["status"]["qosClass"] == "Burstable", pod["status"].get("qosClass")
+    assert pod["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert not kube.get("limitranges", "-n", RUNS_NS)["items"]

@@ -175,6 +175,8 @@ def _default_env_value(name: str, monkeypatch: pytest.MonkeyPatch) -> str | None
         "AGENTENSOR_JOB_BACKOFF_LIMIT": defaults["jobs"]["backoff_limit"],
         "AGENTENSOR_JOB_ACTIVE_DEADLINE_SECONDS": defaults["jobs"]["active_deadline_seconds"],
         "AGENTENSOR_JOB_TTL_SECONDS_AFTER_FINISHED": defaults["jobs"]["ttl_seconds_after_finished"],
+        # JSON, as Helm's toJson writes it (sorted keys, compact)
+        "AGENTENSOR_JOB_RESOURCES": json.dumps(defaults["jobs"]["resources"], sort_keys=True, separators=(",", ":")),
         "AGENTENSOR_DB_SECRET_NAME": defaults["database"]["secret_name"],
         "AGENTENSOR_DB_SECRET_KEY": defaults["database"]["secret_key"],
         "AGENTENSOR_METRICS_PORT": defaults["server"]["metrics_port"],
