@@ -175,7 +175,7 @@ def from_entry(payload: Mapping[str, Any], case: Case, *, run_id: str, stage: st
             used_prompts=frozenset(payload.get("usedPrompts") or ()),
             usage=_usage_from(payload.get("usage")),
         )
-    except (KeyError, TypeError, ValueError):  # an entry of an older format: run the case again
+    except (AttributeError, KeyError, TypeError, ValueError):  # an entry of an older format: run the case again
         return None
 
 

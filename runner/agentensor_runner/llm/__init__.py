@@ -4,11 +4,12 @@
   the environment (:func:`resolve_api_key`), a :class:`Redactor` for anything that could echo
   a key, and the run's :class:`UsageLedger`.
 - :class:`UsageCallback` / :func:`begin_case`: accounting from LangChain ``usage_metadata``.
-- :class:`SqliteResponseCache`: LangChain ``BaseCache`` in one SQLite file.
+- :class:`SqliteResponseCache`: LangChain ``BaseCache`` in one SQLite file;
+  :class:`StoreResponseCache`: the same in the run's store (replayed after a restart).
 - :func:`ainvoke_text`: one chat call returning text, with key-free errors.
 """
 
-from ._cache import CACHE_ENV, SqliteResponseCache, default_cache_path
+from ._cache import CACHE_ENV, SqliteResponseCache, StoreResponseCache, default_cache_path
 from ._call import LlmCallError, ainvoke_text
 from ._keys import REDACTED, Redactor, resolve_api_key
 from ._registry import CACHED_PURPOSES, PARAMETER_KWARGS, PURPOSES, LlmRuntime, sampling_kwargs
@@ -26,6 +27,7 @@ __all__ = [
     "LlmRuntime",
     "Redactor",
     "SqliteResponseCache",
+    "StoreResponseCache",
     "Usage",
     "UsageCallback",
     "UsageLedger",
