@@ -106,6 +106,8 @@ class Toleration(ApiModel):
     def _consistent(self) -> Toleration:
         if self.operator == "Exists" and self.value:
             raise ValueError("a toleration with operator Exists takes no value")
+        if self.operator == "Equal" and not self.key:
+            raise ValueError("a toleration with operator Equal needs a key (an empty key needs operator Exists)")
         if self.toleration_seconds is not None and self.effect != "NoExecute":
             raise ValueError("tolerationSeconds applies only to effect NoExecute")
         return self

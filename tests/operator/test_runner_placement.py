@@ -209,6 +209,7 @@ spec:
         pytest.param("{volumeMounts: [{name: nosuch, mountPath: /x}]}", "spec.runner", "not in", id="mount-name"),
         pytest.param("{labels: {agentensor.dev/run: x}}", "spec.runner", "operator's", id="label"),
         pytest.param("{hostPath: /}", "spec.runner.hostPath", "", id="unknown-field"),
+        pytest.param("{tolerations: [{value: x}]}", "spec.runner.tolerations[0]", "needs a key", id="equal-no-key"),
     ],
 )
 def test_bad_runner_specs_are_refused_naming_the_field(runner: str, field: str, needle: str, tmp_path: Any) -> None:
