@@ -23,6 +23,7 @@ from ._crd import crd_for, render_crds, schema_for
 from ._display import StatusDisplay, display_of
 from ._docs import render_api_docs
 from ._errors import AgentensorError, ManifestError, UnknownKindError
+from ._pass_criteria import mark_pass_criteria
 from ._prompt_config import ActiveSnapshot, PromotionSpec, PromptConfigSpec, PromptSpec
 from ._resources import (
     KINDS,
@@ -50,6 +51,7 @@ from ._runs import (
     EvaluationRunSpec,
     HoldoutGuardSpec,
     OptimizerSpec,
+    PassCriterion,
     SearchDimension,
     TrainingRunSpec,
 )
@@ -104,6 +106,7 @@ __all__ = [
     "ObjectMeta",
     "ObjectiveSpec",
     "OptimizerSpec",
+    "PassCriterion",
     "PriceSpec",
     "ProjectedCalls",
     "PromotionSpec",
@@ -138,6 +141,7 @@ __all__ = [
     "display_of",
     "load_manifests",
     "mark_failed",
+    "mark_pass_criteria",
     "mark_running",
     "mark_succeeded",
     "now_rfc3339",

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from ._base import ApiModel
 from ._common import (
+    NAME_PATTERN,
     DatasetSpec,
     EvaluatorSpec,
     ModelSpec,
@@ -76,13 +77,52 @@ class _RunSpecBase(ApiModel):
         return self
 
 
+class PassCriterion(ApiModel):
+    """A gate on one evaluator's aggregate over every case (``status.results[evaluator]``).
+
+    Like promptfoo's assertions and Katib's objective goal: the run's ``Passed`` condition is
+    True when every criterion holds, False naming each one that does not (a CI pipeline gate).
+    """
+
+    evaluator: str = Field(pattern=NAME_PATTERN, max_length=63, description="Name of a spec.evaluators entry.")
+    min_mean: float | None = Field(
+        default=None, ge=0, le=1, description="Lowest acceptable mean score (inclusive), in [0, 1]."
+    )
+    min_pass_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Lowest acceptable fraction of passing cases (inclusive), in [0, 1]."
+    )
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> PassCriterion:
+        if self.min_mean is None and self.min_pass_rate is None:
+            raise ValueError("set minMean, minPassRate or both")
+        return self
+
+
 class EvaluationRunSpec(_RunSpecBase):
     """Spec of an EvaluationRun: score one PromptConfig version over a dataset."""
+
+    pass_criteria: list[PassCriterion] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Gates on the per-evaluator aggregates; all must hold for Passed=True (empty: no Passed).",
+    )
 
     @model_validator(mode="after")
     def _no_split(self) -> EvaluationRunSpec:
         if self.dataset.split is not None:
             raise ValueError("dataset.split is only valid for a TrainingRun")
+        return self
+
+    @model_validator(mode="after")
+    def _criteria_name_evaluators(self) -> EvaluationRunSpec:
+        names = {e.name for e in self.evaluators}
+        for i, criterion in enumerate(self.pass_criteria):
+            if criterion.evaluator not in names:
+                known = sorted(names)
+                raise ValueError(
+                    f"passCriteria[{i}].evaluator: {criterion.evaluator!r} is not in spec.evaluators {known}"
+                )
         return self
 
 

@@ -121,12 +121,23 @@ def run(
                 )
             _print_status(res, status)
             err.print(f"wrote {paths['summary']} and {paths['report']}", highlight=False)
-            if status.phase != "Succeeded":
+            if status.phase != "Succeeded" or _gate_failed(res, status):
                 failed += 1
     finally:
         store.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _gate_failed(res: TrainingRun | EvaluationRun, status: RunStatus) -> bool:
+    """True (and says so) when an EvaluationRun's ``spec.passCriteria`` did not hold: ``Passed=False``."""
+    from agentensor_api import ConditionType, condition_of
+
+    passed = condition_of(status, ConditionType.PASSED)
+    if passed is None or passed.status != "False":
+        return False
+    err.print(f"{res.kind}/{res.name}: Passed=False {passed.reason}: {passed.message}", highlight=False)
+    return True
 
 
 def _execute_one(

@@ -16,6 +16,7 @@ from agentensor_api import (
     RunStatus,
     TrainingRun,
     mark_failed,
+    mark_pass_criteria,
     mark_running,
     mark_succeeded,
     now_rfc3339,
@@ -123,6 +124,8 @@ async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
         status,
         f"{ctx.objective.evaluator}={status.best_score:.4f} over {ev.size} cases, {ev.errors} error(s){unscored}",
     )
+    if isinstance(ctx.resource, EvaluationRun):  # the gate: Passed=True|False from status.results
+        mark_pass_criteria(status, ctx.resource.spec.pass_criteria)
     _publish(ctx, status, completed_at=datetime.now(UTC))
     return status
 
