@@ -151,6 +151,7 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Cases", "type": "integer", "jsonPath": ".status.casesCompleted"},
         {"name": "Failed", "type": "integer", "jsonPath": ".status.casesFailed"},
         {"name": "Score", "type": "string", "jsonPath": ".status.display.bestScore"},
+        {"name": "Passed", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Passed")].status'},
     ],
 }
 _SHORT = {"PromptConfig": ["pcfg"], "TrainingRun": ["tr"], "EvaluationRun": ["er"]}

@@ -56,6 +56,7 @@ _RUNNER_CONDITIONS = (
     ConditionType.FAILED,
     ConditionType.FINISHED,
     ConditionType.PROMOTABLE,
+    ConditionType.PASSED,
 )
 """Conditions the runner owns: its copy replaces the operator's."""
 
