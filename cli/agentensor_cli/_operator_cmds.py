@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -41,20 +42,58 @@ def _container_path(path: Path) -> Path:
     return path
 
 
+SIGTERM_DEADLINE_ENV = "AGENTENSOR_SIGTERM_DEADLINE_SECONDS"
+DEFAULT_SIGTERM_DEADLINE_SECONDS = 20.0
+"""Seconds the runner has after SIGTERM to unwind (cancel the cases in flight, record the finished
+ones, close the store) before it exits 143 regardless. Well inside Kubernetes' default
+``terminationGracePeriodSeconds`` of 30 s, and far above a normal unwind (under a second), so that
+a database outage during the unwind, which the store would otherwise ride out for
+``AGENTENSOR_DB_OUTAGE_RETRY_SECONDS``, cannot hold the Pod until the kubelet's SIGKILL."""
+
+
+def sigterm_deadline_seconds() -> float:
+    """``$AGENTENSOR_SIGTERM_DEADLINE_SECONDS`` (> 0), else :data:`DEFAULT_SIGTERM_DEADLINE_SECONDS`."""
+    raw = os.environ.get(SIGTERM_DEADLINE_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_SIGTERM_DEADLINE_SECONDS
+    except ValueError:
+        value = DEFAULT_SIGTERM_DEADLINE_SECONDS
+    return value if value > 0 else DEFAULT_SIGTERM_DEADLINE_SECONDS
+
+
+def _exit_now() -> None:
+    err.print(
+        f"SIGTERM: the unwind took longer than {sigterm_deadline_seconds():g} s; exiting 143 now", highlight=False
+    )
+    os._exit(128 + signal.SIGTERM)
+
+
 async def _cancel_on_sigterm(work: Coroutine[Any, Any, _T]) -> _T:
     """Await ``work``; SIGTERM cancels it and then raises ``SystemExit(143)`` (128 + 15).
 
     A runner is PID 1 of its container, and the kernel drops signals PID 1 has no handler for, so
-    without this a deleted runner Pod would wait out its whole grace period for SIGKILL. The
-    cancellation unwinds the run's tasks normally and the caller closes the store. Work since the
-    last checkpoint (the last finished epoch) is redone by the Job's next Pod, which resumes from it.
+    without this a deleted (or preempted) runner Pod would wait out its whole grace period for
+    SIGKILL. The cancellation stops the run at once, between two awaits: the cases in flight are
+    cancelled, the trainer records the rows of the cases its evaluation had finished, the
+    evaluation cache and the store-backed LLM response cache already hold every scored case and
+    every model reply, and the caller closes the store. The Job's next Pod resumes from the last
+    checkpoint and redoes the rest of the epoch with no repeated model call (docs/training.md,
+    "Resume"). If the unwind has not ended within :func:`sigterm_deadline_seconds`, the process
+    exits 143 at once.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
     terminated = asyncio.Event()
 
     def _terminate() -> None:
+        if terminated.is_set():
+            return
         terminated.set()
+        deadline = sigterm_deadline_seconds()
+        err.print(f"SIGTERM: stopping the run (finished cases stay recorded); exit 143 within {deadline:g} s")
+        timer = threading.Timer(deadline, _exit_now)
+        timer.daemon = True
+        timer.start()
         task.cancel()
 
     loop.add_signal_handler(signal.SIGTERM, _terminate)

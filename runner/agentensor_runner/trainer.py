@@ -43,6 +43,7 @@ another config's score, every case has its own ``thread_id``, and there is a hol
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections import defaultdict
@@ -86,9 +87,9 @@ from .workflows import Feedback, default_attribution
 log = logging.getLogger(__name__)
 
 CACHE_PART_CASES = 64
-"""With the evaluation cache, cases run in parts of at least this many (and 8 x parallelism),
-each part's scored results stored as it ends: a killed runner loses at most one part's entries
-(their model replies are in the LLM response cache anyway)."""
+"""With the evaluation cache, scored results are stored every this many finished cases (with a
+worker pool: parts of this many x parallelism): a SIGKILLed runner loses at most that many
+entries, whose model replies are in the LLM response cache anyway; SIGTERM stores them all."""
 
 STALE_KEY = "stale"
 """Checkpoint ``extra`` key: epochs in a row, up to and including this one, that accepted no candidate."""
@@ -383,35 +384,81 @@ class Trainer:
     ) -> None:
         """Run the cases not in ``results`` (indexes into ``cases``), filling ``results``.
 
-        With the evaluation cache (``keys`` non-empty) they run in parts of
-        :data:`CACHE_PART_CASES` (at least 8 x ``parallelism``) and each part's scored results are
-        stored as it ends; without it, in one go as before.
+        Without the evaluation cache (``keys`` empty) or with a worker pool they run as one
+        :func:`run_cases` call (the pool in parts of :data:`CACHE_PART_CASES` x ``parallelism``,
+        each part's scored results stored as it ends). In this process with the cache, each case
+        is its own call under ``parallelism`` workers, so that every finished case is in
+        ``results`` the moment it finishes: the scored ones are stored every
+        :data:`CACHE_PART_CASES` cases and, when the evaluation is interrupted (SIGTERM cancels
+        it), at once, so the cases finished before the signal are never run again.
         """
         misses = [i for i in range(len(cases)) if i not in results]
         if not misses:
             return
-        part = max(CACHE_PART_CASES, 8 * self.spec.parallelism) if keys else len(misses)
-        cache = self._cache
+        if keys and self.ctx.pool is None:
+            await self._run_each(prompts, cases, stage, misses, results, keys, tick)
+            return
+        part = CACHE_PART_CASES * self.spec.parallelism if keys else len(misses)
         for b in range(0, len(misses), part):
             idx = misses[b : b + part]
-            ev = await run_cases(
-                self.ctx.workflow,
-                prompts,
-                [cases[i] for i in idx],
-                self.ctx.evaluators,
-                base_config=self.ctx.base_config,
-                run_id=self.ctx.run_id,
-                stage=stage,
-                parallelism=self.spec.parallelism,
-                case_timeout_seconds=self.spec.case_timeout_seconds,
-                evaluator_fields=self.ctx.evaluator_fields,
-                progress=tick,
-                pool=self.ctx.pool,
-            )
+            ev = await self._run(prompts, [cases[i] for i in idx], stage, tick, self.spec.parallelism)
             results.update(zip(idx, ev.cases, strict=True))
             self._meter.metric_calls += len(idx)  # spec.budget.maxMetricCalls: case evaluations actually run
-            if keys and cache is not None:
-                cache.put(prompts.checksum(), ev.cases, [keys[i] for i in idx])
+            if keys and self._cache is not None:
+                self._cache.put(prompts.checksum(), ev.cases, [keys[i] for i in idx])
+
+    async def _run_each(
+        self,
+        prompts: PromptSet,
+        cases: Sequence[Case],
+        stage: str,
+        misses: list[int],
+        results: dict[int, CaseResult],
+        keys: Sequence[str],
+        tick: Callable[[int], None],
+    ) -> None:
+        """``misses`` one case per call under ``parallelism`` workers; see :meth:`_run_misses`."""
+        cache, checksum = self._cache, prompts.checksum()
+        unstored: list[int] = []
+
+        def flush() -> None:
+            if cache is not None and unstored:
+                cache.put(checksum, [results[i] for i in unstored], [keys[i] for i in unstored])
+            unstored.clear()
+
+        queue = iter(misses)
+
+        async def worker() -> None:
+            for i in queue:
+                ev = await self._run(prompts, [cases[i]], stage, tick, 1)
+                results[i] = ev.cases[0]
+                self._meter.metric_calls += 1  # spec.budget.maxMetricCalls: case evaluations actually run
+                unstored.append(i)
+                if len(unstored) >= CACHE_PART_CASES:
+                    flush()
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(self.spec.parallelism, len(misses)))))
+        finally:
+            flush()
+
+    async def _run(
+        self, prompts: PromptSet, cases: Sequence[Case], stage: str, tick: Callable[[int], None], parallelism: int
+    ) -> Evaluation:
+        return await run_cases(
+            self.ctx.workflow,
+            prompts,
+            cases,
+            self.ctx.evaluators,
+            base_config=self.ctx.base_config,
+            run_id=self.ctx.run_id,
+            stage=stage,
+            parallelism=parallelism,
+            case_timeout_seconds=self.spec.case_timeout_seconds,
+            evaluator_fields=self.ctx.evaluator_fields,
+            progress=tick,
+            pool=self.ctx.pool,
+        )
 
     def _feedback(self, ev: Evaluation, prompts: PromptSet) -> dict[str, list[Feedback]]:
         obj = self._obj
