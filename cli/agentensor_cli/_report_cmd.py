@@ -69,7 +69,7 @@ def _resolve(store: Store, run: str) -> RunRecord:
     namespace, _, name = run.rpartition("/")
     runs = store.find_runs(namespace=namespace or None, name=name)
     if not runs:
-        fail(f"RUN {run!r}: no run with that id or [namespace/]name in {store.url}", code=1)
+        fail(f"RUN {run!r}: no run with that id or NAMESPACE/NAME in {store.url}", code=1)
     if not namespace and len({r.namespace for r in runs}) > 1:
         spaces = ", ".join(sorted({f"{r.namespace}/{name}" for r in runs}))
         fail(f"RUN {run!r}: runs of that name exist in several namespaces ({spaces}); name one as NAMESPACE/NAME")
@@ -101,7 +101,7 @@ def _print_diff(store: Store, workflow: str, a: int, b: int) -> None:
     for number in (a, b):
         v = store.get_version(workflow, number)
         if v is None:
-            known = [x.version for x in store.list_versions(workflow)]
+            known = ", ".join(str(x.version) for x in store.list_versions(workflow)) or "none"
             fail(f"--diff: workflow {workflow!r} has no version {number} (versions: {known})", code=1)
         versions.append(v)
     text = version_diff(versions[0], versions[1])
