@@ -127,6 +127,7 @@ class PromotionEdit:
 
     def __init__(self, path: Path, name: str, text: str, yaml: Any, docs: list[Any], target: Any) -> None:
         self.path, self.name, self.text, self.yaml, self.docs, self.target = path, name, text, yaml, docs, target
+        self.snapshot: ActiveSnapshot | None = None
 
     @classmethod
     def read(cls, path: Path, name: str) -> PromotionEdit:
