@@ -22,6 +22,7 @@ from ._promote import promote
 
 if TYPE_CHECKING:
     from agentensor_api import EvaluationRun, ManifestError, PromptConfig, RunStatus, TrainingRun
+    from agentensor_operator import ServerSettings
     from agentensor_store import Store
 
 ROOT_ENV = "AGENTENSOR_ROOT"
@@ -283,12 +284,26 @@ def operator(
     db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL).")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Port of /metrics (0: off).")] = None,
     liveness_port: Annotated[int | None, typer.Option("--liveness-port", help="Port of /healthz (0: off).")] = None,
+    metrics_bind_address: Annotated[
+        str | None,
+        typer.Option("--metrics-bind-address", help="[HOST]:PORT of /metrics, e.g. :9090 or 127.0.0.1:9090 (0: off)."),
+    ] = None,
+    health_probe_bind_address: Annotated[
+        str | None,
+        typer.Option("--health-probe-bind-address", help="[HOST]:PORT of /healthz, e.g. :8080 (0: off)."),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", help="auto (JSON when stderr is not a terminal), text or json."),
+    ] = "auto",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every handler call.")] = False,
 ) -> None:
     """Run the Kubernetes operator (kopf) until interrupted.
 
     Settings come from AGENTENSOR_* environment variables (see docs/operator.md); flags override
     them. The kubeconfig is the in-cluster ServiceAccount, else $KUBECONFIG / ~/.kube/config.
+    The bind-address flags follow controller-runtime's (``--metrics-bind-address``,
+    ``--health-probe-bind-address``): an empty HOST means every interface, ``0`` turns it off.
     """
     from pydantic import SecretStr, ValidationError
 
@@ -309,11 +324,38 @@ def operator(
         settings.server.metrics_port = metrics_port
     if liveness_port is not None:
         settings.server.liveness_port = liveness_port
+    _apply_bind_addresses(settings.server, metrics_bind_address, health_probe_bind_address)
     try:
-        run(settings, verbose=verbose)
+        run(settings, verbose=verbose, log_format=log_format)
     except ConfigurationError as e:
         err.print(f"error: {e}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from e
+
+
+def _apply_bind_addresses(server: ServerSettings, metrics: str | None, health: str | None) -> None:
+    """Set host and port of /metrics and /healthz from the bind-address flags given."""
+    if metrics is not None:
+        host, server.metrics_port = _bind_address("--metrics-bind-address", metrics)
+        server.metrics_host = host or server.bind_address
+    if health is not None:
+        host, server.liveness_port = _bind_address("--health-probe-bind-address", health)
+        server.liveness_host = host or server.bind_address
+
+
+def _bind_address(flag: str, value: str) -> tuple[str, int]:
+    """``(host, port)`` of ``[HOST]:PORT`` (IPv6 as ``[::1]:9090``); ``0`` is ``("", 0)``, off.
+
+    Exits 2 naming ``flag`` when ``value`` is neither.
+    """
+    if value == "0":
+        return "", 0
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
+        err.print(
+            f"error: {flag} must be [HOST]:PORT with PORT in 1..65535, or 0 (off); got {value!r}", highlight=False
+        )
+        raise typer.Exit(EXIT_INVALID)
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def register(app: typer.Typer) -> None:

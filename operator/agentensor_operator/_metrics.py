@@ -3,6 +3,8 @@
 Controller-style:
     agentensor_reconcile_total{kind,result}          counter; result: success|retry|permanent|error
     agentensor_reconcile_duration_seconds{kind}      histogram of one reconcile (handler or timer tick)
+Outcomes (counted once per run, when it reaches a terminal phase; alert on these, not on gauges):
+    agentensor_run_completions_total{kind,outcome}   counter; outcome: Succeeded|Failed
 Fleet (refreshed by the census task every poll interval, from kopf's indexes and the API):
     agentensor_runs{kind,namespace,phase}            runs by phase (Pending, Queued, Running, ...)
     agentensor_jobs_running                          active runner Jobs (what the cap counts)
@@ -31,6 +33,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 RUN_LABELS = ("kind", "namespace", "name")
+RUN_KINDS = ("TrainingRun", "EvaluationRun")
+OUTCOMES = ("Succeeded", "Failed")
 
 
 class Metrics:
@@ -49,6 +53,15 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=r,
         )
+        self.completions = Counter(
+            "agentensor_run_completions",
+            "Runs that reached a terminal phase, by kind and outcome (Succeeded or Failed).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        for kind in RUN_KINDS:  # every series exists from 0, so increase() sees the first completion
+            for outcome in OUTCOMES:
+                self.completions.labels(kind, outcome)
         self.runs = Gauge(
             "agentensor_runs", "Runs by kind, namespace and phase.", ["kind", "namespace", "phase"], registry=r
         )
@@ -97,6 +110,10 @@ class Metrics:
         wrapper.__name__ = getattr(fn, "__name__", "handler")
         wrapper.__qualname__ = getattr(fn, "__qualname__", wrapper.__name__)
         return wrapper
+
+    def run_completed(self, kind: str, outcome: str) -> None:
+        """Count one run of ``kind`` reaching ``outcome`` (``Succeeded`` or ``Failed``)."""
+        self.completions.labels(kind, outcome).inc()
 
     def set_run(
         self,
