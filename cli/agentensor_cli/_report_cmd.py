@@ -60,8 +60,9 @@ def report(
 def _resolve(store: Store, run: str) -> RunRecord:
     """The run with id ``run``, else the newest run named ``namespace/name`` (or ``name``).
 
-    A sharded EvaluationRun (run ids ``<uid>-s<i>``) has one row per shard: the shard ids are
-    listed and the user names one.
+    A sharded EvaluationRun has one row per shard (``<uid>-s<i>``) and, once finished, the
+    operator's aggregate row under ``<uid>``, which is the one reported (its cases are read from
+    the shards); while it has none, the shard ids are listed and the user names one.
     """
     rec = store.get_run(run)
     if rec is not None:
@@ -73,14 +74,14 @@ def _resolve(store: Store, run: str) -> RunRecord:
     if not namespace and len({r.namespace for r in runs}) > 1:
         spaces = ", ".join(sorted({f"{r.namespace}/{name}" for r in runs}))
         fail(f"RUN {run!r}: runs of that name exist in several namespaces ({spaces}); name one as NAMESPACE/NAME")
-    newest = runs[-1]
-    uid = m.group("uid") if (m := _SHARD.match(newest.id)) else newest.id
-    shards = [r.id for r in runs if _SHARD.match(r.id) and r.id.startswith(f"{uid}-s")]
-    if shards:
-        fail(f"RUN {run!r} ran as {len(shards)} shards; give one shard's run id: {', '.join(shards)}")
-    if len(runs) > 1:
-        older = ", ".join(r.id for r in runs[:-1])
-        err.print(f"{len(runs)} runs are named {run}; reporting the newest ({newest.id}); older: {older}")
+    uid = m.group("uid") if (m := _SHARD.match(runs[-1].id)) else runs[-1].id
+    newest = next((r for r in runs if r.id == uid), None)
+    if newest is None:
+        shards = ", ".join(r.id for r in runs if r.id.startswith(f"{uid}-s"))
+        fail(f"RUN {run!r} runs as shards and has no aggregate row yet; give one shard's run id: {shards}", code=1)
+    older = [r.id for r in runs if r.id != uid and not r.id.startswith(f"{uid}-s")]
+    if older:
+        err.print(f"{len(older) + 1} runs are named {run}; reporting the newest ({uid}); older: {', '.join(older)}")
     return newest
 
 

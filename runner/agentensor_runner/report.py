@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import difflib
 import html
+import itertools
 import json
 from pathlib import Path
 
 from agentensor_api import RunStatus
-from agentensor_store import CheckpointRecord, Store, VersionRecord
+from agentensor_store import CheckpointRecord, RunRecord, Store, VersionRecord
 
 from ._report_data import MAX_TABLE_ROWS, CaseTable, add_baseline, collect, objective_of, stage_rows
 from ._report_html import CSS, cases_section, classes_section, fmt, prompts_section
@@ -203,10 +204,21 @@ def render_report(
 """
 
 
-def _case_table(store: Store, run_id: str, spec: dict[str, object], *, training: bool) -> CaseTable:
+def _shard_ids(store: Store, record: RunRecord | None) -> list[str]:
+    """Run ids ``<uid>-s<i>`` of a sharded EvaluationRun's shards (whose rows hold its cases)."""
+    if record is None or record.kind != "EvaluationRun":
+        return []
+    prefix = f"{record.id}-s"
+    runs = store.find_runs(namespace=record.namespace, name=record.name, kind=record.kind)
+    return [r.id for r in runs if r.id.startswith(prefix) and r.id[len(prefix) :].isdigit()]
+
+
+def _case_table(store: Store, run_ids: list[str], spec: dict[str, object], *, training: bool) -> CaseTable:
     objective = objective_of(spec)
     stage = "holdout/best" if training else "eval"
-    table, passing = collect(stage_rows(store, run_id, stage), stage, objective)
+    rows = itertools.chain.from_iterable(stage_rows(store, rid, stage) for rid in run_ids)
+    table, passing = collect(rows, stage, objective)
+    run_id = run_ids[0]
     if training:
         add_baseline(table, stage_rows(store, run_id, "holdout/baseline"), "holdout/baseline", objective, passing)
     return table
@@ -216,7 +228,9 @@ def write_outputs(out_dir: Path, name: str, status: RunStatus, store: Store, *, 
     """Write ``summary.json`` (``status`` in wire form, every checkpoint) and ``report.html``.
 
     The same function serves ``agentensor run`` (the status it just finished) and
-    ``agentensor report`` (the status stored for the run), so both render the same files.
+    ``agentensor report`` (the status stored for the run), so both render the same files. For
+    a sharded EvaluationRun's aggregate row (run id = the uid) the cases are read from its
+    shards' rows (``<uid>-s<i>``).
 
     Returns:
         ``{"summary": path, "report": path}``.
@@ -229,7 +243,8 @@ def write_outputs(out_dir: Path, name: str, status: RunStatus, store: Store, *, 
     record = store.get_run(status.run_id)
     spec = dict(record.spec) if record is not None else {}
     checkpoints = store.list_checkpoints(run_id=status.run_id)
-    table = _case_table(store, status.run_id, spec, training=training)
+    run_ids = _shard_ids(store, record) or [status.run_id]
+    table = _case_table(store, run_ids, spec, training=training)
     evaluated = None
     if not training and record is not None and table.shown and table.shown[0].row.version is not None:
         evaluated = store.get_version(record.workflow, table.shown[0].row.version)

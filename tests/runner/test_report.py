@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentensor_api import PromptConfig, RunStatus, TrainingRun, load_manifests
-from agentensor_runner import execute, find_prompt_config, write_outputs
+from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun, load_manifests, parse_resource
+from agentensor_runner import execute, find_prompt_config, shard_run, write_outputs
 from agentensor_runner._report_data import collect, objective_of, stage_rows
 from agentensor_store import Store
+from tests.runner._synthetic import make_rows, manifests
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "banking77"
@@ -247,3 +248,36 @@ def test_report_in_headless_chromium(banking_run: tuple[Store, RunStatus, Path],
     shot = _headless(chromium, "--window-size=1400,2000", f"--screenshot={png}", url, cwd=tmp_path)
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_sharded_evaluation_reports_every_shards_cases(tmp_path: Path) -> None:
+    """A sharded EvaluationRun's aggregate row (the operator's verdict under the uid) is reported
+    with the case rows of all its shards (``<uid>-s<i>``)."""
+    rows = make_rows(n_per_intent=6)
+    pc_doc, tr_doc = manifests(rows)
+    spec = {k: v for k, v in tr_doc["spec"].items() if k not in ("optimizer", "holdoutGuard", "checkpoint")}
+    spec["dataset"] = {k: v for k, v in spec["dataset"].items() if k != "split"}
+    ev_doc = {"apiVersion": "agentensor.dev/v1alpha1", "kind": "EvaluationRun", "metadata": {"name": "sharded"}}
+    run = parse_resource({**ev_doc, "spec": spec})
+    pc = parse_resource(pc_doc)
+    assert isinstance(run, EvaluationRun) and isinstance(pc, PromptConfig)
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    store.upgrade()
+    uid = "0f1e2d3c"
+    statuses = [
+        asyncio.run(execute(shard_run(run, tmp_path, (i, 2)), pc, store, base_dir=tmp_path, run_id=f"{uid}-s{i}"))
+        for i in range(2)
+    ]
+    assert all(s.phase == "Succeeded" for s in statuses)
+    n = [s.cases_completed or 0 for s in statuses]
+    mean = sum((s.scores or {})["accuracy"] * k for s, k in zip(statuses, n, strict=True)) / sum(n)
+    verdict = RunStatus(run_id=uid, phase="Succeeded", cases_completed=sum(n), scores={"accuracy": mean})
+    store.record_verdict(
+        run_id=uid, kind="EvaluationRun", namespace="default", name="sharded", workflow=pc.spec.workflow,
+        spec=run.spec.to_wire(), status=verdict,
+    )  # fmt: skip
+    out = write_outputs(tmp_path / "out", "EvaluationRun/sharded", verdict, store, training=False)
+    page = Page(out["report"].read_text())
+    ids = [cells[0] for _, cells in page.tables["cases"][1:]]
+    assert sorted(ids) == sorted(r["id"] for r in rows), "every shard's cases are in the table"
+    store.close()
