@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from agentensor_api import now_rfc3339
 from agentensor_store import Store
 
-from ._decisions import QueueEntry, RunCensus, RunFacts
+from ._changes import Changes
+from ._decisions import RunCensus, RunFacts
 from ._k8s import Kube
 from ._metrics import Metrics
 from ._settings import OperatorSettings
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+DB_THREADS = 8
+"""Worker threads for (synchronous) store calls: a bounded pool of its own, not asyncio's
+default executor shared with everything else. The store's engine pools 5 connections plus 10
+overflow, so 8 threads never wait for a connection; reads are milliseconds, so 8 in flight
+serve hundreds of reflections per second."""
 
 CENSUS_INDEXES = ("trainingruns_census", "evaluationruns_census")
 """Ids of the kopf indexes (one per run kind) that map ``"all"`` to every run's census."""
@@ -27,8 +36,10 @@ class Deps:
     """Dependencies of every handler.
 
     Attributes:
-        admission_lock: serialises "count active Jobs, then create one" so two runs cannot both
-            take the last slot (one operator replica; the Deployment uses strategy Recreate).
+        changes: what wakes a run's reconcile, the sorted queue, admissions in flight and the Job
+            cache (:class:`~agentensor_operator._changes.Changes`). Admission decides and
+            reserves its slots with no ``await`` in between, so two runs cannot both take the
+            last slot without a lock (one operator replica; the Deployment uses strategy Recreate).
         indexes: kopf's census indexes, captured from handler kwargs for the metrics task.
         now: the clock (RFC 3339 strings), injectable for tests.
     """
@@ -37,16 +48,21 @@ class Deps:
     kube: Kube
     store: Store
     metrics: Metrics
-    admission_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    changes: Changes = field(default_factory=Changes)
     indexes: dict[str, Any] = field(default_factory=dict)
     now: Callable[[], str] = now_rfc3339
     validated: dict[tuple[str, int], RunFacts] = field(default_factory=dict)
     """Facts of validated specs by ``(uid, generation)``: a spec only changes with its
     generation, and a queued run's timer would otherwise re-validate it every tick."""
 
+    db_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="agentensor-db")
+    )
+
     async def db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a (synchronous) store call in a worker thread."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """Run a (synchronous) store call in the store's worker pool (:data:`DB_THREADS`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db_pool, functools.partial(fn, *args, **kwargs))
 
     def capture_indexes(self, kwargs: dict[str, Any]) -> None:
         for name in CENSUS_INDEXES:
@@ -59,7 +75,3 @@ class Deps:
         for index in self.indexes.values():
             out.extend(index.get("all", ()))
         return out
-
-    def queue(self) -> list[QueueEntry]:
-        """Runs waiting for a runner slot, across kinds (unordered; decisions order them)."""
-        return [c.entry for c in self.census() if c.entry is not None]

@@ -7,11 +7,12 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 import kopf
 
-from agentensor_store import DATABASE_URL_ENV, Store
+from agentensor_store import DATABASE_URL_ENV, DatabaseUnavailableError, Store
 
 from . import _decisions as d
 from ._deps import Deps
@@ -20,6 +21,7 @@ from ._k8s import Kube
 from ._metrics import Metrics
 from ._settings import OperatorSettings
 from .handlers import register_all
+from .handlers._runs import RESYNC_SECONDS, register_job_watch
 
 log = logging.getLogger("agentensor_operator")
 
@@ -35,14 +37,6 @@ TIMER_EXIT_POLL_SECONDS = 2.0
 """Seconds between kopf's re-checks of a timer that did not finish within
 :data:`TIMER_EXIT_WAIT_SECONDS` (a pass stuck on a database outage). Kopf's default is 60 s,
 which made ``kubectl delete`` hang for up to a minute."""
-
-
-REPORTING_COMPONENT = "agentensor-operator"
-"""The component named by the operator's Events (``kubectl describe``: ``From``); the instance is
-the Pod's name (``$HOSTNAME``)."""
-
-LOG_FORMATS = ("auto", "text", "json")
-"""``--log-format``: ``auto`` is JSON when stderr is not a terminal (a Pod's log), text otherwise."""
 
 
 class ConfigurationError(OperatorError):
@@ -64,6 +58,7 @@ def build(
     deps = Deps(settings=settings, kube=kube or Kube(), store=store, metrics=Metrics())
     registry = kopf.OperatorRegistry()
     register_all(registry, deps)
+    register_job_watch(registry, deps)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:
@@ -76,8 +71,10 @@ def build(
         await _upgrade_schema(deps)
         server = deps.settings.server
         if server.metrics_port:
-            deps.metrics.serve(server.metrics_port, server.metrics_host or server.bind_address)
+            deps.metrics.serve(server.metrics_port, server.bind_address)
         memo["census"] = asyncio.create_task(_census_loop(deps))
+        memo["listener"] = _start_listener(deps, asyncio.get_running_loop())
+        memo["resync"] = asyncio.create_task(_resync_jobs(deps))
         log.info(
             "agentensor operator started: %s, maxConcurrentJobs=%d, database %s",
             ", ".join(deps.settings.watch.namespaces) or "cluster-wide",
@@ -87,11 +84,15 @@ def build(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        task = memo.get("census")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for key in ("census", "resync"):
+            task = memo.get(key)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        listener = memo.get("listener")
+        if listener is not None:
+            listener.set()
         deps.store.close()
 
     return registry, deps
@@ -110,9 +111,6 @@ def _configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSett
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     kopf_settings.posting.level = logging.INFO
-    # Events say "From: agentensor-operator" (source.component and reportingComponent), not "kopf".
-    kopf_settings.posting.reporting_component = REPORTING_COMPONENT
-    kopf_settings.posting.reporting_instance = os.environ.get("HOSTNAME") or REPORTING_COMPONENT
 
 
 async def _upgrade_schema(deps: Deps) -> None:
@@ -138,64 +136,102 @@ async def _upgrade_schema(deps: Deps) -> None:
 
 
 async def _census_loop(deps: Deps) -> None:
-    """Refresh the fleet gauges (runs by phase, active and queued Jobs) every poll interval."""
+    """Refresh the fleet gauges (runs by phase, active and queued Jobs) every poll interval.
+
+    In memory only: the runs from kopf's census index, the active Jobs from the Job cache."""
     while True:
-        try:
-            jobs = await deps.kube.list_jobs(deps.settings.watch.namespaces, d.RUNNER_SELECTOR)
-            runs = deps.census()
-            deps.metrics.set_census(runs, d.count_active(jobs))
-            if deps.indexes:  # before the first handler call the indexes are not captured yet
-                deps.metrics.prune_runs((r.kind, r.namespace, r.name) for r in runs)
-                live = {r.uid for r in runs}
-                for key in [k for k in deps.validated if k[0] not in live]:
-                    deps.validated.pop(key, None)
-        except KubernetesApiError as e:
-            log.warning("census: %s", e)
+        runs = deps.census()
+        deps.metrics.set_census(runs, deps.changes.jobs.active())
+        if deps.indexes:  # before the first handler call the indexes are not captured yet
+            deps.metrics.prune_runs((r.kind, r.namespace, r.name) for r in runs)
+            live = {r.uid for r in runs}
+            for key in [k for k in deps.validated if k[0] not in live]:
+                deps.validated.pop(key, None)
         await asyncio.sleep(deps.settings.status.poll_interval_seconds)
 
 
-def configure_logging(log_format: str = "auto", *, verbose: bool = False) -> None:
-    """Send logs to stderr, one record per line: JSON or text (kopf's formatters, never wrapped).
+async def _resync_jobs(deps: Deps) -> None:
+    """The Job cache's safety resync: one cached list of the runner Jobs every
+    :data:`~agentensor_operator.handlers._runs.RESYNC_SECONDS`, waking the runs whose Jobs the
+    watch got wrong (and the queue's head, in case a phantom Job held a slot)."""
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        try:
+            jobs = await deps.kube.list_jobs(deps.settings.watch.namespaces, d.RUNNER_SELECTOR, cached=True)
+        except KubernetesApiError as e:
+            log.warning("Job resync: %s", e)
+            continue
+        changed = deps.changes.jobs.resync(jobs)
+        if changed:
+            log.info("Job resync: the watch had missed changes to the Jobs of %d run(s)", len(changed))
+        for uid in changed:
+            deps.changes.wake(uid)
+        deps.changes.wake_queue_head(deps.settings.jobs.max_concurrent_jobs)
 
-    ``auto`` picks JSON when stderr is not a terminal. The JSON lines carry each record's
-    ``extra`` fields as keys (a milestone's ``run``, ``namespace``, ``kind``, ``reason``) and,
-    for kopf's per-object records, the object under ``object``.
 
-    Raises:
-        ConfigurationError: ``log_format`` is not one of :data:`LOG_FORMATS`.
+LISTEN_POLL_SECONDS = 1.0
+"""How long one LISTEN poll blocks before checking whether the operator is stopping."""
+
+LISTEN_RECONNECT_SECONDS = 2.0
+"""Pause before reopening a lost LISTEN connection (the database restarting, say)."""
+
+
+def _start_listener(deps: Deps, loop: asyncio.AbstractEventLoop) -> threading.Event | None:
+    """Start the thread that turns the store's run-change NOTIFYs into wake-ups; its stop flag.
+
+    ``None`` on SQLite (no NOTIFY: runs are then reflected at the safety resync only). The
+    thread owns one database connection. When it loses it, every run is woken (each pass then
+    finds the database down, says so in its status and retries every few seconds); after
+    reconnecting, every run is woken again, since notifications sent meanwhile are lost.
     """
-    if log_format not in LOG_FORMATS:
-        raise ConfigurationError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
-    as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    kopf.configure(
-        verbose=verbose,
-        log_format=kopf.LogFormat.JSON if as_json else kopf.LogFormat.FULL,
-        log_prefix=None,  # text: "[namespace/name]" before per-object records; JSON: the object key
-        log_refkey="object",
-    )
-    # One line per timer tick and per handler is noise at INFO; warnings and errors stay visible.
-    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if deps.store.dialect != "postgresql":
+        log.warning("database %s has no LISTEN/NOTIFY: runs are reflected at the safety resync only", deps.store.url)
+        return None
+    stop = threading.Event()
+    threading.Thread(target=_listen, args=(deps, loop, stop), name="agentensor-listen", daemon=True).start()
+    return stop
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
+def _listen(deps: Deps, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    first = True
+    while not stop.is_set():
+        try:
+            listener = deps.store.listen_run_changes()
+        except DatabaseUnavailableError as e:
+            log.warning("run-change listener: %s; retrying in %.0f s", e, LISTEN_RECONNECT_SECONDS)
+            stop.wait(LISTEN_RECONNECT_SECONDS)
+            continue
+        if listener is None:
+            return
+        if not first:
+            loop.call_soon_threadsafe(deps.changes.wake_all)
+        first = False
+        try:
+            while not stop.is_set():
+                ids = listener.poll(LISTEN_POLL_SECONDS)
+                if ids:
+                    loop.call_soon_threadsafe(deps.changes.notified, ids)
+        except DatabaseUnavailableError as e:
+            log.warning("run-change listener: %s; reconnecting", e)
+            loop.call_soon_threadsafe(deps.changes.wake_all)  # each run finds out (and says so)
+        finally:
+            listener.close()
 
 
-def run(settings: OperatorSettings, *, verbose: bool = False, log_format: str = "auto") -> None:
+def run(settings: OperatorSettings, *, verbose: bool = False) -> None:
     """Run the operator in this process until SIGINT/SIGTERM.
 
-    Liveness: kopf's ``/healthz`` on ``server.liveness_host`` (else ``bind_address``) and
-    ``server.liveness_port``; metrics likewise on ``metrics_host`` and ``metrics_port``. Logs:
-    see :func:`configure_logging`.
+    Liveness: kopf's ``/healthz`` on ``server.liveness_port``; metrics on ``server.metrics_port``.
 
     Raises:
-        ConfigurationError: see :func:`build` and :func:`configure_logging`.
+        ConfigurationError: see :func:`build`.
     """
-    configure_logging(log_format, verbose=verbose)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # One line per timer tick and per handler is noise at INFO; warnings and errors stay visible.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
     registry, _deps = build(settings)
     server = settings.server
-    host = _url_host(server.liveness_host or server.bind_address)
-    liveness = f"http://{host}:{server.liveness_port}/healthz" if server.liveness_port else None
+    liveness = f"http://{server.bind_address}:{server.liveness_port}/healthz" if server.liveness_port else None
     namespaces = settings.watch.namespaces
     kopf.run(
         registry=registry,

@@ -76,6 +76,7 @@ from ._promptconfig import (
 from ._queue import (
     Admission,
     QueueEntry,
+    QueueIndex,
     RunCensus,
     admission,
     census,
@@ -142,6 +143,7 @@ __all__ = [
     "JobState",
     "JsonDict",
     "QueueEntry",
+    "QueueIndex",
     "RunCensus",
     "RunFacts",
     "RunRef",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import bisect
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,3 +127,83 @@ def admission(queue: Iterable[QueueEntry], uid: str, *, active: int, cap: int, s
         ahead = [n for key, n in entries.items() if key < mine]
         needed = entries[mine]
     return Admission(admit=sum(ahead) + needed <= free, position=len(ahead), free=free)
+
+
+class QueueIndex:
+    """The waiting runs, kept sorted by ``(created, uid)`` as they come and go.
+
+    Fed by the run watch (:meth:`put` with the run's census entry, ``None`` when it no longer
+    waits; :meth:`discard` when it is gone), so a timer pass never rebuilds or scans the queue:
+    :meth:`position` is a bisection (O(log n)), :meth:`put`/:meth:`discard` an insertion into a
+    sorted list (O(n) memmove, about a microsecond at 10,000 entries).
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[tuple[str, str]] = []
+        self._entries: dict[str, QueueEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._entries
+
+    def put(self, uid: str, entry: QueueEntry | None) -> bool:
+        """Insert, move or (``entry`` None) remove ``uid``; ``True`` if it left the queue."""
+        old = self._entries.get(uid)
+        if old == entry:
+            return False
+        if old is not None:
+            self._remove(old)
+        if entry is None:
+            return old is not None
+        self._entries[uid] = entry
+        bisect.insort(self._keys, (entry.created, uid))
+        return False
+
+    def discard(self, uid: str) -> bool:
+        """Remove ``uid``; ``True`` if it was queued."""
+        return self.put(uid, None)
+
+    def _remove(self, entry: QueueEntry) -> None:
+        key = (entry.created, entry.uid)
+        i = bisect.bisect_left(self._keys, key)
+        if i < len(self._keys) and self._keys[i] == key:
+            del self._keys[i]
+        self._entries.pop(entry.uid, None)
+
+    def position(self, uid: str) -> int:
+        """0-based place of ``uid`` in creation order; a run not in the queue goes last."""
+        entry = self._entries.get(uid)
+        if entry is None:
+            return len(self._keys)
+        return bisect.bisect_left(self._keys, (entry.created, uid))
+
+    def head(self, n: int, *, skip: Collection[str] = ()) -> list[str]:
+        """The uids of the first ``n`` waiting runs, leaving out those in ``skip``."""
+        out: list[str] = []
+        for _, uid in self._keys:
+            if len(out) >= n:
+                break
+            if uid not in skip:
+                out.append(uid)
+        return out
+
+    def admission(self, uid: str, *, in_use: int, cap: int, slots: int, skip: Collection[str] = ()) -> Admission:
+        """:func:`admission` against this index, in O(position) only when the run may fit.
+
+        ``in_use`` counts the runner slots held (active Jobs plus admissions whose Jobs are not
+        seen yet); ``skip`` holds uids already admitted but still listed (their slots are in
+        ``in_use``).
+        """
+        free = max(0, cap - in_use)
+        entry = self._entries.get(uid)
+        needed = entry.slots if entry is not None else slots
+        position = self.position(uid)
+        if position >= free + len(skip):  # every run ahead needs a slot: no need to add them up
+            return Admission(admit=False, position=position, free=free)
+        ahead = 0
+        for _, other in self._keys[:position]:
+            if other not in skip:
+                ahead += self._entries[other].slots
+        return Admission(admit=ahead + needed <= free, position=position, free=free)

@@ -1,0 +1,91 @@
+"""The operator reflects on change, not on a clock (real API server, real PostgreSQL).
+
+The safety resync is minutes (``RESYNC_SECONDS``), so a status that follows a database write
+within the test's wait came from the store's NOTIFY; a run that changes nothing is not patched
+(its resourceVersion stays put) and is barely reconciled at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentensor_operator.handlers._runs import RESYNC_SECONDS
+from agentensor_store import Store
+from tests.k8s.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    fresh_database,
+    phase,
+    synthetic,
+    synthetic_promptconfig,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.k8s, pytest.mark.postgres, pytest.mark.slow]
+
+WAIT_SECONDS = 60.0
+"""Generous for a loaded machine, and still well under the resync: only a notification explains it."""
+
+
+@pytest.fixture
+def cluster(k8s_with_crds: Any, tmp_path: Path) -> Iterator[Cluster]:
+    with fresh_database() as url, Cluster(k8s_with_crds, "op-changes", url, tmp_path) as c:
+        assert c.agent is not None
+        c.agent.stop()  # no runner Pods: this test plays the runner through the store
+        c.agent = None
+        yield c
+
+
+def _reconciles(op: OperatorProcess) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in op.metrics().splitlines()
+        if line.startswith("agentensor_reconcile_total{")
+    )
+
+
+def _phase_is(cluster: Cluster, name: str, want: str) -> bool:
+    return phase(cluster.get("trainingrun", name)) == want
+
+
+def test_database_writes_reach_status_by_notify_and_idle_runs_are_not_patched(cluster: Cluster) -> None:
+    assert WAIT_SECONDS < RESYNC_SECONDS * 0.75  # the earliest resync of any run
+    cluster.apply(synthetic_promptconfig("pc", "changes-router"))
+    op = cluster.operator(max_concurrent_jobs=1).start()
+    store = Store(cluster.db_url)
+    try:
+        cluster.apply(*(synthetic(f"run-{i}", "pc") for i in range(3)))
+        wait_for(lambda: phase(cluster.get("trainingrun", "run-0")) == "Running", WAIT_SECONDS, "run-0 Running")
+        for name in ("run-1", "run-2"):
+            wait_for(lambda n=name: _phase_is(cluster, n, "Queued"), WAIT_SECONDS, f"{name} Queued")  # type: ignore[misc]
+        first = cluster.get("trainingrun", "run-0")
+        assert first is not None
+        uid = first["metadata"]["uid"]
+        store.create_run(
+            run_id=uid, kind="TrainingRun", namespace=cluster.namespace, name="run-0", workflow="w", spec={}
+        )
+        store.update_run(uid, phase="Running", status={"phase": "Running", "epochs": 3, "casesCompleted": 7})
+        version = store.register_version("w", {"p": "v"}, {})
+        store.add_checkpoint(uid, epoch=1, version=version, score=0.25, scores={})
+
+        def reflected() -> bool:
+            status = (cluster.get("trainingrun", "run-0") or {}).get("status") or {}
+            return status.get("casesCompleted") == 7 and [c["epoch"] for c in status.get("checkpoints") or []] == [1]
+
+        wait_for(reflected, WAIT_SECONDS, "the runner's row and checkpoint in run-0's status")
+
+        time.sleep(3)  # let the patches' own watch events settle
+        before = {r["metadata"]["name"]: r["metadata"]["resourceVersion"] for r in cluster.items("trainingruns")}
+        count = _reconciles(op)
+        time.sleep(10)
+        after = {r["metadata"]["name"]: r["metadata"]["resourceVersion"] for r in cluster.items("trainingruns")}
+        assert after == before, "a run that changed nothing was patched"
+        assert _reconciles(op) - count <= 1, "idle runs were reconciled on a clock"
+    finally:
+        store.close()
+        op.stop()
