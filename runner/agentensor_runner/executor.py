@@ -85,12 +85,38 @@ class Aggregator:
         self.tallies = {name: Tally() for name in evaluators}
         self.errors = 0
         self.count = 0
+        self.first_error: tuple[str, str] | None = None
+        """``(case id, error)`` of the first error row counted."""
 
     def add(self, r: CaseResult) -> None:
-        self.count += 1
-        self.errors += r.error is not None
+        self._count_error(r.case.case_id, r.error)
         for name, tally in self.tallies.items():
             tally.add(r.score(name), r.passed(name), scored=r.scored(name))
+
+    def add_row(
+        self, case_id: str, scores: Mapping[str, float], reasons: Mapping[str, str] | None, error: str | None
+    ) -> None:
+        """Count a case from its stored row (a resumed evaluation), as :meth:`add` counted it.
+
+        A row keeps the scores of the scored evaluators and the reasons of those that did not
+        pass (``_context.RunContext.case_row``): an evaluator with a score passed unless it has a
+        reason; one without a score (and no error) was unscored.
+        """
+        self._count_error(case_id, error)
+        for name, tally in self.tallies.items():
+            if error is not None:
+                tally.add(0.0, False)
+            elif name in scores:
+                tally.add(float(scores[name]), name not in (reasons or {}))
+            else:
+                tally.add(0.0, False, scored=False)
+
+    def _count_error(self, case_id: str, error: str | None) -> None:
+        self.count += 1
+        if error is not None:
+            self.errors += 1
+            if self.first_error is None:
+                self.first_error = (case_id, error)
 
     def aggregates(self) -> dict[str, Aggregate]:
         return {name: t.result() for name, t in self.tallies.items()}
@@ -102,7 +128,7 @@ class Evaluation:
 
     ``means`` is ``{evaluator: mean}`` over the scored cases (see :class:`Aggregator`);
     ``aggregates`` adds ``passRate``, ``n`` and ``parseFailures``. ``cases`` may be empty when
-    the evaluation streamed its rows to the store instead of keeping them (``keep_cases=False``).
+    the evaluation streamed its rows to the store instead of keeping them (``run_cases(stream=...)``).
     """
 
     cases: list[CaseResult]
@@ -143,6 +169,42 @@ def _evaluation(cases: list[CaseResult], agg: Aggregator) -> Evaluation:
     return Evaluation(cases, means, agg.errors, aggregates, agg.count)
 
 
+@dataclass
+class CaseStream:
+    """Where an evaluation that does not keep its case results sends them, in batches.
+
+    ``write(batch)`` is called every ``batch_size`` finished cases or once ``batch_seconds``
+    have passed since the last write (checked as cases finish), whichever comes first, and once
+    more at the end, also when the evaluation is cancelled. ``totals`` counts every result;
+    seed it with the rows of an earlier attempt to resume (:meth:`Aggregator.add_row`). Memory
+    is bounded by one batch plus the cases in flight, whatever the number of cases.
+    """
+
+    write: Callable[[Sequence[CaseResult]], None]
+    totals: Aggregator
+    batch_size: int = 500
+    batch_seconds: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    _buffer: list[CaseResult] = field(default_factory=list, init=False, repr=False)
+    _last: float | None = field(default=None, init=False, repr=False)
+
+    def add(self, r: CaseResult) -> None:
+        self.totals.add(r)
+        self._buffer.append(r)
+        now = self.clock()
+        if self._last is None:
+            self._last = now
+        if len(self._buffer) >= self.batch_size or now - self._last >= self.batch_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered results (if any) and start a new batch."""
+        batch, self._buffer = self._buffer, []
+        self._last = self.clock()
+        if batch:
+            self.write(batch)
+
+
 def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"TimeoutError: case exceeded caseTimeoutSeconds={timeout:g}"
@@ -164,6 +226,7 @@ async def run_cases(
     evaluator_fields: Mapping[str, str | None] | None = None,
     progress: ProgressFn | None = None,
     pool: CaseWorkers | None = None,
+    stream: CaseStream | None = None,
 ) -> Evaluation:
     """Invoke the workflow on every case and score it.
 
@@ -181,35 +244,85 @@ async def run_cases(
         progress: called once per finished case (per finished part with a ``pool``).
         pool: worker processes to spread the cases over (see ``_workers.WorkerPool``); ``None`` runs
             everything in this process.
+        stream: send the results to ``stream.write`` in batches instead of keeping them (an
+            EvaluationRun over a big dataset); the evaluation then has no ``cases`` and its
+            aggregates are ``stream.totals`` (which may hold resumed rows). With a ``pool`` the
+            cases go to it ``stream.batch_size`` at a time.
 
     Returns:
-        The evaluation, results in the order of ``cases``.
+        The evaluation, results in the order of ``cases`` (none kept with a ``stream``).
     """
+    a = _CaseArgs(base_config, run_id, stage, parallelism, case_timeout_seconds, evaluator_fields or {}, progress)
+    if stream is not None:
+        return await _run_streamed(workflow, prompts, cases, evaluators, stream, pool, a)
     if pool is not None and len(cases) > 1:
-        results = await pool.run(
-            prompts,
-            cases,
-            base_config=base_config,
-            run_id=run_id,
-            stage=stage,
-            parallelism=parallelism,
-            case_timeout_seconds=case_timeout_seconds,
-            evaluator_fields=evaluator_fields,
-            progress=progress,
-        )
-        return summarize(results, evaluators)
-    one = _CaseRunner(
-        workflow,
-        evaluators,
-        base_config,
-        run_id,
-        stage,
-        case_timeout_seconds,
-        prompts.configurable(),
-        evaluator_fields or {},
-        progress,
-    )
-    return summarize(await _in_order(one, cases, parallelism), evaluators)
+        return summarize(await _pooled(pool, prompts, cases, a), evaluators)
+    return summarize(await _in_order(_runner(workflow, evaluators, prompts, a), cases, parallelism), evaluators)
+
+
+@dataclass(frozen=True, slots=True)
+class _CaseArgs:
+    """The keyword arguments of :func:`run_cases` that every case shares."""
+
+    base_config: Mapping[str, Any]
+    run_id: str
+    stage: str
+    parallelism: int
+    case_timeout_seconds: float
+    fields: Mapping[str, str | None]
+    progress: ProgressFn | None
+
+
+async def _run_streamed(
+    workflow: Workflow,
+    prompts: PromptSet,
+    cases: Sequence[Case],
+    evaluators: Sequence[Evaluator],
+    stream: CaseStream,
+    pool: CaseWorkers | None,
+    a: _CaseArgs,
+) -> Evaluation:
+    """:func:`run_cases` with a ``stream``: results go to it as they finish and are not kept."""
+    try:
+        if pool is not None and len(cases) > 1:
+            for start in range(0, len(cases), stream.batch_size):
+                for r in await _pooled(pool, prompts, cases[start : start + stream.batch_size], a):
+                    stream.add(r)
+        else:
+            await _each(_runner(workflow, evaluators, prompts, a), cases, a.parallelism, stream.add)
+    finally:
+        stream.flush()
+    return _evaluation([], stream.totals)
+
+
+async def _pooled(pool: CaseWorkers, prompts: PromptSet, cases: Sequence[Case], a: _CaseArgs) -> list[CaseResult]:
+    return await pool.run(
+        prompts, cases, base_config=a.base_config, run_id=a.run_id, stage=a.stage, parallelism=a.parallelism,
+        case_timeout_seconds=a.case_timeout_seconds, evaluator_fields=a.fields, progress=a.progress,
+    )  # fmt: skip
+
+
+def _runner(workflow: Workflow, evaluators: Sequence[Evaluator], prompts: PromptSet, a: _CaseArgs) -> _CaseRunner:
+    return _CaseRunner(
+        workflow, evaluators, a.base_config, a.run_id, a.stage, a.case_timeout_seconds, prompts.configurable(),
+        a.fields, a.progress,
+    )  # fmt: skip
+
+
+async def _each(
+    one: Callable[[Case], Awaitable[CaseResult]],
+    cases: Sequence[Case],
+    parallelism: int,
+    sink: Callable[[CaseResult], None],
+) -> None:
+    """``one`` over ``cases`` by ``parallelism`` worker coroutines; each result to ``sink`` as it finishes."""
+    queue = iter(cases)
+
+    async def worker() -> None:
+        for case in queue:
+            sink(await one(case))
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(cases))))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,4 +401,13 @@ async def _in_order(
     return [r for r in out if r is not None]
 
 
-__all__ = ["Aggregator", "CaseResult", "Evaluation", "ProgressFn", "resolve_path", "run_cases", "summarize"]
+__all__ = [
+    "Aggregator",
+    "CaseResult",
+    "CaseStream",
+    "Evaluation",
+    "ProgressFn",
+    "resolve_path",
+    "run_cases",
+    "summarize",
+]

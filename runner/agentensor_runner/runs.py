@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from agentensor_store import RunLease, Store, StoreError, lease_seconds_from_env
 from ._context import RunContext, StatusSink, build_context
 from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
-from .executor import Evaluation, run_cases
+from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
 from .trainer import RunFailed, Trainer
 from .workflows import Workflow
 
@@ -73,31 +73,66 @@ def _publish(
         ctx.on_status(status)
 
 
-async def _score_all(ctx: RunContext, status: RunStatus) -> Evaluation:
-    """Run every case of an EvaluationRun, counting ``casesCompleted`` as they finish."""
+STAGE = "eval"
+"""The stage of an EvaluationRun's case rows."""
+BATCH_CASES = 500
+"""Case rows written per transaction while an EvaluationRun goes (a crash loses at most these)."""
+BATCH_SECONDS = 5.0
+"""...or after this many seconds, whichever comes first, so slow (LLM) cases show up promptly."""
+
+
+def _resumed(ctx: RunContext, totals: Aggregator) -> set[str]:
+    """The case ids already recorded by an earlier attempt of this run (same version), counted in ``totals``.
+
+    The run id's identity check (same kind and spec checksum) makes those rows this run's.
+    """
+    done: set[str] = set()
+    for row in ctx.store.list_cases(ctx.run_id, stage=STAGE):
+        if row.version == ctx.start_version.version and row.case_id not in done:
+            done.add(row.case_id)
+            totals.add_row(row.case_id, row.scores, row.reasons, row.error)
+    return done
+
+
+async def _score_all(ctx: RunContext, status: RunStatus) -> tuple[Evaluation, tuple[str, str] | None]:
+    """Run every case of an EvaluationRun not yet recorded, streaming rows to the store in batches.
+
+    Rows go out every :data:`BATCH_CASES` cases or :data:`BATCH_SECONDS` seconds (one
+    transaction each, upserted on ``(run, stage, case)``) and the status's ``casesCompleted``
+    with them; aggregates are counted as cases finish, so memory does not grow with the
+    dataset. A resumed run (same run id) reuses the rows already written and runs only the rest.
+    """
     spec = ctx.resource.spec
+    totals = Aggregator([ev.name for ev in ctx.evaluators])
+    done = _resumed(ctx, totals)
+    status.cases_completed = len(done)
 
     def tick(n: int) -> None:
         status.cases_completed = (status.cases_completed or 0) + n
         if ctx.on_progress:
-            ctx.on_progress("eval", status.cases_completed, len(ctx.cases))
+            ctx.on_progress(STAGE, status.cases_completed, len(ctx.cases))
+
+    def write(batch: Sequence[CaseResult]) -> None:
+        version = ctx.start_version.version
+        ctx.store.record_cases(ctx.run_id, [ctx.case_row(r, epoch=None, version=version) for r in batch])
+        ctx.store.update_run(ctx.run_id, status=status.to_wire())
 
     ev = await run_cases(
         ctx.workflow,
         ctx.start,
-        ctx.cases,
+        [c for c in ctx.cases if c.case_id not in done] if done else ctx.cases,
         ctx.evaluators,
         base_config=ctx.base_config,
         run_id=ctx.run_id,
-        stage="eval",
+        stage=STAGE,
         parallelism=spec.parallelism,
         case_timeout_seconds=spec.case_timeout_seconds,
         evaluator_fields=ctx.evaluator_fields,
         progress=tick,
         pool=ctx.pool,
+        stream=CaseStream(write, totals, BATCH_CASES, BATCH_SECONDS),
     )
-    ctx.record(ev, epoch=None, version=ctx.start_version.version)
-    return ev
+    return ev, totals.first_error
 
 
 async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
@@ -109,16 +144,16 @@ async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
     _publish(ctx, status, started_at=datetime.now(UTC))
     if ctx.workflow.prepare is not None:
         ctx.workflow.prepare([c.input for c in ctx.cases if c.error is None])
-    ev = await _score_all(ctx, status)
+    ev, first_error = await _score_all(ctx, status)
     status.cases_failed = ev.errors
     status.scores = ev.means
     status.results = status_results(ev.aggregates)
     status.best_score = status.baseline_score = ev.objective(ctx.objective.evaluator)
     if ctx.llm is not None:
         status.usage = ctx.llm.ledger.total.to_summary()
-    if ev.errors == len(ev.cases):
-        first = next(r for r in ev.cases if r.error)
-        raise RunFailed(Reason.ALL_CASES_FAILED, f"every case failed; case {first.case.case_id}: {first.error}")
+    if ev.errors == ev.size and first_error is not None:
+        case_id, error = first_error
+        raise RunFailed(Reason.ALL_CASES_FAILED, f"every case failed; case {case_id}: {error}")
     unscored = "".join(f", {n} {k} parse failure(s)" for k, n in sorted(ev.parse_failures.items()))
     mark_succeeded(
         status,
