@@ -39,6 +39,14 @@ TIMER_EXIT_POLL_SECONDS = 2.0
 which made ``kubectl delete`` hang for up to a minute."""
 
 
+REPORTING_COMPONENT = "agentensor-operator"
+"""The component named by the operator's Events (``kubectl describe``: ``From``); the instance is
+the Pod's name (``$HOSTNAME``)."""
+
+LOG_FORMATS = ("auto", "text", "json")
+"""``--log-format``: ``auto`` is JSON when stderr is not a terminal (a Pod's log), text otherwise."""
+
+
 class ConfigurationError(OperatorError):
     """The operator cannot start with these settings (the message names the setting)."""
 
@@ -71,7 +79,7 @@ def build(
         await _upgrade_schema(deps)
         server = deps.settings.server
         if server.metrics_port:
-            deps.metrics.serve(server.metrics_port, server.bind_address)
+            deps.metrics.serve(server.metrics_port, server.metrics_host or server.bind_address)
         memo["census"] = asyncio.create_task(_census_loop(deps))
         memo["listener"] = _start_listener(deps, asyncio.get_running_loop())
         memo["resync"] = asyncio.create_task(_resync_jobs(deps))
@@ -111,6 +119,9 @@ def _configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSett
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     kopf_settings.posting.level = logging.INFO
+    # Events say "From: agentensor-operator" (source.component and reportingComponent), not "kopf".
+    kopf_settings.posting.reporting_component = REPORTING_COMPONENT
+    kopf_settings.posting.reporting_instance = os.environ.get("HOSTNAME") or REPORTING_COMPONENT
 
 
 async def _upgrade_schema(deps: Deps) -> None:
@@ -218,20 +229,48 @@ def _listen(deps: Deps, loop: asyncio.AbstractEventLoop, stop: threading.Event) 
             listener.close()
 
 
-def run(settings: OperatorSettings, *, verbose: bool = False) -> None:
-    """Run the operator in this process until SIGINT/SIGTERM.
+def configure_logging(log_format: str = "auto", *, verbose: bool = False) -> None:
+    """Send logs to stderr, one record per line: JSON or text (kopf's formatters, never wrapped).
 
-    Liveness: kopf's ``/healthz`` on ``server.liveness_port``; metrics on ``server.metrics_port``.
+    ``auto`` picks JSON when stderr is not a terminal. The JSON lines carry each record's
+    ``extra`` fields as keys (a milestone's ``run``, ``namespace``, ``kind``, ``reason``) and,
+    for kopf's per-object records, the object under ``object``.
 
     Raises:
-        ConfigurationError: see :func:`build`.
+        ConfigurationError: ``log_format`` is not one of :data:`LOG_FORMATS`.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if log_format not in LOG_FORMATS:
+        raise ConfigurationError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if as_json else kopf.LogFormat.FULL,
+        log_prefix=None,  # text: "[namespace/name]" before per-object records; JSON: the object key
+        log_refkey="object",
+    )
     # One line per timer tick and per handler is noise at INFO; warnings and errors stay visible.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
+
+
+def run(settings: OperatorSettings, *, verbose: bool = False, log_format: str = "auto") -> None:
+    """Run the operator in this process until SIGINT/SIGTERM.
+
+    Liveness: kopf's ``/healthz`` on ``server.liveness_host`` (else ``bind_address``) and
+    ``server.liveness_port``; metrics likewise on ``metrics_host`` and ``metrics_port``. Logs:
+    see :func:`configure_logging`.
+
+    Raises:
+        ConfigurationError: see :func:`build` and :func:`configure_logging`.
+    """
+    configure_logging(log_format, verbose=verbose)
     registry, _deps = build(settings)
     server = settings.server
-    liveness = f"http://{server.bind_address}:{server.liveness_port}/healthz" if server.liveness_port else None
+    host = _url_host(server.liveness_host or server.bind_address)
+    liveness = f"http://{host}:{server.liveness_port}/healthz" if server.liveness_port else None
     namespaces = settings.watch.namespaces
     kopf.run(
         registry=registry,

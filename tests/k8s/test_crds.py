@@ -42,7 +42,7 @@ def test_examples_are_accepted_with_printer_columns(k8s_with_crds: Any) -> None:
     assert item["spec"]["holdoutGuard"]["maxRegression"] == 0.02
     assert item["spec"]["config"]["recursion_limit"] == 10, "RunnableConfig keys stay verbatim"
     table = env.kubectl("get", "tr").stdout
-    assert table.split()[:7] == ["NAME", "PHASE", "EPOCH", "BASELINE", "BEST", "VERSION", "AGE"]
+    assert table.split()[:8] == ["NAME", "PHASE", "EPOCH", "PROGRESS", "BASELINE", "BEST", "VERSION", "AGE"]
     pcs = env.kubectl("get", "pcfg", "-o", "json").stdout  # "pc" is PriorityClass
     assert len(json.loads(pcs)["items"][0]["spec"]["prompts"]) == 77
 

@@ -26,6 +26,7 @@ from agentensor_api import (
     Reason,
     RunStatus,
     condition_of,
+    display_of,
     set_condition,
 )
 from agentensor_store import DatabaseUnavailableError, RunRecord
@@ -233,12 +234,15 @@ async def reconcile_run(
     raw = dict(body.get("status") or {})
     prev = d.parse_run_status(raw)
 
-    def commit(new: RunStatus) -> None:
+    def commit(new: RunStatus, *, events: bool = True) -> None:
+        new.display = display_of(new)  # the rounded printer-column strings
         change = d.status_patch(raw, new)
         if change:
             patch.setdefault("status", {}).update(change)
-        for type_, reason, message in d.milestones(prev, new):
+        for type_, reason, message in d.milestones(prev, new) if events else ():
             _events.post(body, type_, reason, message)
+        if new.phase in d.TERMINAL_PHASES and prev.phase not in d.TERMINAL_PHASES:
+            deps.metrics.run_completed(ref.kind, new.phase)
 
     if prev.phase in d.TERMINAL_PHASES:
         accepted = condition_of(prev, ConditionType.ACCEPTED)
@@ -249,8 +253,9 @@ async def reconcile_run(
     try:
         facts = _validated(deps, body, ref)
     except ManifestError as e:
-        commit(d.invalid_status(prev, ref, e, now=now))
-        _events.post(body, "Warning", Reason.INVALID_SPEC, f"{e.field}: {e.reason}")
+        invalid = d.invalid_status(prev, ref, e, now=now)
+        commit(invalid, events=False)  # one Event, InvalidSpec, not also "Failed" with the same text
+        _events.post(body, "Warning", Reason.INVALID_SPEC, invalid.message or str(e))
         return
     new, reflected = await _next_status(deps, body, ref, prev, facts, now)
     if not reflected:  # deep in the queue, or the database is down: nothing else to do
