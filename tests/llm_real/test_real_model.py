@@ -51,7 +51,8 @@ async def test_usage_truncation_cost_and_parse_failures(llm_server: LlmServer, t
                 "type": "llm_judge",
                 "threshold": 0.5,
                 "options": {"rubric": "Helpful.", "parameters": {"temperature": 0, "maxTokens": 4}},
-            }
+            },
+            {"name": "said", "type": "contains", "outputField": "output", "threshold": 0.5},
         ],
     }
     store = _store(tmp_path)
@@ -65,9 +66,31 @@ async def test_usage_truncation_cost_and_parse_failures(llm_server: LlmServer, t
     assert u.truncated_calls.get("task") == 2
     assert u.parse_failures == {"helpful": 2}
     assert math.isclose(u.cost, u.input_tokens * 1e-6 + u.output_tokens * 2e-6, rel_tol=1e-6)
+    _rows_carry_reasons_and_usage(rows, u.input_tokens, u.output_tokens)
+    # Unscored: neither row holds a helpful score, so its mean is over no case (0.0, n 0).
+    assert status.scores is not None and status.scores["helpful"] == 0.0
+    assert "2 helpful parse failure(s)" in (status.conditions[-1].message or ""), status.conditions
     report = write_outputs(tmp_path / "out", "r", status, store, training=False)["report"].read_text()
     assert "helpful=2" in report
     store.close()
+
+
+def _rows_carry_reasons_and_usage(rows: list[Any], input_tokens: int, output_tokens: int) -> None:
+    """Each row: the judge's raw (rambling) reply in ``reasons``, no ``helpful`` score, its own
+    real token counts, and the per-row figures add up to the run's."""
+    assert len(rows) == 2
+    for r in rows:
+        assert r.error is None, r.error
+        assert "helpful" not in r.scores and "said" in r.scores
+        assert r.reasons is not None and r.reasons["helpful"].startswith(PARSE_FAILURE), r.reasons
+        assert "raw reply: '" in r.reasons["helpful"] and len(r.reasons["helpful"]) <= 2000
+        assert r.usage is not None
+        assert r.usage["llmCalls"] == {"judge": 1, "task": 1}
+        assert r.usage["parseFailures"] == {"helpful": 1}
+        assert r.usage["truncatedCalls"]["task"] == 1  # the 4-token judge reply may be cut too
+        assert r.usage["inputTokens"] > 10 and r.usage["outputTokens"] > 0
+    assert sum(r.usage["inputTokens"] for r in rows) == input_tokens
+    assert sum(r.usage["outputTokens"] for r in rows) == output_tokens
 
 
 async def test_judge_structured_output_falls_back_to_json_object(llm_server: LlmServer) -> None:
