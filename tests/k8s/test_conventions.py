@@ -90,6 +90,17 @@ def test_every_published_field_has_a_type_and_a_description(k8s_with_crds: EnvTe
     assert len(schema["properties"]["status"].get("properties") or {}) >= 3, "status is published with its fields"
 
 
+def test_null_optional_fields_are_accepted_as_unset(k8s_with_crds: EnvTest) -> None:
+    """Without ``nullable`` in the schema, the 1.20 API server prunes a null instead of refusing it."""
+    doc = synthetic("nulls", "router", objective=None)
+    doc["metadata"]["namespace"] = "default"
+    doc["spec"]["dataset"]["limit"] = None
+    k8s_with_crds.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(doc))
+    got = json.loads(k8s_with_crds.kubectl("get", "trainingrun", "nulls", "-n", "default", "-o", "json").stdout)
+    assert "objective" not in got["spec"] and "limit" not in got["spec"]["dataset"], got["spec"]
+    k8s_with_crds.kubectl("delete", "trainingrun", "nulls", "-n", "default")
+
+
 # -- the operator: conditions, columns, Events, logs, metrics -----------------------------------
 
 
