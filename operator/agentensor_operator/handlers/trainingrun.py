@@ -7,13 +7,17 @@ from typing import Any
 
 import kopf
 
-from agentensor_api import RunStatus
+from agentensor_api import Reason, RunStatus
+from agentensor_store import RunNotFoundError
 
 from .. import _decisions as d
 from .._deps import Deps
 from . import _events, _runs
 
 KIND = "TrainingRun"
+
+STOP_ANNOTATION = "agentensor.dev/stop"
+"""``kubectl annotate trainingrun NAME agentensor.dev/stop=true``: stop gracefully (StopRequested)."""
 
 
 async def promote(deps: Deps, body: Mapping[str, Any], status: RunStatus) -> None:
@@ -39,5 +43,43 @@ async def promote(deps: Deps, body: Mapping[str, Any], status: RunStatus) -> Non
     _events.post(pc, "Normal", "Promoted", f"version {target} promoted by TrainingRun {meta.get('name')}")
 
 
+async def request_stop(deps: Deps, body: Mapping[str, Any], requested: set[str]) -> None:
+    """``agentensor.dev/stop=true`` on an unfinished run: record the stop request in the store.
+
+    The runner polls :meth:`agentensor_store.Store.request_stop`'s flag at candidate boundaries and
+    ends like an exhausted budget (reason ``StopRequested``; holdout still compared). Before the
+    runner has created the run's row there is nothing to flag; a later watch event of the run (its
+    status moves once the runner starts) tries again. ``requested`` keeps this process from writing
+    twice for one run.
+    """
+    meta = body.get("metadata") or {}
+    uid = str(meta.get("uid") or "")
+    phase = (body.get("status") or {}).get("phase")
+    if not uid or uid in requested or phase in ("Succeeded", "Failed"):
+        return
+    try:
+        new = await deps.db(deps.store.request_stop, uid)
+    except RunNotFoundError:
+        return
+    requested.add(uid)
+    if new:
+        _events.post(
+            body, "Normal", Reason.STOP_REQUESTED, f"{STOP_ANNOTATION}=true: the run stops at its next candidate"
+        )
+
+
 def register(registry: kopf.OperatorRegistry, deps: Deps) -> None:
     _runs.register(registry, deps, kind=KIND, on_succeeded=promote)
+    requested: set[str] = set()
+
+    async def stop(body: kopf.Body, **_: Any) -> None:
+        await request_stop(deps, body, requested)
+
+    kopf.on.event(
+        d.GROUP_NAME,
+        d.API_VERSION_NAME,
+        d.PLURALS[KIND],
+        id="trainingruns_stop",
+        annotations={STOP_ANNOTATION: "true"},
+        registry=registry,
+    )(stop)
