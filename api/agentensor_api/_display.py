@@ -9,14 +9,11 @@ never written by hand.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import Field
 
 from ._base import ApiModel
-
-if TYPE_CHECKING:
-    from ._status import RunStatus
 
 SCORE_DECIMALS = 3
 """Digits after the point in display scores: evaluator means lie in [0, 1], and a difference in the
@@ -37,11 +34,37 @@ class StatusDisplay(ApiModel):
     )
 
 
+class _Holdout(Protocol):
+    @property
+    def best(self) -> float | None: ...
+
+
+class _Shown(Protocol):
+    """What :func:`display_of` reads of a ``RunStatus`` (a protocol: ``_status`` imports this module)."""
+
+    @property
+    def phase(self) -> str: ...
+    @property
+    def epoch(self) -> int | None: ...
+    @property
+    def epochs(self) -> int | None: ...
+    @property
+    def cases_completed(self) -> int | None: ...
+    @property
+    def cases_total(self) -> int | None: ...
+    @property
+    def best_score(self) -> float | None: ...
+    @property
+    def baseline_score(self) -> float | None: ...
+    @property
+    def holdout(self) -> _Holdout | None: ...
+
+
 def _score(value: float | None) -> str | None:
     return None if value is None else f"{value:.{SCORE_DECIMALS}f}"
 
 
-def _progress(status: RunStatus) -> str | None:
+def _progress(status: _Shown) -> str | None:
     if status.phase == "Succeeded":
         return "100%"
     done, total = status.cases_completed, status.cases_total
@@ -50,7 +73,7 @@ def _progress(status: RunStatus) -> str | None:
     return f"{min(100, int(100 * done / total))}%"
 
 
-def display_of(status: RunStatus) -> StatusDisplay | None:
+def display_of(status: _Shown) -> StatusDisplay | None:
     """The display strings of ``status`` (None when there is nothing to show yet).
 
     Scores are rounded half-to-even to :data:`SCORE_DECIMALS` digits (Python's format); progress
