@@ -159,9 +159,19 @@ async def _uninterrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run
             return await execute(run, config, store, base_dir=tmp_path, run_id="reference")
 
 
-def _assert_resumed_without_repeats(server: ScriptedServer, before: int, pg: str, reference: RunStatus) -> None:
-    answered = {_key(r.body) for r in server.log[:before] if r.finished > 0}
-    unanswered = [_key(r.body) for r in server.log[:before] if r.finished == 0]
+def _answered(server: ScriptedServer) -> tuple[int, set[str], list[str]]:
+    """At the kill: how many requests arrived, the keys of those answered, and of those in flight.
+
+    Taken before the next process starts: the held reply "finishes" on the server after
+    :data:`HANG_SECONDS`, when nobody is waiting for it any more."""
+    log = list(server.log)
+    return len(log), {_key(r.body) for r in log if r.finished > 0}, [_key(r.body) for r in log if r.finished == 0]
+
+
+def _assert_resumed_without_repeats(
+    server: ScriptedServer, at_kill: tuple[int, set[str], list[str]], pg: str, reference: RunStatus
+) -> None:
+    before, answered, unanswered = at_kill
     after = [_key(r.body) for r in server.log[before:]]
     repeated = [k for k in after if k in answered]
     assert not repeated, f"{len(repeated)} requests answered before the kill were sent again: {repeated[:2]}"
@@ -193,15 +203,15 @@ async def test_sigkill_mid_epoch_then_resume_repeats_no_model_call(
         first = _start_runner(tmp_path, server, pg_url, 1)
         try:
             _wait_for(first, held)
-            before = len(server.log)
             first.send_signal(signal.SIGKILL)
         finally:
             _finish(first)
         assert first.returncode == -signal.SIGKILL
+        at_kill = _answered(server)
         second = _start_runner(tmp_path, server, pg_url, 2)
         stderr = _finish(second)
         assert second.returncode == 0, stderr[-3000:]
-        _assert_resumed_without_repeats(server, before, pg_url, reference)
+        _assert_resumed_without_repeats(server, at_kill, pg_url, reference)
 
 
 async def test_sigterm_mid_epoch_exits_143_keeps_the_finished_cases_and_resumes_without_repeats(
@@ -214,13 +224,13 @@ async def test_sigterm_mid_epoch_exits_143_keeps_the_finished_cases_and_resumes_
         first = _start_runner(tmp_path, server, pg_url, 1)
         try:
             _wait_for(first, held)
-            before = len(server.log)
             sent = time.monotonic()
             first.send_signal(signal.SIGTERM)
             stderr = _finish(first, timeout=60)
             took = time.monotonic() - sent
         finally:
             _finish(first)
+        at_kill = _answered(server)
         assert first.returncode == 143, stderr[-3000:]
         assert "Traceback" not in stderr, stderr[-3000:]
         # Kubernetes' default grace period is 30 s; the runner's own deadline is 20 s (normally well under 1 s).
@@ -231,4 +241,4 @@ async def test_sigterm_mid_epoch_exits_143_keeps_the_finished_cases_and_resumes_
         second = _start_runner(tmp_path, server, pg_url, 2)
         stderr = _finish(second)
         assert second.returncode == 0, stderr[-3000:]
-        _assert_resumed_without_repeats(server, before, pg_url, reference)
+        _assert_resumed_without_repeats(server, at_kill, pg_url, reference)
