@@ -36,7 +36,8 @@ pre.diff .hunk{color:#6a737d;display:block}
 .filters{margin:.5em 0;font-size:14px}.filters label{margin-right:1.5em}
 td.m0{background:#fff}td.m1{background:#fde0dd}td.m2{background:#fa9fb5}td.m3{background:#c51b8a;color:#fff}
 td.diag{background:#e5f5e0}
-.prompts{max-height:640px;overflow:auto;border:1px solid #eee;padding:0 8px}"""
+.prompts{max-height:640px;overflow:auto;border:1px solid #eee;padding:0 8px}
+.side{display:flex;gap:2em;align-items:flex-start;flex-wrap:wrap}.scroll{max-height:520px;overflow:auto}"""
 
 FILTER_JS = """(function(){var t=document.getElementById('cases');if(!t)return;
 ['failures-only','changed-only'].forEach(function(id){var box=document.getElementById(id);if(!box)return;
@@ -129,11 +130,11 @@ def classes_section(table: CaseTable) -> str:
             f'<td class="num">{s.accuracy:.3f}</td><td><span class="bar" style="width:{width}px"></span></td></tr>'
         )
     per_class = (
-        f"<h2>Per-class accuracy ({len(table.classes)} classes, {html.escape(table.stage)})</h2>"
+        f'<div class="scroll"><h2>Per-class accuracy ({len(table.classes)} classes, {html.escape(table.stage)})</h2>'
         '<table id="per-class"><tr><th>expected label</th><th class="num">cases</th><th class="num">passed</th>'
-        f'<th class="num">accuracy</th><th></th></tr>{"".join(rows)}</table>'
+        f'<th class="num">accuracy</th><th></th></tr>{"".join(rows)}</table></div>'
     )
-    return per_class + _confusion(table)
+    return f'<div class="side">{per_class}<div class="scroll">{_confusion(table)}</div></div>'
 
 
 def _confusion(table: CaseTable) -> str:
