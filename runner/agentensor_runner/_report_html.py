@@ -210,7 +210,8 @@ def _case_row(v: CaseView, on_holdout: bool) -> str:
     if on_holdout:
         cls.append("same" if v.baseline_passed == ok else "changed")
         mark = {True: "pass", False: "fail", None: "-"}[v.baseline_passed]
-        cells.append(f"{mark}: {esc(v.baseline_predicted)}" if v.baseline_passed is not None else "-")
+        guess = "" if v.baseline_predicted is None else f": {esc(v.baseline_predicted)}"
+        cells.append(f"{mark}{guess}" if v.baseline_passed is not None else "-")
     usage = c.usage or {}
     cells += [
         html.escape(", ".join(f"{k}={s:.3g}" for k, s in sorted((c.scores or {}).items()))),
