@@ -104,7 +104,10 @@ async def test_llm_judge_reason_and_bad_replies(server: ScriptedServer, llm_env:
     rows = {r.input: r for r in store.list_cases(status.run_id or "")}
     assert rows["nice"].passed and rows["nice"].scores == {"j": 1.0}
     assert not rows["rude"].passed
-    assert not rows["broken"].passed and rows["broken"].scores == {"j": 0.0}
+    # an unparsable verdict is unscored: no score in the row, the raw reply in its reasons, not in the mean
+    assert not rows["broken"].passed and rows["broken"].scores == {}
+    assert "raw reply: 'I think it is fine'" in (rows["broken"].reasons or {}).get("j", "")
+    assert status.scores == {"j": 0.5}
     judge_bodies = server.requests("strict evaluator")
     assert all(b.body["model"] == "judge-m" and b.body["temperature"] == 0 for b in judge_bodies)
     assert "RUBRIC:\nThanks." in system_of(judge_bodies[0].body)
