@@ -43,7 +43,7 @@ COUNTER_ENV = "RUNNER_MEMORY_COUNTER"
 
 
 def build_echo(options: dict[str, Any]) -> Any:
-    """The benchmark's workflow: ``answer = input`` for 3 of 4 cases, and a counted invocation."""
+    """The benchmark's workflow: ``answer = input`` but for ids ending in 3 (1 case in 10), and a counted invocation."""
     from langgraph.graph import END, START, StateGraph
     from typing_extensions import TypedDict
 
@@ -61,7 +61,7 @@ def build_echo(options: dict[str, Any]) -> Any:
         if counter is not None:  # one event loop: no two nodes bump it at once
             struct.pack_into("<q", counter, 0, struct.unpack_from("<q", counter, 0)[0] + 1)
         text = state["input"]
-        return {"answer": text if not text.endswith("3") else text + "?"}
+        return {"answer": text + "?" if text[11] == "3" else text}  # "case 0000003: ..." -> id digit at 11
 
     g: Any = StateGraph(State)
     g.add_node("answer", answer)
