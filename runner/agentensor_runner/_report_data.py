@@ -198,7 +198,7 @@ def add_baseline(
 def stage_rows(store: Store, run_id: str, stage: str) -> Iterator[CaseRow]:
     """The stage's rows, one at a time, for :func:`collect`.
 
-    The store reads them with one query (``Store.list_cases``); the report itself holds only
-    what :func:`collect` keeps.
+    Read in pages of 1,000 rows (``Store.iter_cases``, keyset pagination), so the report holds
+    one page plus what :func:`collect` keeps, however large the run.
     """
-    yield from store.list_cases(run_id, stage=stage)
+    yield from store.iter_cases(run_id, stage=stage)

@@ -561,6 +561,36 @@ class Store:
         with self._guard("list_cases"), self._session(write=False) as s:
             return [_case_row(r) for r in s.scalars(stmt)]
 
+    def iter_cases(self, run_id: str, *, stage: str | None = None, batch_size: int = 1000) -> Iterator[CaseRow]:
+        """A run's case results in recording order, read ``batch_size`` rows per query.
+
+        Keyset pagination on the row id (``id > last ORDER BY id LIMIT n``), one short
+        transaction per batch, so memory stays bounded however many rows the run has and no
+        connection is held while the caller works. Rows recorded while iterating may or may not
+        appear (those with a higher id do).
+
+        Raises:
+            ValueError: ``batch_size`` < 1.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        last = 0
+        while True:
+            stmt = select(CaseResultModel).where(CaseResultModel.run_id == run_id, CaseResultModel.id > last)
+            if stage is not None:
+                stmt = stmt.where(CaseResultModel.stage == stage)
+            stmt = stmt.order_by(CaseResultModel.id).limit(batch_size)
+            rows = self._case_batch(stmt)
+            yield from rows
+            if len(rows) < batch_size:
+                return
+            last = int(rows[-1].id or 0)
+
+    @retry_unavailable
+    def _case_batch(self, stmt: Select[CaseResultModel]) -> list[CaseRow]:
+        with self._guard("iter_cases"), self._session(write=False) as s:
+            return [_case_row(r) for r in s.scalars(stmt)]
+
     # -- prompt versions --------------------------------------------------------------------
 
     @retry_unavailable

@@ -72,3 +72,15 @@ def test_llm_responses_round_trip(store: Store) -> None:
     assert store.llm_response("key") == [{"text": "again"}]
     assert store.clear_llm_responses() == 1
     assert store.llm_response("key") is None
+
+
+def test_iter_cases_pages_in_recording_order(store: Store) -> None:
+    _run(store)
+    store.record_cases("run-1", [CaseRow(stage="s", case_id=f"c{i:03d}", thread_id="t", input=i) for i in range(25)])
+    store.record_cases("run-1", [CaseRow(stage="other", case_id="x", thread_id="t", input=0)])
+    got = list(store.iter_cases("run-1", stage="s", batch_size=7))
+    assert [r.case_id for r in got] == [f"c{i:03d}" for i in range(25)]
+    assert [r.case_id for r in store.iter_cases("run-1", batch_size=25)][-1] == "x"
+    assert list(store.iter_cases("no-such-run")) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        list(store.iter_cases("run-1", batch_size=0))
