@@ -384,18 +384,19 @@ class Trainer:
     ) -> None:
         """Run the cases not in ``results`` (indexes into ``cases``), filling ``results``.
 
-        Without the evaluation cache (``keys`` empty) or with a worker pool they run as one
-        :func:`run_cases` call (the pool in parts of :data:`CACHE_PART_CASES` x ``parallelism``,
-        each part's scored results stored as it ends). In this process with the cache, each case
-        is its own call under ``parallelism`` workers, so that every finished case is in
-        ``results`` the moment it finishes: the scored ones are stored every
-        :data:`CACHE_PART_CASES` cases and, when the evaluation is interrupted (SIGTERM cancels
-        it), at once, so the cases finished before the signal are never run again.
+        Without the evaluation cache (``keys`` empty) they run as one :func:`run_cases` call.
+        With it, a run with models in this process runs each case as its own call under
+        ``parallelism`` workers, so that every finished case is in ``results`` the moment it
+        finishes: the scored ones are stored every :data:`CACHE_PART_CASES` cases and, when the
+        evaluation is interrupted (SIGTERM cancels it), at once, so no case finished before the
+        signal calls a model again. A run without models (no call to save, and per-case calls
+        cost an LLM-free router about 25% more CPU) or with a worker pool runs in parts of
+        :data:`CACHE_PART_CASES` x ``parallelism``, each part's results stored as it ends.
         """
         misses = [i for i in range(len(cases)) if i not in results]
         if not misses:
             return
-        if keys and self.ctx.pool is None:
+        if keys and self.ctx.pool is None and self.ctx.llm is not None:
             await self._run_each(prompts, cases, stage, misses, results, keys, tick)
             return
         part = CACHE_PART_CASES * self.spec.parallelism if keys else len(misses)
