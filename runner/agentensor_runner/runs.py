@@ -84,10 +84,11 @@ BATCH_SECONDS = 5.0
 def _resumed(ctx: RunContext, totals: Aggregator) -> set[str]:
     """The case ids already recorded by an earlier attempt of this run (same version), counted in ``totals``.
 
-    The run id's identity check (same kind and spec checksum) makes those rows this run's.
+    The run id's identity check (same kind and spec checksum) makes those rows this run's. The
+    rows are read a page at a time (``Store.iter_cases``), so a resume's memory stays bounded too.
     """
     done: set[str] = set()
-    for row in ctx.store.list_cases(ctx.run_id, stage=STAGE):
+    for row in ctx.store.iter_cases(ctx.run_id, stage=STAGE):
         if row.version == ctx.start_version.version and row.case_id not in done:
             done.add(row.case_id)
             totals.add_row(row.case_id, row.scores, row.reasons, row.error)
