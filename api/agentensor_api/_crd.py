@@ -167,7 +167,8 @@ _API_VERSION_DESCRIPTION = (
     "APIVersion defines the versioned schema of this representation of an object: agentensor.dev/v1alpha1."
 )
 _KIND_DESCRIPTION = "Kind is a string value representing the REST resource this object represents."
-_METADATA_DESCRIPTION = "Standard object metadata (name, namespace, labels, annotations, uid, generation)."
+# metadata stays a bare ``{type: object}``: the API server refuses any other keyword there
+# ("must not specify anything other than name and generateName"); explain shows ObjectMeta.
 
 
 def crd_for(kind: str) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def crd_for(kind: str) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": _API_VERSION_DESCRIPTION},
             "kind": {"type": "string", "description": _KIND_DESCRIPTION},
-            "metadata": {"type": "object", "description": _METADATA_DESCRIPTION},
+            "metadata": {"type": "object"},
             "spec": schema_for(spec_model),  # type: ignore[arg-type]
             "status": status_schema,
         },
