@@ -49,10 +49,6 @@ def _reconciles(op: OperatorProcess) -> float:
     )
 
 
-def _phase_is(cluster: Cluster, name: str, want: str) -> bool:
-    return phase(cluster.get("trainingrun", name)) == want
-
-
 def test_database_writes_reach_status_by_notify_and_idle_runs_are_not_patched(cluster: Cluster) -> None:
     assert WAIT_SECONDS < RESYNC_SECONDS * 0.75  # the earliest resync of any run
     cluster.apply(synthetic_promptconfig("pc", "changes-router"))
@@ -60,24 +56,30 @@ def test_database_writes_reach_status_by_notify_and_idle_runs_are_not_patched(cl
     store = Store(cluster.db_url)
     try:
         cluster.apply(*(synthetic(f"run-{i}", "pc") for i in range(3)))
-        wait_for(lambda: phase(cluster.get("trainingrun", "run-0")) == "Running", WAIT_SECONDS, "run-0 Running")
-        for name in ("run-1", "run-2"):
-            wait_for(lambda n=name: _phase_is(cluster, n, "Queued"), WAIT_SECONDS, f"{name} Queued")  # type: ignore[misc]
-        first = cluster.get("trainingrun", "run-0")
+
+        # One slot: the oldest run (ties in the creation second broken by uid) runs, two wait.
+        def split() -> dict[str, list[str]] | None:
+            by: dict[str, list[str]] = {}
+            for r in cluster.items("trainingruns"):
+                by.setdefault(phase(r) or "", []).append(r["metadata"]["name"])
+            return by if len(by.get("Running", [])) == 1 and len(by.get("Queued", [])) == 2 else None
+
+        running = wait_for(split, WAIT_SECONDS, "one run Running and two Queued")["Running"][0]
+        first = cluster.get("trainingrun", running)
         assert first is not None
         uid = first["metadata"]["uid"]
         store.create_run(
-            run_id=uid, kind="TrainingRun", namespace=cluster.namespace, name="run-0", workflow="w", spec={}
+            run_id=uid, kind="TrainingRun", namespace=cluster.namespace, name=running, workflow="w", spec={}
         )
         store.update_run(uid, phase="Running", status={"phase": "Running", "epochs": 3, "casesCompleted": 7})
         version = store.register_version("w", {"p": "v"}, {})
         store.add_checkpoint(uid, epoch=1, version=version, score=0.25, scores={})
 
         def reflected() -> bool:
-            status = (cluster.get("trainingrun", "run-0") or {}).get("status") or {}
+            status = (cluster.get("trainingrun", running) or {}).get("status") or {}
             return status.get("casesCompleted") == 7 and [c["epoch"] for c in status.get("checkpoints") or []] == [1]
 
-        wait_for(reflected, WAIT_SECONDS, "the runner's row and checkpoint in run-0's status")
+        wait_for(reflected, WAIT_SECONDS, "the runner's row and checkpoint in the running run's status")
 
         time.sleep(3)  # let the patches' own watch events settle
         before = {r["metadata"]["name"]: r["metadata"]["resourceVersion"] for r in cluster.items("trainingruns")}
