@@ -87,7 +87,9 @@ def test_database_writes_reach_status_by_notify_and_idle_runs_are_not_patched(cl
         time.sleep(10)
         after = {r["metadata"]["name"]: r["metadata"]["resourceVersion"] for r in cluster.items("trainingruns")}
         assert after == before, "a run that changed nothing was patched"
-        assert _reconciles(op) - count <= 1, "idle runs were reconciled on a clock"
+        # A 1 s clock would be 30 passes (3 runs x 10 s); a Job status update (the job controller
+        # noting its Pod) may still wake its run once or twice, which then patches nothing.
+        assert _reconciles(op) - count <= 5, "idle runs were reconciled on a clock"
     finally:
         store.close()
         op.stop()
