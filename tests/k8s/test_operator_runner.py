@@ -103,8 +103,10 @@ def test_a_config_error_fails_the_run_at_once_with_the_runners_message(
         60,
         "the runner Job stopped with no active Pod",
     )
-    # backoffLimit 3: before, 4 Pods failed and the Job ended BackoffLimitExceeded
-    assert 1 <= int(job["status"].get("failed") or 0) < 1 + 3, job["status"]
+    # backoffLimit 3: before, 4 Pods failed and the Job ended BackoffLimitExceeded. The runner records
+    # its verdict before its process exits, so the Job is often stopped while its one Pod still counts
+    # as active, and that Pod is removed uncounted: 0 or 1 failed, never a retry loop.
+    assert int(job["status"].get("failed") or 0) < 1 + 3, job["status"]
     assert not any(c.get("reason") == "BackoffLimitExceeded" for c in job["status"].get("conditions") or [])
 
 
