@@ -70,7 +70,7 @@ class UsageSummary(ApiModel):
     )
     parse_failures: dict[str, int] = Field(
         default_factory=dict,
-        description="llm_judge replies that did not parse (scored 0 and marked as such), by evaluator name.",
+        description="llm_judge replies that did not parse, by evaluator name (unscored: not in means or pass rates).",
     )
 
 

@@ -248,4 +248,4 @@ def quantity(value: str) -> decimal.Decimal:
     other use of the client; pure (no API call), used by ``_decisions._jobs`` to hold runner
     requests to the chart's ``runner.maxResources``. Raises ``ValueError`` for a malformed quantity.
     """
-    return decimal.Decimal(parse_quantity(value))
+    return decimal.Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]

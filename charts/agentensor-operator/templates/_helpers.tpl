@@ -117,10 +117,10 @@ the Secret share it: the generated value is memoised in .Values for the rest of 
 - apiGroups: [agentensor.dev]
   resources: [promptconfigs/finalizers, trainingruns/finalizers, evaluationruns/finalizers]
   verbs: [update]
-# One runner Job per run: created, counted (the concurrency cap), stopped, deleted.
+# One runner Job per run: created, watched (the Job index), counted (the cap), stopped, deleted.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # The run manifest and the active PromptConfig version are ConfigMaps the operator writes.
 - apiGroups: [""]
   resources: [configmaps]
