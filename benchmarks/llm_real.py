@@ -13,6 +13,14 @@ Starts SmolLM2-135M on llama-cpp-python's server (hack/llm-server.sh, a free por
 
 Prints one JSON object: wall seconds, completion tokens and tokens/s of each, and the ratio
 (b)/(a) of wall times (target <= 1.05). Temperature 0, so both get the same replies.
+
+Because wall time on a shared 2-core machine is noisy, it also reports CPU seconds, which load
+does not inflate: this process's CPU in each way (``time.process_time``: (a) is the client alone,
+(b) the client plus the runner), the server's CPU in each way (from ``/proc/PID/stat`` of the
+server, when this script started it: equal work means equal CPU), and
+``runnerCpuOverhead = (cpu_b - cpu_a) / wall_a``, the fraction of the model's own time the loop
+spends on top of a raw client: an upper bound on what it adds to wall time when it cannot
+overlap with the server.
 """
 
 from __future__ import annotations
@@ -126,23 +134,54 @@ async def through_run(url: str, items: list[str], c: int, max_tokens: int, tmp: 
     return wall, status.usage.output_tokens
 
 
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of the process ``pid`` and its children so far; 0 without a pid."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for k in kids:
+            out += [int(k), *_children(int(k))]
+    return out
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("OPENAI_API_KEY", "local-no-key")
     items = prompts(args.n)
     size = -(-args.n // args.rounds)
     walls = {"a": 0.0, "b": 0.0}
+    cpus = {"a": 0.0, "b": 0.0}
+    server = {"a": 0.0, "b": 0.0}
     tokens = {"a": 0, "b": 0}
     with tempfile.TemporaryDirectory() as d:
         await raw(args.base_url, items[:2], args.concurrency, args.max_tokens)  # warm up
         for r in range(args.rounds):
             part = items[r * size : (r + 1) * size]
             for way in "ab" if r % 2 == 0 else "ba":
+                c0, s0 = time.process_time(), server_cpu(args.server_pid)
                 if way == "a":
                     w, t = await raw(args.base_url, part, args.concurrency, args.max_tokens)
                 else:
                     w, t = await through_run(args.base_url, part, args.concurrency, args.max_tokens, Path(d))
                 walls[way] += w
                 tokens[way] += t
+                cpus[way] += time.process_time() - c0
+                server[way] += server_cpu(args.server_pid) - s0
     return {
         "n": args.n,
         "concurrency": args.concurrency,
@@ -159,6 +198,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "tokensPerSecond": round(tokens["b"] / walls["b"], 1),
         },
         "ratio": round(walls["b"] / walls["a"], 3),
+        "clientCpuSeconds": {"raw": round(cpus["a"], 2), "evaluationRun": round(cpus["b"], 2)},
+        "serverCpuSeconds": {"raw": round(server["a"], 2), "evaluationRun": round(server["b"], 2)},
+        "runnerCpuOverhead": round((cpus["b"] - cpus["a"]) / walls["a"], 4),
+        "loadAverage": os.getloadavg()[0],
     }
 
 
@@ -171,8 +214,10 @@ if __name__ == "__main__":
     p.add_argument("--base-url", default=None)
     a = p.parse_args()
     proc = None
+    a.server_pid = None
     if a.base_url is None:
         proc, a.base_url = start_server()
+        a.server_pid = proc.pid
     try:
         print(json.dumps(asyncio.run(main(a)), indent=2))
     finally:

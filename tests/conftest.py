@@ -19,7 +19,9 @@ Fixtures, by what a test needs:
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -201,4 +203,14 @@ def k8s_with_crds(k8s: EnvTest) -> EnvTest:
     for crd in sorted((REPO / "crds").glob("*.yaml")):
         name = crd.name.split("_", 1)[1].removesuffix(".yaml") + ".agentensor.dev"
         k8s.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    return k8s
+    # Established is not published: the API server adds the schemas to /openapi/v2 (what
+    # kubectl explain reads) a few seconds later.
+    wanted = {f"dev.agentensor.v1alpha1.{k}" for k in ("TrainingRun", "EvaluationRun", "PromptConfig")}
+    deadline = time.monotonic() + 120
+    while True:
+        published = set(json.loads(k8s.kubectl("get", "--raw", "/openapi/v2").stdout)["definitions"])
+        if wanted <= published:
+            return k8s
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the CRD schemas never reached /openapi/v2: missing {sorted(wanted - published)}")
+        time.sleep(1)
