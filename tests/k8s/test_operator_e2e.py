@@ -195,8 +195,11 @@ def test_auto_promotion_sets_active_version(cluster: Cluster, operator: Operator
 
 
 def test_failed_run_names_the_failing_case(cluster: Cluster, operator: OperatorProcess) -> None:
-    # Every case times out: the runner records error rows and the verdict AllCasesFailed.
-    cluster.apply(synthetic_promptconfig("slow", "e2e-slow"), synthetic("doomed", "slow", caseTimeoutSeconds=1e-9))
+    # Every case times out: the runner records error rows and the verdict AllCasesFailed. The
+    # evaluation cache is off: other runs of this module scored the same (config, case) pairs, and
+    # a cached score is reused whatever the timeout (only error rows are never cached).
+    doomed = synthetic("doomed", "slow", caseTimeoutSeconds=1e-9, evaluationCache={"enabled": False})
+    cluster.apply(synthetic_promptconfig("slow", "e2e-slow"), doomed)
     run = _wait_phase(cluster, "trainingrun", "doomed")
     assert phase(run) == "Failed"
     failed = condition(run, "Failed")
