@@ -142,7 +142,12 @@ def deployment_process(
     The ports are the only overrides: the process shares this host's network, where the chart's
     fixed container ports may be taken. Stops it (SIGTERM, then SIGKILL) on exit.
     """
-    argv = [*container["command"], *container.get("args", [])]
+    # The chart passes the ports as bind-address flags, which win over the environment: move them.
+    moved = {"--metrics-bind-address": metrics_port, "--health-probe-bind-address": liveness_port}
+    argv = [
+        f"{a.split('=', 1)[0]}=127.0.0.1:{moved[a.split('=', 1)[0]]}" if a.split("=", 1)[0] in moved else a
+        for a in [*container["command"], *container.get("args", [])]
+    ]
     assert argv[0] == "agentensor", argv
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
     environ.update(env)
