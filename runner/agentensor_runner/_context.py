@@ -20,7 +20,7 @@ from agentensor_store import CaseRow, Store, VersionRecord
 from ._runnable_config import resolve_run_config
 from .datasets import Case, load_cases
 from .evaluators import Evaluator, build_evaluators
-from .executor import CaseResult, CaseWorkers, Evaluation
+from .executor import CaseResult, CaseWorkers, Evaluation, jsonable
 from .llm import LlmRuntime, build_runtime
 from .prompts import PromptSet, check_interpolation
 from .workflows import Workflow, load_workflow
@@ -95,9 +95,9 @@ class RunContext:
             stage=r.stage,
             case_id=r.case.case_id,
             thread_id=r.thread_id,
-            input=_jsonable(r.case.input),
-            expected=_jsonable(r.case.expected),
-            output=_jsonable(r.output),
+            input=jsonable(r.case.input),
+            expected=jsonable(r.case.expected),
+            output=jsonable(r.output),
             scores={k: v.score for k, v in r.results.items() if v.scored},
             passed=r.passed(self.objective.evaluator) if r.error is None else False,
             error=r.error,
@@ -115,16 +115,6 @@ REASON_CHARS = 2000
 
 def _clip(text: str) -> str:
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    try:
-        json.dumps(value, allow_nan=False)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 def resolve_start(pc: PromptConfig, store: Store, version: int | None) -> tuple[PromptSet, VersionRecord]:

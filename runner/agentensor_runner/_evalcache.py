@@ -38,7 +38,7 @@ from agentensor_store import EvalCacheEntry, Store
 from ._runnable_config import case_thread_id
 from .datasets import Case
 from .evaluators import EvalResult
-from .executor import CaseResult
+from .executor import CaseResult, jsonable
 from .llm import Usage
 
 CACHE_VERSION = 1
@@ -109,16 +109,8 @@ def cacheable(result: CaseResult) -> bool:
     return _round_trips(result.output)
 
 
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value, allow_nan=False)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
-
-
 def _result_json(result: EvalResult) -> dict[str, Any]:
-    return {f.name: _jsonable(getattr(result, f.name)) for f in dataclasses.fields(result)}
+    return {f.name: jsonable(getattr(result, f.name)) for f in dataclasses.fields(result)}
 
 
 def _result_from(data: Mapping[str, Any]) -> EvalResult:
@@ -129,7 +121,7 @@ def _result_from(data: Mapping[str, Any]) -> EvalResult:
 def to_entry(result: CaseResult, *, key: str, config_checksum: str, dataset_hash: str) -> EvalCacheEntry:
     """The store entry for one scored case (see :func:`cacheable`)."""
     payload: dict[str, Any] = {
-        "output": _jsonable(result.output),
+        "output": jsonable(result.output),
         "results": {name: _result_json(r) for name, r in result.results.items()},
         "latencySeconds": result.latency_seconds,
         "usedPrompts": sorted(result.used_prompts),

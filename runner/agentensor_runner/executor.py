@@ -10,6 +10,7 @@ Python 3.11 does not wrap the invocation in another task.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,15 @@ class CaseWorkers(Protocol):
         evaluator_fields: Mapping[str, str | None] | None = None,
         progress: ProgressFn | None = None,
     ) -> list[CaseResult]: ...
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as a case row or cache entry stores it: unchanged if it is JSON (no NaN), else its ``repr``."""
+    try:
+        json.dumps(value, allow_nan=False)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 @dataclass(frozen=True, slots=True)

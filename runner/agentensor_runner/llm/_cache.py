@@ -64,7 +64,20 @@ def default_cache_path() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "agentensor" / "llm-cache.sqlite"
 
 
-class SqliteResponseCache(BaseCache):
+class _InlineAsyncCache(BaseCache):
+    """``BaseCache`` whose async methods run the sync ones inline (both backends answer quickly)."""
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        return self.lookup(prompt, llm_string)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
+        self.update(prompt, llm_string, return_val)
+
+    async def aclear(self, **kwargs: Any) -> None:
+        self.clear()
+
+
+class SqliteResponseCache(_InlineAsyncCache):
     """See the module docstring. Thread-safe; async methods run inline (local SQLite is fast).
 
     Raises:
@@ -104,15 +117,6 @@ class SqliteResponseCache(BaseCache):
         with self._lock:
             self._conn.execute("DELETE FROM llm_cache")
 
-    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        return self.lookup(prompt, llm_string)
-
-    async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
-        self.update(prompt, llm_string, return_val)
-
-    async def aclear(self, **kwargs: Any) -> None:
-        self.clear()
-
     def __len__(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0])
@@ -122,7 +126,7 @@ class SqliteResponseCache(BaseCache):
             self._conn.close()
 
 
-class StoreResponseCache(BaseCache):
+class StoreResponseCache(_InlineAsyncCache):
     """Replies kept in the run's store (``Store.llm_response`` / ``Store.put_llm_response``).
 
     Args:
@@ -172,15 +176,6 @@ class StoreResponseCache(BaseCache):
         self.store.clear_llm_responses()
         if self.local is not None:
             self.local.clear()
-
-    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        return self.lookup(prompt, llm_string)
-
-    async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
-        self.update(prompt, llm_string, return_val)
-
-    async def aclear(self, **kwargs: Any) -> None:
-        self.clear()
 
     def close(self) -> None:
         """Close ``local`` (the store belongs to the run)."""
