@@ -208,6 +208,8 @@ def test_crashed_runner_is_retried_and_resumes_from_its_checkpoint(cluster: Clus
     assert phase(run) == "Succeeded", run["status"].get("message")
     assert cluster.agent is not None
     pods = cluster.agent.runs()
+    # the runner records its verdict before its process exits: wait for the exit, not the phase
+    assert all(p.finished.wait(30) for p in pods), [p.name for p in pods if not p.finished.is_set()]
     assert [p.exit_code for p in pods] == [137, 0], "one killed Pod (SIGKILL), one retry that succeeded"
     from agentensor_store import Store
 

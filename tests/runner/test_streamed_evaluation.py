@@ -151,7 +151,7 @@ def test_a_worker_pool_streams_its_results_in_batches() -> None:
             "workflow": {"entrypoint": "tests.runner.sample_workflows:build_pid_echo"},
             "promptConfigRef": {"name": "x"},
             "dataset": {"inline": [{"input": "a", "expected": "b"}]},
-            "evaluators": [{"name": "has", "type": "contains", "outputField": "answer", "options": {"substring": "7"}}],
+            "evaluators": [{"name": "has", "type": "contains", "outputField": "answer", "options": {"substring": "7|"}}],
             "parallelism": 32,
         }
     )
@@ -169,4 +169,6 @@ def test_a_worker_pool_streams_its_results_in_batches() -> None:
     assert [len(b) for b in batches] == [20, 20, 5]
     assert [c for b in batches for c in b] == [c.case_id for c in cases]
     assert streamed.cases == [] and streamed.size == 45
+    # the answer ends in "|<pid>", so only the input decides "7|": case-7, 17, 27 and 37
+    assert local.aggregates["has"]["n"] == 45 and local.means["has"] == pytest.approx(4 / 45)
     assert streamed.aggregates == local.aggregates and streamed.means == local.means
