@@ -198,6 +198,16 @@ class OptimizerSpec(ApiModel):
             "(the saved case evaluations are counted as calls.gateSavedCases)."
         ),
     )
+    max_merges: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "selection: pareto: at most this many merges per run (0: none). After a step that kept a candidate, two "
+            "Pareto-front members that descend from a common ancestor are crossed per prompt (each prompt from the "
+            "member that changed it; GEPA's merge) and the result is scored on validation; it joins the front if it "
+            "beats both. Counted as calls.mergeProposals and calls.mergesAccepted."
+        ),
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Optimizer-specific options.",
@@ -220,6 +230,12 @@ class OptimizerSpec(ApiModel):
                     raise ValueError(f"optimizer.searchSpace.{key}: prompt variants must be categorical strings")
         elif self.search_space is not None:
             raise ValueError(f"optimizer.searchSpace is only used by optuna, not {self.type}")
+        return self
+
+    @model_validator(mode="after")
+    def _merges_need_a_front(self) -> OptimizerSpec:
+        if self.max_merges and self.selection != "pareto":
+            raise ValueError("optimizer.maxMerges needs selection: pareto (merges cross two Pareto-front members)")
         return self
 
 

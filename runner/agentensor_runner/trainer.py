@@ -80,7 +80,7 @@ from .executor import CaseResult, Evaluation, run_cases, summarize
 from .llm import Usage
 from .optimizers import Step, build_optimizer
 from .prompts import PromptSet
-from .selection import gate, pareto_front, sample_parent
+from .selection import gate, merge, pareto_front, sample_parent
 from .significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields
 from .workflows import Feedback, default_attribution
 
@@ -125,6 +125,10 @@ class LoopState:
     stale: int = 0
     pool: list[tuple[PromptSet, Evaluation]] = field(default_factory=list)
     """``selection: pareto``: the candidates kept so far with their validation evaluations."""
+    parents: list[int | None] = field(default_factory=list)
+    """``pool[i]``'s parent as an index into ``pool`` (None for the root), for merges."""
+    merges: int = 0
+    """Merges proposed so far in this run (``optimizer.maxMerges`` bounds it; kept over resume)."""
 
     @property
     def last_epoch(self) -> int:
@@ -239,6 +243,41 @@ def _extra(calls: dict[str, int], usage: Usage | None, stale: int) -> dict[str, 
     for purpose, n in usage.calls.items():
         merged[purpose] = merged.get(purpose, 0) + n
     return {"calls": merged, "usage": usage.to_json(), STALE_KEY: stale}
+
+
+def _calls(checkpoint: CheckpointRecord) -> dict[str, int]:
+    """A checkpoint's ``extra.calls`` counters ({} when absent or malformed)."""
+    calls = checkpoint.extra.get("calls") if isinstance(checkpoint.extra, Mapping) else None
+    return {k: v for k, v in calls.items() if isinstance(v, int)} if isinstance(calls, Mapping) else {}
+
+
+def _merge_pair(
+    front: Mapping[str, int], parents: Sequence[int | None], rng: random.Random
+) -> tuple[int, int, int] | None:
+    """Two front members (pool indices, drawn in proportion to the cases they win) and their
+    nearest common ancestor, or None when the front has no pair where neither descends from the other.
+
+    ``parents[i]`` is pool entry ``i``'s parent index (None for the root).
+    """
+
+    def chain(i: int) -> list[int]:
+        out = [i]
+        while (p := parents[out[-1]]) is not None:
+            out.append(p)
+        return out
+
+    members = [int(k) for k in front]
+    pairs = []
+    for x in members:
+        for y in members:
+            if x < y and x not in chain(y) and y not in chain(x):
+                pairs.append((x, y))
+    if not pairs:
+        return None
+    x, y = rng.choices(pairs, weights=[front[str(x)] + front[str(y)] for x, y in pairs], k=1)[0]
+    on_y = set(chain(y))
+    ancestor = next(i for i in chain(x) if i in on_y)
+    return x, y, ancestor
 
 
 class Trainer:
@@ -641,6 +680,7 @@ class Trainer:
             checkpoints=checkpoints,
             next_epoch=latest.epoch + 1,
             stale=stale_after(checkpoints),
+            merges=sum(_calls(c).get("mergeProposals", 0) for c in checkpoints),
         )
 
     def _stop_reason(self, state: LoopState) -> str | None:
@@ -685,6 +725,8 @@ class Trainer:
             )
             if await self._select(state, feedback, step, splits, parent, (batch, tr)):
                 accepted += 1
+                if state.merges < self.spec.optimizer.max_merges and not self._halt():
+                    await self._merge(state, step, splits)
             self._emit()
         train_score = sum(train_scores) / len(order) if order else None
         return EpochResult(accepted, train_score, dict(calls), self._usage_since(snap))
@@ -698,15 +740,62 @@ class Trainer:
         """
         if not state.pool:  # a fresh or resumed run: the pool starts from the current config
             state.pool.append((state.current, state.cur_val))
+            state.parents.append(None)
         if self.spec.optimizer.selection != "pareto" or len(state.pool) < 2:
             return state.current, state.cur_val
+        rng = random.Random(f"{self.spec.dataset.seed}:{epoch}:{batch_no}:parent")
+        return state.pool[int(sample_parent(self._front(state), rng))]
+
+    def _front(self, state: LoopState) -> dict[str, int]:
+        """The Pareto front of ``state.pool`` (pool index as a string -> validation cases it wins)."""
         sign = 1.0 if self.ctx.objective.direction == "maximize" else -1.0
         table = {
             str(i): [sign * r.score(self._obj) for r in sorted(ev.cases, key=lambda r: r.case.case_id)]
             for i, (_, ev) in enumerate(state.pool)
         }
-        rng = random.Random(f"{self.spec.dataset.seed}:{epoch}:{batch_no}:parent")
-        return state.pool[int(sample_parent(pareto_front(table), rng))]
+        return pareto_front(table)
+
+    async def _merge(self, state: LoopState, step: Step, splits: Splits) -> bool:
+        """``optimizer.maxMerges``: cross two front members per prompt; keep the result if it beats both.
+
+        GEPA's merge (Agrawal et al. 2025, arXiv:2507.19457, section 3 "Merge"): two front members
+        that share an ancestor and differ from each other, each prompt taken from the member that
+        changed it (:func:`agentensor_runner.selection.merge`). A pair where one descends from the
+        other, or a merge that repeats a pooled config, is not proposed. Returns whether it was kept.
+        """
+        front = self._front(state)
+        pair = _merge_pair(
+            front, state.parents, random.Random(f"{self.spec.dataset.seed}:{step.epoch}:{step.batch}:merge")
+        )
+        if pair is None:
+            return False
+        (a, a_ev), (b, b_ev) = state.pool[pair[0]], state.pool[pair[1]]
+        ancestor = state.pool[pair[2]][0]
+        rng = random.Random(f"{self.spec.dataset.seed}:{step.epoch}:{step.batch}:merge-texts")
+        merged = a.with_texts(
+            {k: v for k, v in merge(a.texts, b.texts, ancestor.texts, rng).items() if k in a.trainable}
+        )
+        if merged.checksum() in {p.checksum() for p, _ in state.pool}:
+            return False
+        state.merges += 1
+        step.calls["mergeProposals"] = step.calls.get("mergeProposals", 0) + 1
+        ev = await self._evaluate(
+            merged,
+            splits.validation,
+            f"epoch-{step.epoch}/batch-{step.batch}/merge-0",
+            epoch=step.epoch,
+            memo_key="validation",
+        )
+        obj, delta = self._obj, self.spec.optimizer.min_delta
+        if not all(self.ctx.better(ev.objective(obj), p.objective(obj), delta) for p in (a_ev, b_ev)):
+            return False
+        step.calls["mergesAccepted"] = step.calls.get("mergesAccepted", 0) + 1
+        state.pool.append((merged, ev))
+        state.parents.append(pair[0])
+        if self.ctx.better(ev.objective(obj), state.cur_val.objective(obj)):
+            state.current, state.cur_val = merged, ev
+            self.status.best_score = ev.objective(obj)
+        return True
 
     async def _gate(self, cand: PromptSet, batch: tuple[list[Case], Evaluation], step: Step, i: int) -> bool:
         """``optimizer.minibatchGate``: does ``cand`` beat its parent on the parent's minibatch?"""
@@ -757,6 +846,7 @@ class Trainer:
             self.optimizer.observe(cand, ev.objective(obj), ok)
             if ok and pareto:
                 state.pool.append((cand.prompts, ev))
+                state.parents.append(next((j for j, (p, _) in enumerate(state.pool) if p is parent[0]), None))
             if ok and (not pareto or best is None or self.ctx.better(ev.objective(obj), best[1].objective(obj))):
                 best = (cand.prompts, ev)
         if best is None:

@@ -63,3 +63,39 @@ def test_unknown_selection_names_the_field() -> None:
     with pytest.raises(ManifestError) as exc:
         parse_resource(tr)
     assert exc.value.field == "spec.optimizer.selection"
+
+
+def test_merges_cross_front_members_within_their_bound(store: Any) -> None:
+    pc, tr = manifests(make_rows(), epochs=3, batch_size=16)
+    tr["spec"]["optimizer"].update({"selection": "pareto", "candidates": 2, "maxMerges": 3})
+    status = _run(store, pc, tr, "merge-1")
+    assert status.phase == "Succeeded", status.conditions
+    calls = [(c.extra or {}).get("calls", {}) for c in store.list_checkpoints(run_id="merge-1")]
+    proposed = sum(c.get("mergeProposals", 0) for c in calls)
+    kept = sum(c.get("mergesAccepted", 0) for c in calls)
+    assert 1 <= proposed <= 3 and 1 <= kept <= proposed, calls
+    # every proposal was scored on the whole validation split, under its own stage
+    n_val = len({r.case_id for r in store.list_cases("merge-1", stage="epoch-0/validation")})
+    merge_rows = [r for r in store.list_cases("merge-1") if "/merge-" in r.stage]
+    assert len({r.stage for r in merge_rows}) == proposed and len(merge_rows) == proposed * n_val
+
+
+def test_merges_need_pareto_selection() -> None:
+    _pc, tr = manifests(make_rows(n_per_intent=3), epochs=1)
+    tr["spec"]["optimizer"]["maxMerges"] = 2
+    with pytest.raises(ManifestError) as exc:
+        parse_resource(tr)
+    assert exc.value.field == "spec.optimizer" and "maxMerges" in str(exc.value)
+
+
+def test_a_merge_pair_shares_an_ancestor_and_neither_descends_from_the_other() -> None:
+    import random
+
+    from agentensor_runner.trainer import _merge_pair
+
+    # pool: 0 root; 1 and 2 children of 0; 3 child of 1
+    parents: list[int | None] = [None, 0, 0, 1]
+    seen = {_merge_pair({"1": 2, "2": 1, "3": 4}, parents, random.Random(s)) for s in range(40)}
+    assert seen == {(1, 2, 0), (2, 3, 0)}, "1 and 3 are one lineage; 2 meets either at the root"
+    assert _merge_pair({"1": 1, "3": 5}, parents, random.Random(0)) is None
+    assert _merge_pair({"0": 1}, parents, random.Random(0)) is None
