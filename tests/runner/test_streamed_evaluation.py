@@ -151,7 +151,9 @@ def test_a_worker_pool_streams_its_results_in_batches() -> None:
             "workflow": {"entrypoint": "tests.runner.sample_workflows:build_pid_echo"},
             "promptConfigRef": {"name": "x"},
             "dataset": {"inline": [{"input": "a", "expected": "b"}]},
-            "evaluators": [{"name": "has", "type": "contains", "outputField": "answer", "options": {"substring": "7|"}}],
+            "evaluators": [
+                {"name": "has", "type": "contains", "outputField": "answer", "options": {"substring": "7|"}}
+            ],
             "parallelism": 32,
         }
     )
