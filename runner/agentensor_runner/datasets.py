@@ -73,44 +73,60 @@ def _clean(value: Any) -> Any:
 
 
 def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] | None, str | None]]:
+    """The dataset's rows, each ``(row, None)`` or ``(row or None, why it is unusable)``.
+
+    A file is decoded and parsed a line at a time (no decoded copy of the whole file, no list
+    of its lines), and the keys of JSON objects are shared between rows, so the rows cost about
+    their values: 100k JSONL rows of three fields hold about 55 MB instead of 90 MB
+    (benchmarks/runner_memory.py).
+    """
     if spec.inline is not None:
         return [(dict(r), None) for r in spec.inline]
     assert spec.path is not None
     path = (base_dir / spec.path) if not Path(spec.path).is_absolute() else Path(spec.path)
     raw = read_bounded(path, MAX_DATASET_BYTES, field="spec.dataset.path", binary_check=True)
-    # utf-8-sig: a byte-order mark (Excel's CSV export) must not become part of the first column name
-    text = _decode(raw).removeprefix("\ufeff")
-    rows: list[tuple[dict[str, Any] | None, str | None]] = []
     if spec.format == "jsonl":
-        # JSON Lines are separated by \n only (str.splitlines would also split on \x0b, \x1c...)
-        for n, line in enumerate(text.split("\n"), start=1):
-            line = line.removesuffix("\r")
-            if not line.strip():
-                continue
-            if _has_bad_utf8(line):
-                rows.append((None, f"line {n} is not valid UTF-8"))
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                rows.append((None, f"line {n} is not valid JSON: {e.msg}"))
-                continue
-            if not isinstance(obj, dict):
-                rows.append((None, f"line {n} is a JSON {type(obj).__name__}, expected an object"))
-                continue
-            rows.append((obj, None))
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        for n, rec in enumerate(reader, start=2):
-            if None in rec:
-                rows.append((None, f"line {n} has more cells than the header"))
-            elif None in rec.values():
-                missing = [k for k, v in rec.items() if v is None]
-                rows.append(({k: v for k, v in rec.items() if v is not None}, f"line {n} has no cell for {missing}"))
-            elif any(_has_bad_utf8(v) for v in rec.values() if v is not None):
-                rows.append(({k: _clean(v) for k, v in rec.items()}, f"line {n} is not valid UTF-8"))
-            else:
-                rows.append((dict(rec), None))
+        return _jsonl_rows(io.BytesIO(raw))
+    rows: list[tuple[dict[str, Any] | None, str | None]] = []
+    # utf-8-sig: a byte-order mark (Excel's CSV export) must not become part of the first column name
+    text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.DictReader(text)
+    for n, rec in enumerate(reader, start=2):
+        if None in rec:
+            rows.append((None, f"line {n} has more cells than the header"))
+        elif None in rec.values():
+            missing = [k for k, v in rec.items() if v is None]
+            rows.append(({k: v for k, v in rec.items() if v is not None}, f"line {n} has no cell for {missing}"))
+        elif any(_has_bad_utf8(v) for v in rec.values() if v is not None):
+            rows.append(({k: _clean(v) for k, v in rec.items()}, f"line {n} is not valid UTF-8"))
+        else:
+            rows.append((dict(rec), None))
+    return rows
+
+
+def _jsonl_rows(lines: io.BytesIO) -> list[tuple[dict[str, Any] | None, str | None]]:
+    """JSON Lines, separated by ``\n`` only (``str.splitlines`` would also split on ``\x0b``,
+    ``\x1c``...); a leading byte-order mark is dropped."""
+    rows: list[tuple[dict[str, Any] | None, str | None]] = []
+    keys: dict[str, str] = {}
+    for n, raw_line in enumerate(lines, start=1):
+        line = _decode(raw_line).removesuffix("\n").removesuffix("\r")
+        if n == 1:
+            line = line.removeprefix("\ufeff")
+        if not line.strip():
+            continue
+        if _has_bad_utf8(line):
+            rows.append((None, f"line {n} is not valid UTF-8"))
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            rows.append((None, f"line {n} is not valid JSON: {e.msg}"))
+            continue
+        if not isinstance(obj, dict):
+            rows.append((None, f"line {n} is a JSON {type(obj).__name__}, expected an object"))
+            continue
+        rows.append(({keys.setdefault(k, k): v for k, v in obj.items()}, None))
     return rows
 
 

@@ -711,3 +711,41 @@ def test_reflect_sharded(
     if phase == "Succeeded":
         assert new.best_version == 3 and new.cases_total == new.cases_completed
         assert new.best_score == pytest.approx(new.scores["accuracy"])  # type: ignore[index]
+
+
+def _shard_with_results(
+    total: int, mean: float, n: int, parse_failures: int = 0, passed: bool = True
+) -> dict[str, Any]:
+    from agentensor_api import EvaluatorResults
+
+    st = RunStatus.model_validate(shard_status("Succeeded", total, mean))
+    st.results = {"accuracy": EvaluatorResults(mean=mean, pass_rate=mean, n=n, parse_failures=parse_failures)}
+    # what the shard's own runner wrote: a verdict over its part of the cases only
+    st.conditions = set_condition(st.conditions, "Passed", "True" if passed else "False", "CriteriaMet", "", now=NOW)
+    return st.to_wire()
+
+
+@pytest.mark.parametrize(("bound", "passed"), [(0.6, "True"), (0.7, "False")])
+def test_a_sharded_run_passes_on_the_combined_results(bound: float, passed: str) -> None:
+    from agentensor_api import PassCriterion
+
+    ref = d.RunRef("EvaluationRun", "ns", "ev", UID, 1)
+    shards = [
+        (d.JobState("Succeeded"), _shard_with_results(30, 0.5, 28, parse_failures=2, passed=False)),
+        (d.JobState("Succeeded"), _shard_with_results(12, 1.0, 12)),
+    ]
+    criteria = [PassCriterion.model_validate({"evaluator": "accuracy", "minMean": bound})]
+    new = d.reflect_sharded(
+        RunStatus(phase="Running"), ref, shards=shards, failed_case=None, now=NOW, pass_criteria=criteria
+    )
+    assert new.phase == "Succeeded" and new.results is not None
+    combined = new.results["accuracy"]
+    # (0.5 * 28 + 1.0 * 12) / 40 = 0.65 over the 40 scored cases; 2 left unscored
+    assert combined.mean == pytest.approx(0.65) and combined.n == 40 and combined.parse_failures == 2
+    cond = condition_of(new, "Passed")
+    assert cond is not None and cond.status == passed, cond
+    if passed == "False":
+        assert "0.65" in (cond.message or ""), "the message gives the combined mean"
+    # without criteria the shards' own Passed verdicts are not carried over
+    plain = d.reflect_sharded(RunStatus(phase="Running"), ref, shards=shards, failed_case=None, now=NOW)
+    assert condition_of(plain, "Passed") is None

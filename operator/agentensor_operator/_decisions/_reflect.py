@@ -9,10 +9,13 @@ from typing import Any
 from agentensor_api import (
     CheckpointSummary,
     ConditionType,
+    EvaluatorResults,
+    PassCriterion,
     Reason,
     RunStatus,
     condition_of,
     mark_failed,
+    mark_pass_criteria,
     mark_succeeded,
     set_condition,
 )
@@ -142,13 +145,17 @@ def reflect_sharded(
     shards: Sequence[tuple[JobState | None, Mapping[str, Any] | None]],
     failed_case: FailedCase | None,
     now: str,
+    pass_criteria: Sequence[PassCriterion] = (),
 ) -> RunStatus:
     """The status of a sharded EvaluationRun from each shard's Job state and runner status.
 
     Counts add up; ``scores`` and the objective (``bestScore``/``baselineScore``) are means
-    weighted by each shard's case count, i.e. the mean over all cases. The run succeeds when
-    every shard's runner recorded Succeeded, and fails on the first shard that failed (by
-    verdict, or by its Job failing or vanishing without one), naming the shard.
+    weighted by each shard's case count, i.e. the mean over all cases, and ``results`` are
+    combined the same way (weighted by each shard's scored cases ``n``; ``parseFailures``
+    summed). The run succeeds when every shard's runner recorded Succeeded, and fails on the
+    first shard that failed (by verdict, or by its Job failing or vanishing without one), naming
+    the shard. A succeeded run's ``Passed`` comes from ``pass_criteria`` (``spec.passCriteria``)
+    over the combined ``results``, never from one shard's.
     """
     s = prev.model_copy(deep=True)
     s.run_id = ref.uid
@@ -163,6 +170,7 @@ def reflect_sharded(
     if len(runners) == n and all(rs.phase == "Succeeded" for rs in runners):
         scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted((s.scores or {}).items()))
         mark_succeeded(s, f"{scores} over {total} cases in {n} shards, {s.cases_failed} error(s)", now=now)
+        mark_pass_criteria(s, pass_criteria, now=now)
         ends = [rs.completion_time for rs in runners if rs.completion_time]
         s.completion_time = max(ends) if ends else now
         return s
@@ -184,11 +192,28 @@ def _aggregate_shards(s: RunStatus, runners: Sequence[RunStatus]) -> None:
     objective = _weighted([(w, {"o": rs.best_score}) for w, rs in weights if rs.best_score is not None]).get("o")
     if objective is not None and all(rs.best_score is not None for _, rs in weights):
         s.best_score = s.baseline_score = objective
+    s.results = _combined_results([rs.results or {} for rs in runners]) or s.results
     first = next((rs for rs in runners if rs.best_version is not None), None)
     if first is not None:
         s.best_version, s.best_checksum = first.best_version, first.best_checksum
     starts = [rs.start_time for rs in runners if rs.start_time]
     s.start_time = min(starts) if starts else s.start_time
+
+
+def _combined_results(shards: Sequence[Mapping[str, EvaluatorResults]]) -> dict[str, EvaluatorResults]:
+    """Per evaluator, the shards' aggregates as one: mean and passRate weighted by ``n`` (so they
+    are the mean over every scored case), ``n`` and ``parseFailures`` summed."""
+    out: dict[str, EvaluatorResults] = {}
+    for name in sorted({k for r in shards for k in r}):
+        parts = [r[name] for r in shards if name in r]
+        n = sum(p.n for p in parts)
+        out[name] = EvaluatorResults(
+            mean=sum(p.mean * p.n for p in parts) / n if n else 0.0,
+            pass_rate=sum(p.pass_rate * p.n for p in parts) / n if n else 0.0,
+            n=n,
+            parse_failures=sum(p.parse_failures for p in parts),
+        )
+    return out
 
 
 def _first_shard_failure(

@@ -23,6 +23,7 @@ from agentensor_api import (
     CheckpointSummary,
     ConditionType,
     ManifestError,
+    PassCriterion,
     Reason,
     RunStatus,
     condition_of,
@@ -438,7 +439,8 @@ async def _with_jobs(
         if any(s.phase == "Failed" for s in states.values()):
             failed_case = await _last_error(deps, ids)
         pairs = [(states.get(i), r.status if r is not None else None) for i, r in enumerate(runners)]
-        new = d.reflect_sharded(reviewed, ref, shards=pairs, failed_case=failed_case, now=now)
+        criteria = _pass_criteria(body)
+        new = d.reflect_sharded(reviewed, ref, shards=pairs, failed_case=failed_case, now=now, pass_criteria=criteria)
         if new.phase in d.TERMINAL_PHASES and prev.phase not in d.TERMINAL_PHASES:
             await _record_aggregate(deps, ref, dict(body.get("spec") or {}), runners, new)
     if new.phase == "Failed":
@@ -447,6 +449,12 @@ async def _with_jobs(
             if d.job_state(job).phase == "Active":
                 await deps.kube.patch_job(ref.namespace, job["metadata"]["name"], {"spec": {"parallelism": 0}})
     return new
+
+
+def _pass_criteria(body: Mapping[str, Any]) -> list[PassCriterion]:
+    """``spec.passCriteria`` of an EvaluationRun (the whole spec was validated before any Job)."""
+    raw = (body.get("spec") or {}).get("passCriteria") or []
+    return [PassCriterion.model_validate(c) for c in raw]
 
 
 async def _last_error(deps: Deps, run_ids: list[str]) -> d.FailedCase | None:
