@@ -70,7 +70,7 @@ def build(
 
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> Any:
-        return bounded_session(kopf.login_via_client(**kwargs))
+        return bounded_session(kopf.login_via_client(**kwargs), namespaces=len(deps.settings.watch.namespaces))
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -107,24 +107,31 @@ def build(
 
 
 KOPF_CONNECTIONS = 32
-"""Connections kopf's aiohttp client may hold to the API server (watches, finalizer and
-annotation patches, Events). kopf's own session is unbounded (``TCPConnector(limit=0)``): a burst
-of new runs opened about two TLS connections per run, each with asyncio's 256 KiB SSL read buffer,
-and they were still open when nothing changed (616 for 300 runs, under tracemalloc). Requests
-beyond the bound wait for a free connection. Watches hold one each, one per watched kind and
-namespace, so the bound must stay above their count; 32 leaves room for 4 kinds in 7 namespaces."""
+"""Connections kopf's aiohttp client may hold to the API server for requests (finalizer and
+annotation patches, Events), on top of its watches. kopf's own session is unbounded
+(``TCPConnector(limit=0)``): a burst of new runs opened about two TLS connections per run, each
+with asyncio's 256 KiB SSL read buffer, and they were still open when nothing changed (616 for
+300 runs, under tracemalloc). Requests beyond the bound wait for a free connection."""
+
+WATCH_CONNECTIONS_PER_NAMESPACE = 8
+"""A watch holds a connection for as long as it streams: one per watched kind (4 today, room
+for 8) in each namespace of ``AGENTENSOR_WATCH_NAMESPACES``; cluster-wide they fit in the base."""
 
 
-def bounded_session(info: kopf.ConnectionInfo | None) -> kopf.AiohttpSession | None:
+def bounded_session(info: kopf.ConnectionInfo | None, *, namespaces: int = 0) -> kopf.AiohttpSession | None:
     """The credentials kopf found (kubeconfig or in-cluster), in an aiohttp session of our own
-    whose connector holds at most :data:`KOPF_CONNECTIONS` connections (kopf's "custom HTTP
-    sessions": a login handler may return ``kopf.AiohttpSession``). None when kopf found none."""
+    (kopf's "custom HTTP sessions": a login handler may return ``kopf.AiohttpSession``) whose
+    connector holds at most :data:`KOPF_CONNECTIONS` + :data:`WATCH_CONNECTIONS_PER_NAMESPACE` x
+    ``namespaces`` connections (``namespaces``: how many are watched; 0 for cluster-wide). None
+    when kopf found no credentials."""
     import aiohttp
 
     if info is None:
         return None
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS, ssl=info.as_ssl_context()),
+        connector=aiohttp.TCPConnector(
+            limit=KOPF_CONNECTIONS + WATCH_CONNECTIONS_PER_NAMESPACE * namespaces, ssl=info.as_ssl_context()
+        ),
         headers=info.as_http_headers(),
         proxy=info.proxy_url,
         trust_env=info.trust_env,

@@ -90,3 +90,27 @@ def test_bad_allowed_module_names_the_field_and_the_entry(monkeypatch: pytest.Mo
     assert "allowed_modules" in message and "not a Python dotted module name" in message
     bad = [m.strip() for m in value.split(",") if m.strip() and m.strip() != "mycompany.agents"]
     assert all(repr(m) in message for m in bad)
+
+
+@pytest.mark.parametrize(("namespaces", "limit"), [(0, 32), (3, 56)])
+def test_kopf_gets_a_bounded_session_with_the_same_credentials(namespaces: int, limit: int) -> None:
+    import asyncio
+
+    import kopf
+
+    from agentensor_operator._runtime import bounded_session
+
+    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", token="t0k3n", insecure=True, default_namespace="ns")
+
+    async def check() -> None:
+        ctx = bounded_session(info, namespaces=namespaces)
+        assert isinstance(ctx, kopf.AiohttpSession)
+        try:
+            assert ctx.server == info.server and ctx.default_namespace == "ns"
+            assert ctx.aiohttp_session.connector is not None and ctx.aiohttp_session.connector.limit == limit
+            assert ctx.aiohttp_session.headers["Authorization"] == "Bearer t0k3n"
+        finally:
+            await ctx.aiohttp_session.close()
+
+    asyncio.run(check())
+    assert bounded_session(None) is None
