@@ -51,7 +51,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import urllib3
 from kubernetes import client, config, watch
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 __all__ = ["NodeAgent", "PodRun"]
 
@@ -97,6 +99,9 @@ def _decode_b64(value: str) -> str:
     except (binascii.Error, UnicodeDecodeError) as e:
         raise _ConfigError(f"cannot decode secret data: {e}") from e
 
+
+STATUS_RETRY_SECONDS = 60.0
+"""How long a Pod status patch is retried while the API server cannot be reached."""
 
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
@@ -426,6 +431,8 @@ class NodeAgent:
             if e.status == 404:
                 raise _NotFoundYet(f"{kind} {namespace}/{name} not found") from e
             raise
+        except urllib3.exceptions.HTTPError as e:  # the API server is restarting: try again, as for a 404
+            raise _NotFoundYet(f"{kind} {namespace}/{name}: API server unreachable ({e})") from e
         result: JsonDict = json.loads(response.data)
         return result
 
@@ -590,15 +597,25 @@ class NodeAgent:
         core = self._core
         if core is None:
             return
+        # Like the kubelet, outlive an API server restart: retry unreachable-server errors for a
+        # minute (a refused connection would otherwise end this Pod's thread before it starts).
+        retrying = Retrying(
+            retry=retry_if_exception_type(urllib3.exceptions.HTTPError),
+            stop=stop_after_delay(STATUS_RETRY_SECONDS),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            reraise=True,
+        )
         try:
-            core.patch_namespaced_pod_status(
-                run.name,
-                run.namespace,
-                {"status": status},
-                _content_type="application/merge-patch+json",
-                _preload_content=False,
-                _request_timeout=self._request_timeout_seconds,
-            )
+            for attempt in retrying:
+                with attempt:
+                    core.patch_namespaced_pod_status(
+                        run.name,
+                        run.namespace,
+                        {"status": status},
+                        _content_type="application/merge-patch+json",
+                        _preload_content=False,
+                        _request_timeout=self._request_timeout_seconds,
+                    )
         except client.ApiException as e:
             if e.status == 404:  # deleted meanwhile
                 run.deleted = True

@@ -102,6 +102,8 @@ def test_api_key_and_db_password_appear_nowhere(k8s_with_crds: Any, tmp_path: Pa
         assert len(server.log) == len(CASES), "every case called the model with the key from the Secret"
         objects = {kind: json.dumps(cluster.items(kind)) for kind in KINDS}
         assert cluster.agent is not None
+        # the runner records its verdict before its process exits: wait for the exit (and the whole log)
+        assert all(r.finished.wait(30) for r in cluster.agent.runs()), "the runner Pod's process exits"
         pod_logs = "\n".join(cluster.agent.read_log(r.name, r.namespace) for r in cluster.agent.runs())
         assert [r.exit_code for r in cluster.agent.runs()] == [0], "one runner Pod, which succeeded"
         files = {
