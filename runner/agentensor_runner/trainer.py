@@ -44,6 +44,7 @@ another config's score, every case has its own ``thread_id``, and there is a hol
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections import defaultdict
@@ -266,18 +267,13 @@ def _merge_pair(
             out.append(p)
         return out
 
-    members = [int(k) for k in front]
-    pairs = []
-    for x in members:
-        for y in members:
-            if x < y and x not in chain(y) and y not in chain(x):
-                pairs.append((x, y))
+    chains = {int(k): chain(int(k)) for k in front}
+    pairs = [(x, y) for x, y in itertools.combinations(sorted(chains), 2) if x not in chains[y] and y not in chains[x]]
     if not pairs:
         return None
     x, y = rng.choices(pairs, weights=[front[str(x)] + front[str(y)] for x, y in pairs], k=1)[0]
-    on_y = set(chain(y))
-    ancestor = next(i for i in chain(x) if i in on_y)
-    return x, y, ancestor
+    on_y = set(chains[y])
+    return x, y, next(i for i in chains[x] if i in on_y)
 
 
 class Trainer:
