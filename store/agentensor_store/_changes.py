@@ -46,8 +46,12 @@ class RunChangeListener:
     def __init__(self, url: URL) -> None:
         try:
             self._conn = psycopg.connect(**_connect_kwargs(url), autocommit=True, connect_timeout=10)
+        except psycopg.Error as e:
+            raise DatabaseUnavailableError(f"listening for run changes: {type(e).__name__}") from e
+        try:
             self._conn.execute(f"LISTEN {RUN_CHANGES_CHANNEL}")
         except psycopg.Error as e:
+            self._conn.close()  # not left for the garbage collector
             raise DatabaseUnavailableError(f"listening for run changes: {type(e).__name__}") from e
 
     def poll(self, timeout_seconds: float) -> set[str]:

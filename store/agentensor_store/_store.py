@@ -7,6 +7,7 @@ import logging
 import math
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -122,6 +123,9 @@ class Store:
         except SQLAlchemyError as e:
             raise translate_error("creating the engine", e, parsed) from e
         self._dialect = self._engine.dialect.name
+        # A store dropped without close() still closes its pooled connections when collected;
+        # otherwise each is garbage-collected open (psycopg warns, the server keeps a backend).
+        self._finalizer = weakref.finalize(self, self._engine.dispose)
         log.debug("store opened on %s", self.url)
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -154,7 +158,10 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close every pooled connection (the store reconnects if used again)."""
+        """Close every pooled connection (the store reconnects if used again).
+
+        A store that is garbage-collected unclosed is closed then.
+        """
         self._engine.dispose()
 
     @contextmanager

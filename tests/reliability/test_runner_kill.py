@@ -19,6 +19,18 @@ from agentensor_store import Store
 
 from ._runs import EPOCHS, REPO, env, reference_run, run_cmd, write_manifest
 
+FREEZE_SETTLE_SECONDS = 0.3
+
+
+def _mid_epoch(store: Store) -> tuple[int, int] | None:
+    """(epoch, train rows) when epoch >= 2 has train rows but no checkpoint yet, else None."""
+    cps = store.list_checkpoints(run_id="victim")
+    if not cps or max(c.epoch for c in cps) < 1:
+        return None
+    epoch = max(c.epoch for c in cps) + 1
+    rows = [r for r in store.list_cases("victim") if r.stage.startswith(f"epoch-{epoch}/train")]
+    return (epoch, len(rows)) if rows else None
+
 
 def test_sigkill_mid_epoch_then_resume(tmp_path: Path, pg_url: str) -> None:
     f = write_manifest(tmp_path)
@@ -36,14 +48,17 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path, pg_url: str) -> None:
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            cps = store.list_checkpoints(run_id="victim")
-            if cps and max(c.epoch for c in cps) >= 1:
-                epoch = max(c.epoch for c in cps) + 1
-                rows = [r for r in store.list_cases("victim") if r.stage.startswith(f"epoch-{epoch}/train")]
-                if rows:  # mid-epoch: some minibatches of the next epoch are done, its checkpoint is not
+            if _mid_epoch(store) is not None:
+                # Freeze the runner, then look again: what is stored now is what the kill leaves
+                # (a commit already on the wire gets the pause to land). Polling and killing
+                # without the freeze raced the epoch's checkpoint.
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(FREEZE_SETTLE_SECONDS)
+                killed_at = _mid_epoch(store)
+                if killed_at is not None:
                     proc.send_signal(signal.SIGKILL)
-                    killed_at = (epoch, len(rows))
                     break
+                proc.send_signal(signal.SIGCONT)  # the epoch ended meanwhile: try the next one
             time.sleep(0.02)
         proc.wait(timeout=30)
     finally:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from agentensor_api import AgentensorError, PromptConfig, RunStatus, config_checksum, parse_resource
@@ -625,6 +626,36 @@ def test_store_is_a_context_manager(store_url: str) -> None:
         assert s.get_run("run-1") is not None
         assert s.dialect in ("sqlite", "postgresql")
         assert repr(s) == f"Store(url={s.url!r})"
+
+
+@pytest.mark.postgres
+def test_a_store_dropped_unclosed_closes_its_connections(pg_session_url: str) -> None:
+    """Its pooled connections are closed when it is collected, not left open for psycopg's
+    ``__del__`` (a ResourceWarning) and the server (an idle backend per connection)."""
+    import gc
+    import warnings
+
+    name = f"leak-check-{uuid.uuid4().hex[:8]}"
+    url = make_url(pg_session_url).update_query_dict({"application_name": name}).render_as_string(False)
+
+    def backends() -> int:
+        engine = create_engine(pg_session_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                q = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n")
+                return int(conn.execute(q, {"n": name}).scalar_one())
+        finally:
+            engine.dispose()
+
+    dropped = Store(url)
+    dropped.get_run("nobody")  # checks a connection out of the pool and back in
+    assert backends() == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del dropped
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert backends() == 0
 
 
 def test_url_with_password_reaches_the_same_database(store: Store, store_url: str) -> None:
