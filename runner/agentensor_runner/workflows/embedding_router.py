@@ -195,14 +195,21 @@ def build(options: Mapping[str, Any], *, embedder: Embedder | None = None) -> Wo
     descriptions_ref, prefix = _descriptions(options)
     emb = _embedder(options, embedder)
 
+    def texts(inputs: Sequence[Any]) -> list[str]:
+        return [x for x in inputs if isinstance(x, str) and x.strip()]
+
     def prepare(inputs: Sequence[Any]) -> None:
-        emb.embed([x for x in inputs if isinstance(x, str) and x.strip()])
+        emb.embed(texts(inputs))
+
+    def prefetch(inputs: Sequence[Any]) -> None:
+        emb.prefetch(texts(inputs))
 
     return Workflow(
         graph=_graph(emb, descriptions_ref, prefix, *_matching(options)),
         defaults={"run_name": "embedding-router", "tags": ["agentensor", "embedding-router"]},
         attribute=_attribution(prefix),
         prepare=prepare,
+        prefetch=prefetch,
     )
 
 
