@@ -327,12 +327,12 @@ def operator(
     """
     from pydantic import SecretStr, ValidationError
 
-    from agentensor_operator import ConfigurationError, OperatorSettings, run
+    from agentensor_operator import ConfigurationError, OperatorSettings, describe_settings_error, run
 
     try:
         settings = OperatorSettings()
     except ValidationError as e:
-        err.print(f"error: invalid operator settings: {e}", highlight=False)
+        err.print(f"error: invalid operator settings: {describe_settings_error(e)}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from e
     if namespace:
         settings.watch.namespaces = list(namespace)

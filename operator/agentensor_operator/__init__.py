@@ -17,6 +17,7 @@ from ._settings import (
     ServerSettings,
     StatusSettings,
     WatchSettings,
+    describe_settings_error,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "StatusSettings",
     "WatchSettings",
     "build",
+    "describe_settings_error",
     "run",
 ]

@@ -21,7 +21,7 @@ from ._k8s import Kube
 from ._metrics import Metrics
 from ._settings import OperatorSettings
 from .handlers import register_all
-from .handlers._runs import RESYNC_SECONDS, register_job_watch
+from .handlers._runs import register_job_watch
 
 log = logging.getLogger("agentensor_operator")
 
@@ -202,10 +202,10 @@ async def _census_loop(deps: Deps) -> None:
 
 async def _resync_jobs(deps: Deps) -> None:
     """The Job cache's safety resync: one cached list of the runner Jobs every
-    :data:`~agentensor_operator.handlers._runs.RESYNC_SECONDS`, waking the runs whose Jobs the
+    ``settings.status.resync_seconds``, waking the runs whose Jobs the
     watch got wrong (and the queue's head, in case a phantom Job held a slot)."""
     while True:
-        await asyncio.sleep(RESYNC_SECONDS)
+        await asyncio.sleep(deps.settings.status.resync_seconds)
         try:
             jobs = await deps.kube.list_jobs(deps.settings.watch.namespaces, d.RUNNER_SELECTOR, cached=True)
         except KubernetesApiError as e:

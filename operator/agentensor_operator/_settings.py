@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agentensor_api import ResourceRequirements, Toleration
@@ -206,9 +206,18 @@ class StatusSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTENSOR_STATUS_", extra="ignore")
 
     poll_interval_seconds: float = Field(default=1.0, gt=0)
-    """Seconds between reflections of an unfinished run (Job state plus database rows). 1 s
-    keeps "checkpoint written -> status updated" under 2 s at the median; finished runs are
-    not polled at all, so the cost is bounded by the number of live runs."""
+    """Seconds between refreshes of the fleet gauges (runs by phase, active and queued Jobs),
+    computed in memory from the watch caches. Runs are not polled: a run is reflected when it
+    changes (its watch events, its Jobs' events, the database's NOTIFY) and at the safety
+    resync (``resync_seconds``)."""
+
+    resync_seconds: float = Field(default=300.0, ge=10)
+    """Seconds between safety reconciles of a run nothing woke, and between the Job cache's
+    safety lists (env ``AGENTENSOR_STATUS_RESYNC_SECONDS``). Each run's own resync is spread by
+    its uid over 0.75-1.25 of this, so runs applied together do not resync together. It only
+    catches what a lost notification or a restarted listener missed (on SQLite, which has no
+    NOTIFY, it is how runner progress reaches status); 1,000 idle runs cost about
+    1,000 / resync_seconds reconciles per second."""
 
     promptconfig_interval_seconds: float = Field(default=5.0, gt=0)
     """Seconds between PromptConfig reflections (best version from TrainingRuns). Spec changes
@@ -249,3 +258,24 @@ class OperatorSettings(BaseModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+
+
+_GROUPS: dict[str, type[BaseSettings]] = {
+    cls.__name__: cls for cls in (WatchSettings, JobSettings, DatabaseSettings, StatusSettings, ServerSettings)
+}
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line per invalid setting, each named by its environment variable, e.g.
+    ``AGENTENSOR_STATUS_RESYNC_SECONDS: Input should be greater than or equal to 10``.
+
+    The values themselves are left out (one of them may be the database DSN).
+    """
+    group = _GROUPS.get(error.title)
+    prefix = str(group.model_config.get("env_prefix") or "") if group is not None else "AGENTENSOR_"
+    lines = []
+    for e in error.errors(include_input=False, include_url=False):
+        name = str(e["loc"][0]) if e["loc"] else ""
+        variable = name if name.startswith("AGENTENSOR_") else f"{prefix}{name}".upper()
+        lines.append(f"{variable}: {e['msg']}")
+    return "; ".join(lines)

@@ -1,8 +1,8 @@
 """The operator reflects on change, not on a clock (real API server, real PostgreSQL).
 
-The safety resync is minutes (``RESYNC_SECONDS``), so a status that follows a database write
-within the test's wait came from the store's NOTIFY; a run that changes nothing is not patched
-(its resourceVersion stays put) and is barely reconciled at all.
+The safety resync is minutes (``AGENTENSOR_STATUS_RESYNC_SECONDS``, default 300), so a status
+that follows a database write within the test's wait came from the store's NOTIFY; a run that
+changes nothing is not patched (its resourceVersion stays put) and is barely reconciled at all.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentensor_operator.handlers._runs import RESYNC_SECONDS
+from agentensor_operator import StatusSettings
 from agentensor_store import Store
 from tests.k8s.operator_harness import (
     Cluster,
@@ -50,7 +50,7 @@ def _reconciles(op: OperatorProcess) -> float:
 
 
 def test_database_writes_reach_status_by_notify_and_idle_runs_are_not_patched(cluster: Cluster) -> None:
-    assert WAIT_SECONDS < RESYNC_SECONDS * 0.75  # the earliest resync of any run
+    assert StatusSettings().resync_seconds * 0.75 > WAIT_SECONDS  # the earliest resync of any run
     cluster.apply(synthetic_promptconfig("pc", "changes-router"))
     op = cluster.operator(max_concurrent_jobs=1).start()
     store = Store(cluster.db_url)

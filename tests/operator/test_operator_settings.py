@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agentensor_operator import OperatorSettings
+from agentensor_operator import OperatorSettings, describe_settings_error
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +23,7 @@ def test_defaults_are_cluster_wide_and_capped() -> None:
     assert s.watch.namespaces == []
     assert s.jobs.max_concurrent_jobs == 4
     assert s.status.poll_interval_seconds == 1.0
+    assert s.status.resync_seconds == 300.0
     assert s.database.url is None
     assert s.watch.client_timeout_seconds > s.watch.server_timeout_seconds
     assert isinstance(s.watch.server_timeout_seconds, int)
@@ -38,6 +39,7 @@ def test_defaults_are_cluster_wide_and_capped() -> None:
         pytest.param(
             {"AGENTENSOR_STATUS_POLL_INTERVAL_SECONDS": "0.5"}, ("status", "poll_interval_seconds"), 0.5, id="poll"
         ),
+        pytest.param({"AGENTENSOR_STATUS_RESYNC_SECONDS": "60"}, ("status", "resync_seconds"), 60.0, id="resync"),
         pytest.param({"AGENTENSOR_METRICS_PORT": "0"}, ("server", "metrics_port"), 0, id="metrics-off"),
         pytest.param(
             {"AGENTENSOR_JOB_ALLOWED_MODULES": "mycompany.agents, scorers,,mycompany.agents"},
@@ -64,11 +66,17 @@ def test_database_url_stays_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
 
 
-def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTENSOR_MAX_CONCURRENT_JOBS", "0")
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("AGENTENSOR_MAX_CONCURRENT_JOBS", "0"), ("AGENTENSOR_STATUS_RESYNC_SECONDS", "1")],
+)
+def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError) as e:
         OperatorSettings()
-    assert "AGENTENSOR_MAX_CONCURRENT_JOBS" in str(e.value)
+    message = describe_settings_error(e.value)
+    assert message.startswith(f"{variable}: Input should be greater than or equal to")
+    assert f"'{value}'" not in message  # values are left out: one of them may be the DSN
 
 
 @pytest.mark.parametrize(

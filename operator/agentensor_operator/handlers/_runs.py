@@ -57,13 +57,6 @@ def needs_reconcile(body: Mapping[str, Any], **_: Any) -> bool:
     return accepted is None or accepted.observed_generation != generation
 
 
-RESYNC_SECONDS = 300.0
-"""Seconds between safety reconciles of a run nothing woke (each run's own phase, spread by
-its uid over 0.75-1.25 of this, so runs applied together do not resync together). Changes wake
-a run at once: its watch events, its Jobs' events and the database's NOTIFY; the resync only
-catches what a lost notification or a restarted listener missed, so it is minutes, not the
-1 s poll it replaces (1,000 idle runs then cost about 3 reconciles/s instead of 1,000)."""
-
 RETRY_SECONDS = 5.0
 """Seconds before a pass that failed unexpectedly (or could not patch status) runs again."""
 
@@ -156,7 +149,9 @@ async def _run_daemon(
     ref = d.run_ref(body)
     changes = deps.changes
     flag = changes.register(ref.uid)
-    resync = RESYNC_SECONDS * (0.75 + 0.5 * (int(ref.uid.replace("-", "")[:8] or "0", 16) / 0xFFFFFFFF))
+    resync = deps.settings.status.resync_seconds * (
+        0.75 + 0.5 * (int(ref.uid.replace("-", "")[:8] or "0", 16) / 0xFFFFFFFF)
+    )
     sent: tuple[str, dict[str, Any]] | None = None  # (resourceVersion patched, status after it)
     try:
         while not stopped:
