@@ -165,9 +165,23 @@ def queued_phase(env: EnvTest, url: str, workdir: Path, api: Any, n: int, second
             time.sleep(SETTLE_SECONDS)
             out = measure(op, apiserver_pid(env), seconds)
             out["all_phased_s"] = round(to_phase, 1)
+            drain(cluster)
             return out
         finally:
             op.stop()
+
+
+def drain(cluster: Cluster, timeout_seconds: float = 900) -> None:
+    """Delete the phase's runs while its operator still runs (it removes their finalizers and
+    Jobs), so that the next phase starts on an API server with nothing left over."""
+    ns = cluster.namespace
+    cluster.env.kubectl("delete", "trainingruns", "--all", "-n", ns, "--wait=false", timeout_seconds=600)
+    wait_for(
+        lambda: not cluster.env.kubectl("get", "trainingruns,jobs", "-n", ns, "-o", "name").stdout.strip(),
+        timeout_seconds,
+        "the phase's runs and Jobs to be deleted",
+        interval=2.0,
+    )
 
 
 def stop_agent(cluster: Cluster) -> None:
@@ -248,6 +262,7 @@ def admitted_phase(env: EnvTest, url: str, workdir: Path, api: Any, n: int, args
             busy = measure(op, apiserver_pid(env), args.measure_seconds)
             writer.join()
             store.close()
+            drain(cluster)
             return summarize_admitted(apply_to_job, box["lat"], idle, busy)
         finally:
             op.stop()
@@ -347,6 +362,7 @@ def main() -> None:
         with fresh_database() as url:
             for n in [int(x) for x in args.live.split(",")]:
                 q = queued_phase(env, url, workdir, api, n, args.measure_seconds) if "queued" in phases else {}
+                print(json.dumps({"n": n, "phase": "queued", **q}), file=sys.stderr, flush=True)
                 a = admitted_phase(env, url, workdir, api, n, args) if "admitted" in phases else {}
                 row = {
                     "n": n,

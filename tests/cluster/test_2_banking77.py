@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,6 +209,28 @@ def test_promptconfig_versions_active_configmap_and_metrics(kube: Kube, release:
     best = [line for line in metrics.splitlines() if line.startswith("agentensor_run_best_score{")]
     assert any(f'name="{TRAINING}"' in line and f'namespace="{RUNS_NS}"' in line for line in best), best
     kube("wait", "--for=condition=Succeeded", "evaluationrun/banking77-router-eval", "-n", RUNS_NS, "--timeout=600s")
+
+
+def test_agentensor_report_renders_the_cluster_run_from_the_database(
+    kube: Kube, release: Any, database: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 14's friction point 2: a cluster run's report, from PostgreSQL alone, by NAMESPACE/NAME."""
+    kube("wait", "--for=condition=Succeeded", f"trainingrun/{TRAINING}", "-n", RUNS_NS, "--timeout=60s")
+    status = kube.get("trainingrun", TRAINING, "-n", RUNS_NS)["status"]
+    out = tmp_path / "report"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = run(
+        sys.executable, "-m", "agentensor_cli", "report", f"{RUNS_NS}/{TRAINING}", "--db", database["host"], "-o", out,
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("runId", "phase", "bestScore", "baselineScore", "bestVersion"):
+        assert summary[key] == status[key], (key, summary[key], status[key])
+    assert summary["holdout"]["best"] == status["holdout"]["best"]
+    assert summary["holdout"]["baseline"] == status["holdout"]["baseline"]
+    html = (out / "report.html").read_text()
+    assert 'id="per-class"' in html and 'id="failures-only"' in html
 
 
 def _running(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
