@@ -18,6 +18,7 @@ def test_exported_names() -> None:
         "StatusSettings",
         "WatchSettings",
         "build",
+        "describe_settings_error",
         "run",
     ]
 

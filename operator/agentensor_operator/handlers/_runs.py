@@ -72,7 +72,11 @@ def register(registry: kopf.OperatorRegistry, deps: Deps, *, kind: str, on_succe
     jobs = deps.settings.jobs
     changes = deps.changes
 
-    def census(body: kopf.Body, **_: Any) -> dict[str, d.RunCensus]:
+    # Index and event handlers are coroutines so that kopf runs them on the event loop, where every
+    # pass also reads and writes ``deps.changes``: kopf runs a sync handler in a thread of its
+    # executor, and one that popped a reservation while a pass iterated the reservations raised
+    # "dictionary changed size during iteration" (2 of 2,000 runs admitted at once never got a Job).
+    async def census(body: kopf.Body, **_: Any) -> dict[str, d.RunCensus]:
         entry = d.census(body, per_pod=jobs.shard_concurrency, cap=jobs.max_concurrent_jobs)
         meta = body.get("metadata") or {}
         generation = int(meta.get("generation") or 1)
@@ -107,7 +111,7 @@ def register_job_watch(registry: kopf.OperatorRegistry, deps: Deps) -> None:
     cap = deps.settings.jobs.max_concurrent_jobs
     selector = {d.LABEL_MANAGED_BY: d.MANAGED_BY, d.LABEL_COMPONENT: "runner"}
 
-    def runner_jobs(body: kopf.Body, **_: Any) -> dict[str, str]:
+    async def runner_jobs(body: kopf.Body, **_: Any) -> dict[str, str]:
         uid, freed = changes.jobs.seen(body)
         changes.reserved.pop(uid, None)  # its Jobs are seen: they count themselves now
         changes.wake(uid)
@@ -120,7 +124,7 @@ def register_job_watch(registry: kopf.OperatorRegistry, deps: Deps) -> None:
     def deleted(type: str, **_: Any) -> bool:
         return type == "DELETED"
 
-    def job_deleted(body: kopf.Body, **_: Any) -> None:
+    async def job_deleted(body: kopf.Body, **_: Any) -> None:
         uid, held = changes.jobs.gone(body)
         changes.wake(uid)
         if held:
@@ -366,8 +370,8 @@ async def _without_job(
     if not verdict.admit:
         return d.queued_status(prev, ref, Reason.WAITING, _waiting(cap), now=now)
     changes.reserved[ref.uid] = shards
-    changes.wake_queue_head(cap)  # the next runs that fit are admitted in the same batch
-    try:
+    try:  # whatever fails before the Jobs exist gives the slot back, or the run would wait for them forever
+        changes.wake_queue_head(cap)  # the next runs that fit are admitted in the same batch
         created = await _create_jobs(deps, body, ref, facts, pc, shards)
     except BaseException:
         changes.reserved.pop(ref.uid, None)
