@@ -207,3 +207,14 @@ def test_banking77_example_reaches_target(tmp_path: Path) -> None:
     assert s["bestScore"] >= 0.80
     assert len(s["checkpoints"]) == 4
     assert {c["type"]: c["status"] for c in s["conditions"]}["Promotable"] == "True"
+
+
+def test_messages_are_not_wrapped_when_stderr_is_a_pipe(tmp_path: Path) -> None:
+    """Pod logs are read by kubectl and log shippers, not a terminal: a long message stays one line
+    (Rich would otherwise break it at 80 columns, its width when stderr is not a TTY)."""
+    missing = tmp_path / ("run-" + "x" * 150 + ".yaml")
+    res = agentensor("run", "-f", str(missing), env={"COLUMNS": ""})  # "" unsets it: Rich's default width
+    assert res.returncode == 2, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and len(lines[0]) > 300 and lines[0].startswith("error: "), res.stderr
+    assert lines[0].count(missing.name) == 2, lines[0]
