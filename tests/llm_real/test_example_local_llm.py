@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .conftest import ROOT, LlmServer
+from .conftest import ROOT, LlmServer, _free_port
 
 EXAMPLE_TIMEOUT_SECONDS = 900
 """The issue's bound is 10 minutes on 2 cores; this leaves room for a loaded CI machine."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_make_example_llm_trains_and_writes_the_summary_and_report(llm_server: LlmServer, tmp_path: Path) -> None:

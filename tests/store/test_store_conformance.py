@@ -59,13 +59,17 @@ def _case(case_id: str, stage: str = "eval", **kw: Any) -> CaseRow:
     return CaseRow(stage=stage, case_id=case_id, **args)
 
 
-def _count(url: str, table: str) -> int:
+def _scalar(url: str, sql: str, **params: Any) -> int:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+            return int(conn.execute(text(sql), params).scalar_one())
     finally:
         engine.dispose()
+
+
+def _count(url: str, table: str) -> int:
+    return _scalar(url, f"SELECT count(*) FROM {table}")
 
 
 # -- runs -----------------------------------------------------------------------------------------
@@ -639,13 +643,7 @@ def test_a_store_dropped_unclosed_closes_its_connections(pg_session_url: str) ->
     url = make_url(pg_session_url).update_query_dict({"application_name": name}).render_as_string(False)
 
     def backends() -> int:
-        engine = create_engine(pg_session_url, poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                q = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n")
-                return int(conn.execute(q, {"n": name}).scalar_one())
-        finally:
-            engine.dispose()
+        return _scalar(pg_session_url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = :n", n=name)
 
     dropped = Store(url)
     dropped.get_run("nobody")  # checks a connection out of the pool and back in
