@@ -58,41 +58,56 @@ _KEEP = {
 
 
 def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON-schema node as a Kubernetes structural schema: ``$ref`` inlined, ``anyOf``
+    with null collapsed, ``const`` and exclusive bounds in OpenAPI v3.0 spelling, unknown keys dropped."""
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
         return _structural(merged, defs)
     if "anyOf" in node:
-        options = [o for o in node["anyOf"] if o.get("type") != "null"]
-        rest = {k: v for k, v in node.items() if k != "anyOf"}
-        if len(options) == 1:
-            merged = _structural({**options[0], **rest}, defs)
-        else:  # e.g. int | str: keep it open rather than emit a non-structural anyOf
-            merged = {**_structural(rest, defs), "x-kubernetes-preserve-unknown-fields": True}
-        if merged.get("default", 0) is None:
-            merged.pop("default")
-        return merged
+        return _any_of(node, defs)
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key == "const":
-            out["enum"] = [value]
-            out.setdefault("type", "string" if isinstance(value, str) else "integer")
-        elif key == "exclusiveMinimum":
-            out["minimum"], out["exclusiveMinimum"] = value, True
-        elif key == "exclusiveMaximum":
-            out["maximum"], out["exclusiveMaximum"] = value, True
-        elif key == "properties":
-            out["properties"] = {k: _structural(v, defs) for k, v in value.items()}
-        elif key == "items":
-            out["items"] = _structural(value, defs)
-        elif key == "additionalProperties":
-            if isinstance(value, dict) and value:
-                out["additionalProperties"] = _structural(value, defs)
-            elif value is True or value == {}:
-                out["x-kubernetes-preserve-unknown-fields"] = True
-                out.setdefault("type", "object")
-        elif key in _KEEP:
-            out[key] = value
+        _convert_key(out, key, value, defs)
+    return _finish(node, out)
+
+
+def _any_of(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """``X | None`` becomes ``X``; a union of several types stays open (structural schemas have no anyOf)."""
+    options = [o for o in node["anyOf"] if o.get("type") != "null"]
+    rest = {k: v for k, v in node.items() if k != "anyOf"}
+    if len(options) == 1:
+        merged = _structural({**options[0], **rest}, defs)
+    else:  # e.g. int | str: keep it open rather than emit a non-structural anyOf
+        merged = {**_structural(rest, defs), "x-kubernetes-preserve-unknown-fields": True}
+    if merged.get("default", 0) is None:
+        merged.pop("default")
+    return merged
+
+
+def _convert_key(out: dict[str, Any], key: str, value: Any, defs: dict[str, Any]) -> None:
+    """Write one key of a JSON-schema node into ``out`` in its structural-schema spelling."""
+    if key == "const":
+        out["enum"] = [value]
+        out.setdefault("type", "string" if isinstance(value, str) else "integer")
+    elif key in ("exclusiveMinimum", "exclusiveMaximum"):
+        out[key.replace("exclusiveM", "m")], out[key] = value, True
+    elif key == "properties":
+        out["properties"] = {k: _structural(v, defs) for k, v in value.items()}
+    elif key == "items":
+        out["items"] = _structural(value, defs)
+    elif key == "additionalProperties":
+        if isinstance(value, dict) and value:
+            out["additionalProperties"] = _structural(value, defs)
+        elif value is True or value == {}:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+            out.setdefault("type", "object")
+    elif key in _KEEP:
+        out[key] = value
+
+
+def _finish(node: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """Types the API server requires, and the defaults and bounds it cannot hold."""
     if "enum" in node and "type" not in out:
         out["type"] = "string"
     if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out and "properties" in out:

@@ -80,6 +80,22 @@ class CachedEmbedder:
 
     def _resolve(self, texts: Sequence[str], *, foreground: bool) -> list[Vector]:
         """Vectors for ``texts``: cached, awaited from another call, or embedded here in one batch."""
+        found, waits, mine = self._claim(texts, foreground=foreground)
+        if mine:
+            self._embed_claimed(mine, found, foreground=foreground)
+        if not foreground:  # a prefetch does not wait for texts other calls are embedding
+            return []
+        for t, f in waits.items():
+            try:
+                found[t] = f.result()
+            except Exception:  # that call failed (a prefetch, say): try it here, where the error shows
+                found[t] = self._resolve([t], foreground=True)[0]
+        return [found[t] for t in texts]
+
+    def _claim(
+        self, texts: Sequence[str], *, foreground: bool
+    ) -> tuple[dict[str, Vector], dict[str, Future[Vector]], dict[str, Future[Vector]]]:
+        """Sort ``texts`` into ``(cached, in flight elsewhere, claimed here)``; claimed texts get a pending future."""
         found: dict[str, Vector] = {}
         waits: dict[str, Future[Vector]] = {}
         mine: dict[str, Future[Vector]] = {}
@@ -93,36 +109,31 @@ class CachedEmbedder:
                     mine[t] = self._pending[t] = Future()
             if mine and foreground:
                 self._demand += 1
-        if mine:
-            try:
-                vecs = self.inner.embed(list(mine))
-            except BaseException as e:
-                with self._lock:
-                    for t, f in mine.items():
-                        del self._pending[t]
-                        f.set_exception(e)
-                raise
-            finally:
-                if foreground:
-                    with self._idle:
-                        self._demand -= 1
-                        self._idle.notify_all()
+        return found, waits, mine
+
+    def _embed_claimed(self, mine: dict[str, Future[Vector]], found: dict[str, Vector], *, foreground: bool) -> None:
+        """Embed the texts claimed by :meth:`_claim` in one inner call; settle their futures either way."""
+        try:
+            vecs = self.inner.embed(list(mine))
+        except BaseException as e:
             with self._lock:
-                if len(self._cache) + len(mine) > self._max:
-                    self._cache.clear()
-                for (t, f), v in zip(mine.items(), vecs, strict=True):
-                    self._cache[t] = found[t] = v
+                for t, f in mine.items():
                     del self._pending[t]
-                    f.set_result(v)
-                self.misses += len(mine)
-        if not foreground:  # a prefetch does not wait for texts other calls are embedding
-            return []
-        for t, f in waits.items():
-            try:
-                found[t] = f.result()
-            except Exception:  # that call failed (a prefetch, say): try it here, where the error shows
-                found[t] = self._resolve([t], foreground=True)[0]
-        return [found[t] for t in texts]
+                    f.set_exception(e)
+            raise
+        finally:
+            if foreground:
+                with self._idle:
+                    self._demand -= 1
+                    self._idle.notify_all()
+        with self._lock:
+            if len(self._cache) + len(mine) > self._max:
+                self._cache.clear()
+            for (t, f), v in zip(mine.items(), vecs, strict=True):
+                self._cache[t] = found[t] = v
+                del self._pending[t]
+                f.set_result(v)
+            self.misses += len(mine)
 
 
 class MiniLMEmbedder:

@@ -542,15 +542,7 @@ class NodeAgent:
                 raise
             items = source.get("items")
             files = {i["path"]: data[i["key"]] for i in items if i["key"] in data} if items else dict(data)
-            if sub_path:
-                if sub_path in files:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(files[sub_path])
-                continue
-            for rel, content in files.items():
-                path = target / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(content)
+            _write_files(target, files, sub_path)
 
     # --------------------------------------------------------------------------------- status
 
@@ -628,3 +620,16 @@ class NodeAgent:
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # pgid == pid: started with start_new_session
+
+
+def _write_files(target: Path, files: dict[str, str], sub_path: str | None) -> None:
+    """Write a volume's files under ``target`` (or the one ``sub_path`` file as ``target``), as the kubelet would."""
+    if sub_path:
+        if sub_path in files:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(files[sub_path])
+        return
+    for rel, content in files.items():
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)

@@ -72,31 +72,34 @@ def resolve_path(value: Any, dotted: str | None) -> Any:
         return value
     segments = split_path(dotted)
     current = value
-    for i, seg in enumerate(segments):
-        where = _where(segments, i)
-        if isinstance(current, Mapping):
-            if seg in current:
-                current = current[seg]
-                continue
-            raise FieldNotFoundError(dotted, seg, f"no key {seg!r} {where} ({_keys(current)})")
-        if isinstance(current, Sequence) and not isinstance(current, str | bytes | bytearray):
-            if not _INDEX.fullmatch(seg):
-                raise FieldNotFoundError(dotted, seg, f"{seg!r} is not a list index; the value {where} is a list")
-            idx = int(seg)
-            if not -len(current) <= idx < len(current):
-                raise FieldNotFoundError(
-                    dotted,
-                    seg,
-                    f"index {idx} is out of range {where} (a list of length {len(current)})",
-                )
-            current = current[idx]
-            continue
-        if current is None:
-            raise FieldNotFoundError(dotted, seg, f"the value {where} is null, not an object")
-        if seg.startswith("_"):
-            raise FieldNotFoundError(dotted, seg, f"private attribute {seg!r} is not readable")
-        try:
-            current = getattr(current, seg)
-        except AttributeError:
-            raise FieldNotFoundError(dotted, seg, f"{type(current).__name__} {where} has no field {seg!r}") from None
+    for i in range(len(segments)):
+        current = _step(current, segments, i, dotted)
     return current
+
+
+def _step(current: Any, segments: Sequence[str], i: int, dotted: str) -> Any:
+    """Follow ``segments[i]`` from ``current`` (a mapping key, a list index, or a public attribute)."""
+    seg, where = segments[i], _where(segments, i)
+    if isinstance(current, Mapping):
+        if seg in current:
+            return current[seg]
+        raise FieldNotFoundError(dotted, seg, f"no key {seg!r} {where} ({_keys(current)})")
+    if isinstance(current, Sequence) and not isinstance(current, str | bytes | bytearray):
+        return _index(current, seg, where, dotted)
+    if current is None:
+        raise FieldNotFoundError(dotted, seg, f"the value {where} is null, not an object")
+    if seg.startswith("_"):
+        raise FieldNotFoundError(dotted, seg, f"private attribute {seg!r} is not readable")
+    try:
+        return getattr(current, seg)
+    except AttributeError:
+        raise FieldNotFoundError(dotted, seg, f"{type(current).__name__} {where} has no field {seg!r}") from None
+
+
+def _index(current: Sequence[Any], seg: str, where: str, dotted: str) -> Any:
+    if not _INDEX.fullmatch(seg):
+        raise FieldNotFoundError(dotted, seg, f"{seg!r} is not a list index; the value {where} is a list")
+    idx = int(seg)
+    if not -len(current) <= idx < len(current):
+        raise FieldNotFoundError(dotted, seg, f"index {idx} is out of range {where} (a list of length {len(current)})")
+    return current[idx]
