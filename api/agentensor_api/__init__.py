@@ -18,12 +18,23 @@ from ._common import (
     WorkflowSpec,
     api_key_env_name,
 )
-from ._conditions import ConditionType, Reason, condition_of, mark_failed, mark_running, mark_succeeded, set_condition
+from ._conditions import (
+    ConditionType,
+    EventReason,
+    EventType,
+    Reason,
+    condition_of,
+    mark_failed,
+    mark_running,
+    mark_succeeded,
+    set_condition,
+)
 from ._crd import crd_for, render_crds, schema_for
 from ._display import StatusDisplay, display_of
 from ._docs import render_api_docs
 from ._errors import AgentensorError, ManifestError, UnknownKindError
 from ._pass_criteria import mark_pass_criteria
+from ._phases import RUN_KINDS, TERMINAL_PHASES, WAITING_PHASES, Phase, PhaseValue
 from ._prompt_config import ActiveSnapshot, PromotionSpec, PromptConfigSpec, PromptSpec
 from ._resources import (
     KINDS,
@@ -78,7 +89,10 @@ __all__ = [
     "MAX_CONCURRENCY",
     "MAX_RECURSION_LIMIT",
     "RUNNABLE_CONFIG_KEYS",
+    "RUN_KINDS",
+    "TERMINAL_PHASES",
     "VERSION",
+    "WAITING_PHASES",
     "ActiveSnapshot",
     "AgentensorError",
     "AnyResource",
@@ -98,6 +112,8 @@ __all__ = [
     "EvaluationRunSpec",
     "EvaluatorResults",
     "EvaluatorSpec",
+    "EventReason",
+    "EventType",
     "HoldoutGuardSpec",
     "HoldoutScores",
     "LeakedInput",
@@ -107,6 +123,8 @@ __all__ = [
     "ObjectiveSpec",
     "OptimizerSpec",
     "PassCriterion",
+    "Phase",
+    "PhaseValue",
     "PriceSpec",
     "ProjectedCalls",
     "PromotionSpec",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ._phases import Phase
 from ._status import Condition, ConditionStatus, RunStatus, now_rfc3339
 
 
@@ -102,6 +103,35 @@ class Reason:
     DATABASE_REACHABLE: Final = "DatabaseReachable"
 
 
+class EventType:
+    """The ``type`` of a Kubernetes Event (core/v1 allows exactly these two)."""
+
+    NORMAL: Final = "Normal"
+    WARNING: Final = "Warning"
+
+
+class EventReason:
+    """The ``reason`` of the Events the operator posts (CamelCase, like condition reasons).
+
+    An Event that reports a condition change uses that condition's :class:`Reason` (``InvalidSpec``,
+    ``JobCreated``, ``Waiting``, ``StopRequested``...); these are the milestones that are not a
+    condition reason of their own.
+    """
+
+    CHECKPOINTED: Final = "Checkpointed"
+    """A TrainingRun wrote an epoch's checkpoint."""
+    SUCCEEDED: Final = "Succeeded"
+    """A run reached phase Succeeded."""
+    FAILED: Final = "Failed"
+    """A run reached phase Failed."""
+    QUEUED: Final = "Queued"
+    """A run is queued (when its Queued condition has no reason yet)."""
+    PROMOTED: Final = "Promoted"
+    """A TrainingRun's best version became its PromptConfig's ``spec.activeVersion`` (policy Auto)."""
+    ACTIVATED: Final = "Activated"
+    """A PromptConfig's active version was materialized into its ``-active`` ConfigMap."""
+
+
 def set_condition(
     conditions: list[Condition],
     type_: str,
@@ -140,7 +170,7 @@ def condition_of(status: RunStatus, type_: str) -> Condition | None:
 
 def mark_running(status: RunStatus, reason: str, message: str = "", *, now: str | None = None) -> RunStatus:
     """Set phase Running and ``Running=True`` with ``reason``; returns ``status`` (modified in place)."""
-    status.phase = "Running"
+    status.phase = Phase.RUNNING
     status.conditions = set_condition(status.conditions, ConditionType.RUNNING, "True", reason, message, now=now)
     return status
 
@@ -154,7 +184,7 @@ def mark_succeeded(
     Returns ``status`` (modified in place).
     """
     when = now or now_rfc3339()
-    status.phase = "Succeeded"
+    status.phase = Phase.SUCCEEDED
     status.completion_time = when
     status.conditions = set_condition(status.conditions, ConditionType.RUNNING, "False", reason, message, now=when)
     status.conditions = set_condition(status.conditions, ConditionType.SUCCEEDED, "True", reason, message, now=when)
@@ -173,7 +203,7 @@ def mark_failed(status: RunStatus, reason: str, message: str, *, now: str | None
     Returns ``status`` (modified in place).
     """
     when = now or now_rfc3339()
-    status.phase = "Failed"
+    status.phase = Phase.FAILED
     status.message = message
     status.completion_time = when
     for type_, value in (

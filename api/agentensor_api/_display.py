@@ -14,6 +14,7 @@ from typing import Protocol
 from pydantic import Field
 
 from ._base import ApiModel
+from ._phases import Phase
 
 SCORE_DECIMALS = 3
 """Digits after the point in display scores: evaluator means lie in [0, 1], and a difference in the
@@ -65,7 +66,7 @@ def _score(value: float | None) -> str | None:
 
 
 def _progress(status: _Shown) -> str | None:
-    if status.phase == "Succeeded":
+    if status.phase == Phase.SUCCEEDED:
         return "100%"
     done, total = status.cases_completed, status.cases_total
     if done is None or not total:

@@ -13,9 +13,9 @@ from pydantic import Field
 
 from ._base import ApiModel
 from ._display import StatusDisplay
+from ._phases import Phase, PhaseValue
 
 ConditionStatus = Literal["True", "False", "Unknown"]
-Phase = Literal["Pending", "Queued", "Running", "Succeeded", "Failed"]
 
 
 def now_rfc3339() -> str:
@@ -165,7 +165,7 @@ class RunStatus(ApiModel):
     """Status of a TrainingRun or EvaluationRun (and the body of ``summary.json``)."""
 
     observed_generation: int | None = Field(default=None, description="metadata.generation last acted on.")
-    phase: Phase = Field(default="Pending", description="Summary of the conditions for printer columns.")
+    phase: PhaseValue = Field(default=Phase.PENDING, description="Summary of the conditions for printer columns.")
     conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
     run_id: str | None = Field(default=None, description="Id of the run's rows in the database.")
     epoch: int | None = Field(default=None, description="Current epoch (TrainingRun).")

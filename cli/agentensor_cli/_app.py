@@ -16,6 +16,7 @@ from agentensor_api import (
     AgentensorError,
     EvaluationRun,
     ManifestError,
+    Phase,
     PromptConfig,
     RunStatus,
     TrainingRun,
@@ -121,7 +122,7 @@ def run(
                 )
             _print_status(res, status)
             err.print(f"wrote {paths['summary']} and {paths['report']}", highlight=False)
-            if status.phase != "Succeeded" or _gate_failed(res, status):
+            if status.phase != Phase.SUCCEEDED or _gate_failed(res, status):
                 failed += 1
     finally:
         store.close()

@@ -159,6 +159,8 @@ def runner(
     EvaluationRun scores only the cases whose id hashes to shard I. Exit codes: 0 Succeeded,
     1 Failed (the verdict is in the database), 2 invalid manifest or configuration.
     """
+    from agentensor_api import Phase
+
     shard_spec = _parse_shard(shard)
     path = _container_path(manifest)
     url = _database_url(db)
@@ -172,7 +174,7 @@ def runner(
             _exit_without_finalizing(e.code)
         raise
     _print_summary(run, rid, status)
-    raise typer.Exit(EXIT_SUCCEEDED if status.phase == "Succeeded" else EXIT_FAILED)
+    raise typer.Exit(EXIT_SUCCEEDED if status.phase == Phase.SUCCEEDED else EXIT_FAILED)
 
 
 def _database_url(db: str | None) -> str:

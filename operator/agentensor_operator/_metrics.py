@@ -27,14 +27,15 @@ from typing import ParamSpec, TypeVar
 import kopf
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from agentensor_api import RUN_KINDS, Phase
+
 from ._decisions import RunCensus
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 RUN_LABELS = ("kind", "namespace", "name")
-RUN_KINDS = ("TrainingRun", "EvaluationRun")
-OUTCOMES = ("Succeeded", "Failed")
+OUTCOMES = (Phase.SUCCEEDED, Phase.FAILED)
 
 
 class Metrics:

@@ -15,7 +15,16 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agentensor_api import ConditionType, EvaluationRun, PromptConfig, Reason, RunStatus, now_rfc3339, set_condition
+from agentensor_api import (
+    ConditionType,
+    EvaluationRun,
+    Phase,
+    PromptConfig,
+    Reason,
+    RunStatus,
+    now_rfc3339,
+    set_condition,
+)
 from agentensor_store import Store
 
 from .datasets import load_cases
@@ -68,7 +77,7 @@ def record_empty_shard(store: Store, run: EvaluationRun, pc: PromptConfig, run_i
     The run row is created under ``run_id`` with condition ``Succeeded=True`` (reason
     ``EmptyShard``); returns that status.
     """
-    status = RunStatus(run_id=run_id, phase="Succeeded", cases_total=0, cases_completed=0, cases_failed=0)
+    status = RunStatus(run_id=run_id, phase=Phase.SUCCEEDED, cases_total=0, cases_completed=0, cases_failed=0)
     status.start_time = status.completion_time = now_rfc3339()
     status.conditions = set_condition(
         [], ConditionType.SUCCEEDED, "True", Reason.EMPTY_SHARD, "no case hashes to this shard"
@@ -77,5 +86,5 @@ def record_empty_shard(store: Store, run: EvaluationRun, pc: PromptConfig, run_i
         run_id=run_id, kind=run.kind, namespace=run.namespace, name=run.name, workflow=pc.spec.workflow,
         spec=run.spec.to_wire(),
     )  # fmt: skip
-    store.update_run(run_id, phase="Succeeded", status=status.to_wire(), completed_at=datetime.now(UTC))
+    store.update_run(run_id, phase=Phase.SUCCEEDED, status=status.to_wire(), completed_at=datetime.now(UTC))
     return status

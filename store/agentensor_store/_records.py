@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NewType
 
+from agentensor_api import RUN_KINDS as API_RUN_KINDS
+from agentensor_api import Phase
+
 RunId = NewType("RunId", str)
 """Caller-chosen run id: a Kubernetes uid or a uuid4 hex (at most 64 characters)."""
 VersionId = NewType("VersionId", int)
@@ -17,10 +20,10 @@ RunKind = Literal["TrainingRun", "EvaluationRun"]
 VersionSource = Literal["inline", "checkpoint", "import"]
 Direction = Literal["maximize", "minimize"]
 
-RUN_KINDS: frozenset[str] = frozenset({"TrainingRun", "EvaluationRun"})
+RUN_KINDS: frozenset[str] = frozenset(API_RUN_KINDS)
 VERSION_SOURCES: frozenset[str] = frozenset({"inline", "checkpoint", "import"})
 DIRECTIONS: frozenset[str] = frozenset({"maximize", "minimize"})
-INITIAL_PHASE = "Pending"
+INITIAL_PHASE = Phase.PENDING
 
 
 @dataclass(frozen=True, slots=True)

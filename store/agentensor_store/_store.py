@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentensor_api import PromptConfig, RunStatus, canonical_json, config_checksum
+from agentensor_api import TERMINAL_PHASES, PromptConfig, RunStatus, canonical_json, config_checksum
 
 from ._changes import RUN_CHANGES_CHANNEL, RunChangeListener
 from ._engine import WRITE_OPTION, create_store_engine, parse_url, translate_error
@@ -61,7 +61,6 @@ from ._retry import retry_unavailable
 
 log = logging.getLogger("agentensor_store")
 
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 """The phases of a run's verdict (:meth:`Store.record_verdict`)."""
 
 REGISTER_VERSION_ATTEMPTS = 20

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from agentensor_api import CheckpointSummary, ManifestError, RunStatus, condition_of, load_manifests, set_condition
+from agentensor_api import (
+    TERMINAL_PHASES,
+    CheckpointSummary,
+    ManifestError,
+    RunStatus,
+    condition_of,
+    load_manifests,
+    set_condition,
+)
 from agentensor_operator import _decisions as d
 from agentensor_operator._settings import DatabaseSettings, JobSettings
 from agentensor_operator.handlers._runs import needs_reconcile
@@ -443,7 +451,7 @@ def test_reflect_run(
         assert fragment in (new.message or ""), new.message
     if runner is not None:
         assert new.best_score == 0.8 and new.best_version == 3
-    if phase in d.TERMINAL_PHASES:
+    if phase in TERMINAL_PHASES:
         assert new.completion_time is not None
 
 

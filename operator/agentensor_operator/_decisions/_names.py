@@ -32,8 +32,6 @@ MANIFEST_PATH = f"{MANIFEST_DIR}/{MANIFEST_KEY}"
 CONTAINER_NAME = "runner"
 DATABASE_URL_ENV = "AGENTENSOR_DATABASE_URL"
 
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-WAITING_PHASES = frozenset({"Pending", "Queued"})
 IMMUTABLE_EXEMPT = frozenset({"suspend", "parallelism"})
 """Spec fields that may change after a run started (Kueue-style suspend, and parallelism,
 which takes effect for Jobs created later)."""

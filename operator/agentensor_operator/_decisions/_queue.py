@@ -7,9 +7,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentensor_api import ConditionType
+from agentensor_api import WAITING_PHASES, ConditionType, Phase
 
-from ._names import WAITING_PHASES, shard_count
+from ._names import shard_count
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -58,7 +58,7 @@ def census(body: Mapping[str, Any], *, per_pod: int = 1_000_000, cap: int = 1) -
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
     spec = body.get("spec") or {}
-    phase = str(status.get("phase") or "Pending")
+    phase = str(status.get("phase") or Phase.PENDING)
     accepted = _condition(status, ConditionType.ACCEPTED)
     waiting = (
         phase in WAITING_PHASES

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentensor_api import (
+    TERMINAL_PHASES,
     CheckpointSummary,
     ConditionType,
     EvaluatorResults,
     PassCriterion,
+    Phase,
     Reason,
     RunStatus,
     condition_of,
@@ -21,7 +23,7 @@ from agentensor_api import (
 )
 
 from ._jobs import JobState
-from ._names import TERMINAL_PHASES, RunRef, job_name
+from ._names import RunRef, job_name
 from ._status import parse_run_status
 
 
@@ -99,11 +101,11 @@ def reflect_run(
     if runner_phase in TERMINAL_PHASES:
         s.phase = runner_phase
         s.completion_time = s.completion_time or now
-        if runner_phase == "Failed" and not s.message:
+        if runner_phase == Phase.FAILED and not s.message:
             s.message = "the runner recorded the run as Failed"
         return s
     if job is not None and job.phase == "Active":
-        s.phase = "Running"
+        s.phase = Phase.RUNNING
         if condition_of(s, ConditionType.RUNNING) is None or rs is None:
             message = f"runner Job {job_name_} created; waiting for the runner"
             s.conditions = set_condition(
@@ -111,7 +113,7 @@ def reflect_run(
             )
         return s
     if job is not None and job.phase == "Stopped":
-        s.phase = "Running"
+        s.phase = Phase.RUNNING
         return s
     reason, detail = _no_verdict(job, job_name_)
     return mark_failed(s, reason, failure_message(detail, epoch=s.epoch, failed_case=failed_case), now=now)
@@ -167,16 +169,16 @@ def reflect_sharded(
     if failure is not None:
         return mark_failed(s, failure[0], failure[1], now=now)
     total = sum(rs.cases_total or 0 for rs in runners)
-    if len(runners) == n and all(rs.phase == "Succeeded" for rs in runners):
+    if len(runners) == n and all(rs.phase == Phase.SUCCEEDED for rs in runners):
         scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted((s.scores or {}).items()))
         mark_succeeded(s, f"{scores} over {total} cases in {n} shards, {s.cases_failed} error(s)", now=now)
         mark_pass_criteria(s, pass_criteria, now=now)
         ends = [rs.completion_time for rs in runners if rs.completion_time]
         s.completion_time = max(ends) if ends else now
         return s
-    done = sum(1 for rs in runners if rs.phase == "Succeeded")
+    done = sum(1 for rs in runners if rs.phase == Phase.SUCCEEDED)
     message = f"{s.cases_completed}/{total or '?'} cases; {done}/{n} shards finished"
-    s.phase = "Running"
+    s.phase = Phase.RUNNING
     s.conditions = set_condition(s.conditions, ConditionType.RUNNING, "True", Reason.EVALUATING, message, now=now)
     return s
 
@@ -227,11 +229,11 @@ def _first_shard_failure(
     n = len(parsed)
     for i, (job, rs) in enumerate(parsed):
         verdict = rs.phase if rs is not None else None
-        if verdict == "Failed":
+        if verdict == Phase.FAILED:
             cond = condition_of(rs, ConditionType.FAILED) if rs is not None else None
             reason = cond.reason if cond is not None else Reason.SHARD_FAILED
             return reason, f"shard {i}/{n}: {(rs.message if rs else None) or 'failed'}"
-        if verdict == "Succeeded":
+        if verdict == Phase.SUCCEEDED:
             continue
         if job is None or job.phase == "Succeeded":
             reason = Reason.JOB_MISSING if job is None else Reason.NO_VERDICT
@@ -278,7 +280,7 @@ def promotion_target(status: RunStatus, pc_spec: Mapping[str, Any]) -> int | Non
     promotable = condition_of(status, ConditionType.PROMOTABLE)
     if (
         policy != "Auto"
-        or status.phase != "Succeeded"
+        or status.phase != Phase.SUCCEEDED
         or promotable is None
         or promotable.status != "True"
         or status.best_version is None

@@ -9,7 +9,10 @@ from pydantic import ValidationError
 
 from agentensor_api import (
     ConditionType,
+    EventReason,
+    EventType,
     ManifestError,
+    Phase,
     PromptConfigStatus,
     Reason,
     RunStatus,
@@ -81,7 +84,7 @@ def refused_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, n
     """The spec is valid but cannot start yet (e.g. its PromptConfig does not exist)."""
     s = prev.model_copy(deep=True)
     s.run_id = ref.uid
-    s.phase = "Pending"
+    s.phase = Phase.PENDING
     _put(s, ConditionType.ACCEPTED, "False", reason, message, now)
     return s
 
@@ -90,7 +93,7 @@ def queued_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, no
     """Waiting for a runner slot (``reason`` Waiting) or held by ``spec.suspend`` (Suspended)."""
     queued, accepted = condition_of(prev, ConditionType.QUEUED), condition_of(prev, ConditionType.ACCEPTED)
     if (
-        prev.phase == "Queued"
+        prev.phase == Phase.QUEUED
         and prev.observed_generation == ref.generation
         and queued is not None
         and (queued.status, queued.reason, queued.message) == ("True", reason, message)
@@ -99,7 +102,7 @@ def queued_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, no
     ):
         return prev  # the common case for a long queue: nothing to copy, nothing to patch
     s = accepted_status(prev, ref, now=now)
-    s.phase = "Queued"
+    s.phase = Phase.QUEUED
     _put(s, ConditionType.QUEUED, "True", reason, message, now)
     if condition_of(s, ConditionType.RUNNING) is not None:
         _put(s, ConditionType.RUNNING, "False", reason, message, now)
@@ -109,7 +112,7 @@ def queued_status(prev: RunStatus, ref: RunRef, reason: str, message: str, *, no
 def started_status(prev: RunStatus, ref: RunRef, job: str, *, now: str) -> RunStatus:
     """A runner Job exists now; the runner has not reported yet."""
     s = accepted_status(prev, ref, now=now)
-    s.phase = "Running"
+    s.phase = Phase.RUNNING
     _put(s, ConditionType.QUEUED, "False", Reason.ADMITTED, f"runner Job {job} created", now)
     _put(s, ConditionType.RUNNING, "True", Reason.JOB_CREATED, f"runner Job {job} created; waiting for the runner", now)
     return s
@@ -147,14 +150,18 @@ def milestones(prev: RunStatus, new: RunStatus) -> list[tuple[str, str, str]]:
     for cp in new.checkpoints or []:
         if cp.epoch not in prev_epochs and (not prev.checkpoints or cp.epoch > max(prev_epochs)):
             score = "-" if cp.score is None else f"{cp.score:.4f}"
-            events.append(("Normal", "Checkpointed", f"epoch {cp.epoch}: version {cp.version}, score {score}"))
+            events.append(
+                (EventType.NORMAL, EventReason.CHECKPOINTED, f"epoch {cp.epoch}: version {cp.version}, score {score}")
+            )
     if new.phase != prev.phase:
-        if new.phase == "Succeeded":
+        if new.phase == Phase.SUCCEEDED:
             cond = condition_of(new, ConditionType.SUCCEEDED)
-            events.append(("Normal", "Succeeded", cond.message if cond else "run succeeded"))
-        elif new.phase == "Failed":
-            events.append(("Warning", "Failed", new.message or "run failed"))
-        elif new.phase == "Queued":
+            events.append((EventType.NORMAL, EventReason.SUCCEEDED, cond.message if cond else "run succeeded"))
+        elif new.phase == Phase.FAILED:
+            events.append((EventType.WARNING, EventReason.FAILED, new.message or "run failed"))
+        elif new.phase == Phase.QUEUED:
             cond = condition_of(new, ConditionType.QUEUED)
-            events.append(("Normal", cond.reason if cond else "Queued", cond.message if cond else "queued"))
+            events.append(
+                (EventType.NORMAL, cond.reason if cond else EventReason.QUEUED, cond.message if cond else "queued")
+            )
     return events

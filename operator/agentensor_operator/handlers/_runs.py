@@ -20,10 +20,14 @@ from typing import Any
 import kopf
 
 from agentensor_api import (
+    TERMINAL_PHASES,
+    WAITING_PHASES,
     CheckpointSummary,
     ConditionType,
+    EventType,
     ManifestError,
     PassCriterion,
+    Phase,
     Reason,
     RunStatus,
     condition_of,
@@ -50,7 +54,7 @@ def needs_reconcile(body: Mapping[str, Any], **_: Any) -> bool:
     """Daemon filter: unfinished runs, and finished ones whose spec changed since last looked at
     (kopf stops a run's daemon once this turns False)."""
     status = d.parse_run_status(body.get("status"))
-    if status.phase not in d.TERMINAL_PHASES:
+    if status.phase not in TERMINAL_PHASES:
         return True
     accepted = condition_of(status, ConditionType.ACCEPTED)
     generation = int((body.get("metadata") or {}).get("generation") or 1)
@@ -241,10 +245,10 @@ async def reconcile_run(
             patch.setdefault("status", {}).update(change)
         for type_, reason, message in d.milestones(prev, new) if events else ():
             _events.post(body, type_, reason, message)
-        if new.phase in d.TERMINAL_PHASES and prev.phase not in d.TERMINAL_PHASES:
+        if new.phase in TERMINAL_PHASES and prev.phase not in TERMINAL_PHASES:
             deps.metrics.run_completed(ref.kind, new.phase)
 
-    if prev.phase in d.TERMINAL_PHASES:
+    if prev.phase in TERMINAL_PHASES:
         accepted = condition_of(prev, ConditionType.ACCEPTED)
         if accepted is None or accepted.reason != Reason.INVALID_SPEC:
             commit(await _review_spec(deps, body, ref, prev, now))  # finished: only note spec edits
@@ -255,13 +259,13 @@ async def reconcile_run(
     except ManifestError as e:
         invalid = d.invalid_status(prev, ref, e, now=now)
         commit(invalid, events=False)  # one Event, InvalidSpec, not also "Failed" with the same text
-        _events.post(body, "Warning", Reason.INVALID_SPEC, invalid.message or str(e))
+        _events.post(body, EventType.WARNING, Reason.INVALID_SPEC, invalid.message or str(e))
         return
     new, reflected = await _next_status(deps, body, ref, prev, facts, now)
     if not reflected:  # deep in the queue, or the database is down: nothing else to do
         commit(new)
         return
-    if new.phase == "Succeeded" and prev.phase != "Succeeded" and on_succeeded is not None:
+    if new.phase == Phase.SUCCEEDED and prev.phase != Phase.SUCCEEDED and on_succeeded is not None:
         await on_succeeded(deps, body, new)
     commit(new)
     _set_run_metrics(deps, ref, new)
@@ -280,7 +284,7 @@ async def _next_status(
     cap = deps.settings.jobs.max_concurrent_jobs
     changes = deps.changes
     deep = ref.uid in changes.queue and changes.queue.position(ref.uid) - len(changes.reserved) >= cap
-    if prev.phase == "Queued" and not facts.suspend and deep:  # no API call at all
+    if prev.phase == Phase.QUEUED and not facts.suspend and deep:  # no API call at all
         return d.queued_status(prev, ref, Reason.WAITING, _waiting(cap), now=now), False
     jobs = changes.jobs.of(ref.uid)  # the watch's Job cache: no list call
     if not jobs and ref.uid in changes.reserved:  # admitted; its Jobs are not in the cache yet
@@ -340,9 +344,9 @@ def _waiting(cap: int) -> str:
 async def _without_job(
     deps: Deps, body: Mapping[str, Any], ref: d.RunRef, prev: RunStatus, facts: d.RunFacts, now: str
 ) -> RunStatus:
-    if prev.phase == "Running":  # it had Jobs: has the runner finished meanwhile?
+    if prev.phase == Phase.RUNNING:  # it had Jobs: has the runner finished meanwhile?
         runner = await deps.db(deps.store.get_run, ref.uid)
-        if runner is not None and runner.phase in d.TERMINAL_PHASES:
+        if runner is not None and runner.phase in TERMINAL_PHASES:
             return await _reflect(deps, ref, prev, None, runner.status, now)
     if facts.suspend:
         return d.queued_status(
@@ -377,7 +381,7 @@ async def _without_job(
         changes.reserved.pop(ref.uid, None)
         raise
     if created:
-        _events.post(body, "Normal", Reason.JOB_CREATED, f"runner Job(s) {', '.join(created)} created")
+        _events.post(body, EventType.NORMAL, Reason.JOB_CREATED, f"runner Job(s) {', '.join(created)} created")
     name = d.job_name(ref) if shards == 1 else f"{d.job_name(ref, 0)} (+{shards - 1} shards)"
     return d.started_status(prev, ref, name, now=now)
 
@@ -421,28 +425,28 @@ async def _with_jobs(
     ids = [d.shard_run_id(ref.uid, i) for i in range(shards)] if shards > 1 else [ref.uid]
     runners = [await deps.db(deps.store.get_run, run_id) for run_id in ids]
     verdicts = [r.phase if r is not None else None for r in runners]
-    finished = all(v in d.TERMINAL_PHASES for v in verdicts)
+    finished = all(v in TERMINAL_PHASES for v in verdicts)
     live = [j for j in jobs if d.job_state(j).phase in ("Active", "Stopped")]
     if suspend and live and not finished:
         for job in jobs:
             await deps.kube.delete_job(ref.namespace, job["metadata"]["name"])
         message = f"spec.suspend is true: {len(jobs)} runner Job(s) deleted; the run resumes later"
         return d.queued_status(reviewed, ref, Reason.SUSPENDED, message, now=now)
-    if prev.phase in d.WAITING_PHASES:  # Jobs from before a restart: adopt them
+    if prev.phase in WAITING_PHASES:  # Jobs from before a restart: adopt them
         reviewed = d.started_status(reviewed, ref, jobs[0]["metadata"]["name"], now=now)
     if shards == 1:
         runner = runners[0]
         new = await _reflect(deps, ref, reviewed, states.get(None), runner.status if runner else None, now)
     else:
         failed_case = None
-        if any(s.phase == "Failed" for s in states.values()):
+        if any(s.phase == Phase.FAILED for s in states.values()):
             failed_case = await _last_error(deps, ids)
         pairs = [(states.get(i), r.status if r is not None else None) for i, r in enumerate(runners)]
         criteria = _pass_criteria(body)
         new = d.reflect_sharded(reviewed, ref, shards=pairs, failed_case=failed_case, now=now, pass_criteria=criteria)
-        if new.phase in d.TERMINAL_PHASES and prev.phase not in d.TERMINAL_PHASES:
+        if new.phase in TERMINAL_PHASES and prev.phase not in TERMINAL_PHASES:
             await _record_aggregate(deps, ref, dict(body.get("spec") or {}), runners, new)
-    if new.phase == "Failed":
+    if new.phase == Phase.FAILED:
         # The verdict is final: stop Pod retries (and the other shards), keep the Pods' logs.
         for job in live:
             if d.job_state(job).phase == "Active":
@@ -501,7 +505,7 @@ async def _reflect(
         for c in rows[-kept:]
     ]
     failed_case = None
-    if (state is not None and state.phase == "Failed") or (runner_status or {}).get("phase") == "Failed":
+    if (state is not None and state.phase == Phase.FAILED) or (runner_status or {}).get("phase") == Phase.FAILED:
         failed_case = await _last_error(deps, [ref.uid])
     return d.reflect_run(
         prev,
@@ -530,5 +534,5 @@ async def _review_spec(deps: Deps, body: Mapping[str, Any], ref: d.RunRef, prev:
         f"changes to {', '.join(changes[:5])} are ignored: a started run only takes changes to "
         "spec.suspend and spec.parallelism; revert them or create a new run"
     )
-    _events.post(body, "Warning", Reason.SPEC_CHANGE_REJECTED, message)
+    _events.post(body, EventType.WARNING, Reason.SPEC_CHANGE_REJECTED, message)
     return d.spec_change_rejected(prev, ref, message, now=now)

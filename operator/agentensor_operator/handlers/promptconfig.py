@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from agentensor_api import ManifestError, PromptConfig, Reason
+from agentensor_api import EventReason, EventType, ManifestError, PromptConfig, Reason
 from agentensor_store import VersionRecord
 
 from .. import _decisions as d
@@ -67,7 +67,7 @@ async def reconcile_promptconfig(deps: Deps, body: Mapping[str, Any], patch: dic
     )
     _commit(patch, raw, status)
     if error is not None:
-        _events.post(body, "Warning", error[0], error[1])
+        _events.post(body, EventType.WARNING, error[0], error[1])
 
 
 async def _active_version(deps: Deps, pc: PromptConfig) -> tuple[VersionRecord, tuple[str, str] | None]:
@@ -107,7 +107,12 @@ async def _materialize(deps: Deps, body: Mapping[str, Any], raw: Mapping[str, An
     previous = raw.get("activeVersion")
     if previous != active.version:
         was = f", was {previous}" if previous is not None else ""
-        _events.post(body, "Normal", "Activated", f"version {active.version} ({active.checksum[:12]}) is live{was}")
+        _events.post(
+            body,
+            EventType.NORMAL,
+            EventReason.ACTIVATED,
+            f"version {active.version} ({active.checksum[:12]}) is live{was}",
+        )
 
 
 def _commit(patch: dict[str, Any], raw: Mapping[str, Any], status: Any) -> None:

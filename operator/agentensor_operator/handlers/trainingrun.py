@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from agentensor_api import Reason, RunStatus
+from agentensor_api import TERMINAL_PHASES, EventReason, EventType, Reason, RunStatus
 from agentensor_store import RunNotFoundError
 
 from .. import _decisions as d
@@ -39,8 +39,10 @@ async def promote(deps: Deps, body: Mapping[str, Any], status: RunStatus) -> Non
     auto = {"spec": {"activeVersion": target, "active": None}}
     await deps.kube.patch_custom(namespace, "promptconfigs", pc_name, auto)
     message = f"PromptConfig {pc_name} now runs version {target} (promotion policy Auto)"
-    _events.post(body, "Normal", "Promoted", message)
-    _events.post(pc, "Normal", "Promoted", f"version {target} promoted by TrainingRun {meta.get('name')}")
+    _events.post(body, EventType.NORMAL, EventReason.PROMOTED, message)
+    _events.post(
+        pc, EventType.NORMAL, EventReason.PROMOTED, f"version {target} promoted by TrainingRun {meta.get('name')}"
+    )
 
 
 async def request_stop(deps: Deps, body: Mapping[str, Any], requested: set[str]) -> None:
@@ -55,7 +57,7 @@ async def request_stop(deps: Deps, body: Mapping[str, Any], requested: set[str])
     meta = body.get("metadata") or {}
     uid = str(meta.get("uid") or "")
     phase = (body.get("status") or {}).get("phase")
-    if not uid or uid in requested or phase in ("Succeeded", "Failed"):
+    if not uid or uid in requested or phase in TERMINAL_PHASES:
         return
     try:
         new = await deps.db(deps.store.request_stop, uid)
@@ -64,7 +66,10 @@ async def request_stop(deps: Deps, body: Mapping[str, Any], requested: set[str])
     requested.add(uid)
     if new:
         _events.post(
-            body, "Normal", Reason.STOP_REQUESTED, f"{STOP_ANNOTATION}=true: the run stops at its next candidate"
+            body,
+            EventType.NORMAL,
+            Reason.STOP_REQUESTED,
+            f"{STOP_ANNOTATION}=true: the run stops at its next candidate",
         )
 
 
