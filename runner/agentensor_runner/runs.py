@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from agentensor_api import (
     now_rfc3339,
 )
 from agentensor_api._resources import run_spec_checksum
-from agentensor_store import RunLease, Store, StoreError, lease_seconds_from_env, new_owner_id
+from agentensor_store import RunLease, RunLeaseLostError, Store, StoreError, lease_seconds_from_env, new_owner_id
 
 from ._context import RunContext, StatusSink, build_context
 from ._report_results import status_results
@@ -198,6 +199,9 @@ async def execute(
 
     Raises:
         ManifestError: a field of the run or its PromptConfig is invalid (named in the message).
+        RunLeaseLostError: another process took the run's lease while this one ran it (it expired:
+            this process was frozen or cut off from the database for longer than the lease); the
+            run was cancelled at once and this process wrote nothing more.
     """
     run_id = run_id or run.metadata.uid or uuid.uuid4().hex
     ctx = build_context(run, pc, store, run_id=run_id, base_dir=base_dir, workflow=workflow)
@@ -212,7 +216,7 @@ async def execute(
         seed=run.spec.dataset.seed,
     )
     try:
-        lease = _claim(store, run, run_id)
+        lease = _claim(store, run, run_id, on_lost=_canceller())
     except StoreError:
         if ctx.llm is not None:
             await ctx.llm.aclose()
@@ -225,6 +229,14 @@ async def execute(
         ctx.pool = pool
     try:
         return await _run(ctx, run)
+    except asyncio.CancelledError:
+        if not lease.lost:
+            raise
+        _uncancel()
+        raise RunLeaseLostError(
+            f"run {run_id!r}: its lease was taken by another process while this one ran it; "
+            "stopped without writing further (the other process owns the run now)"
+        ) from None
     finally:
         lease.close()
         if isinstance(ctx.pool, WorkerPool):
@@ -234,16 +246,38 @@ async def execute(
             ctx.llm.close()
 
 
-def _claim(store: Store, run: TrainingRun | EvaluationRun, run_id: str) -> RunLease:
+def _canceller() -> Callable[[], None]:
+    """A thread-safe callable that cancels the calling task (the run) on its event loop."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is None:  # pragma: no cover - execute() always runs in a task
+        return lambda: None
+    def cancel() -> None:
+        loop.call_soon_threadsafe(task.cancel)
+
+    return cancel
+
+
+def _uncancel() -> None:
+    """Clear the current task's cancellation request once it has been turned into an error."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+def _claim(
+    store: Store, run: TrainingRun | EvaluationRun, run_id: str, *, on_lost: Callable[[], None] | None = None
+) -> RunLease:
     """Check the run id's identity (kind and spec checksum) and hold its lease while the run executes.
 
     Raises:
         RunIdentityError: the run id belongs to another kind or spec.
         RunLeasedError: another live process is executing this run id.
+
+    ``on_lost`` is called (from the lease's renewal thread) if another process takes the lease.
     """
     owner, seconds = new_owner_id(), lease_seconds_from_env()
     store.claim_run(run_id, kind=run.kind, spec_checksum=run_spec_checksum(run), owner=owner, lease_seconds=seconds)
-    return RunLease(store, run_id, owner, seconds).start()
+    return RunLease(store, run_id, owner, seconds, on_lost=on_lost).start()
 
 
 async def _run(ctx: RunContext, run: TrainingRun | EvaluationRun) -> RunStatus:

@@ -27,6 +27,7 @@ from ._lease import (
     RunIdentityError,
     RunLease,
     RunLeasedError,
+    RunLeaseLostError,
     lease_seconds_from_env,
     new_owner_id,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "RunIdentityError",
     "RunKind",
     "RunLease",
+    "RunLeaseLostError",
     "RunLeasedError",
     "RunNotFoundError",
     "RunRecord",

@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
@@ -37,6 +38,14 @@ class RunIdentityError(StoreError):
 
 class RunLeasedError(StoreError):
     """Another live process holds the run's lease: it is executing that run now."""
+
+
+class RunLeaseLostError(StoreError):
+    """This process's lease of a run was taken by another process while it executed the run.
+
+    Raised by the runner after it stopped: the other process now owns the run's rows, so this one
+    writes nothing more (no verdict, no checkpoint) and exits.
+    """
 
 
 def lease_seconds_from_env() -> float:
@@ -88,10 +97,21 @@ class RunLease:
     Closing releases the lease so that a resume may start at once.
     """
 
-    def __init__(self, store: LeaseHolder, run_id: str, owner: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        store: LeaseHolder,
+        run_id: str,
+        owner: str,
+        lease_seconds: float,
+        *,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.store, self.run_id, self.owner, self.lease_seconds = store, run_id, owner, lease_seconds
         self.lost = False
         """Set when a renewal found another owner (the lease had expired and was taken)."""
+        self.on_lost = on_lost
+        """Called once, from the renewal thread, right after :attr:`lost` is set (the runner cancels
+        its run there, so a process that lost its lease stops writing)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew_loop, name=f"lease-{run_id[:16]}", daemon=True)
 
@@ -123,7 +143,9 @@ class RunLease:
             try:
                 if not self.store.renew_run_lease(self.run_id, self.owner, self.lease_seconds):
                     self.lost = True
-                    log.error("run %s: lease lost to another process", self.run_id)
+                    log.error("run %s: lease lost to another process; stopping", self.run_id)
+                    if self.on_lost is not None:
+                        self.on_lost()
                     return
             except StoreError as e:
                 log.warning("run %s: lease renewal failed (%s); retrying", self.run_id, e)

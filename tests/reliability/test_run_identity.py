@@ -153,3 +153,53 @@ def test_two_processes_with_one_run_id_do_not_both_run_it(store_url: str, tmp_pa
     assert "is being executed by another process" in " ".join(err2.split()) and "Traceback" not in err2
     with Store(store_url) as store:
         assert len(store.list_cases("same")) == 72, "the cases were run once"
+
+
+def _sql(url: str, statement: str) -> Any:
+    """Run one statement in its own transaction; the first column of the first row, if any."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement))
+            return result.scalar() if result.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+async def test_a_runner_that_loses_its_lease_stops_writing(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process takes the lease mid-run: this one is cancelled at its next renewal and writes nothing more.
+
+    The lease is stolen with a plain UPDATE (what a second process's takeover of an expired lease
+    does), so the renewal finds another owner. Before ``RunLease.on_lost`` the runner kept going and
+    wrote its Succeeded verdict over the new owner's run.
+    """
+    import asyncio
+
+    from agentensor_runner import execute
+    from agentensor_store import RunLeaseLostError
+
+    monkeypatch.setenv("AGENTENSOR_RUN_LEASE_SECONDS", "1")  # renewed every 1/3 s
+    pc, tr = _as_evaluation(base())
+    tr["spec"]["workflow"] = {"entrypoint": "tests.reliability.hostile:build_slow", "options": {"seconds": 0.2}}
+    tr["spec"]["parallelism"] = 1  # 72 cases x 0.2 s: about 15 s uninterrupted
+    tr["spec"]["evaluators"] = [{"name": "accuracy", "type": "exact_match", "outputField": "answer"}]
+    run, config = parse_resource(tr), parse_resource(pc)
+    task = asyncio.ensure_future(execute(run, config, store, base_dir=REPO, run_id="lost-lease"))  # type: ignore[arg-type]
+    owner_sql = "SELECT lease_owner FROM agentensor_runs WHERE id = 'lost-lease'"
+    while not task.done() and not _sql(store_url, owner_sql):
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    _sql(store_url, "UPDATE agentensor_runs SET lease_owner = 'thief/1/z' WHERE id = 'lost-lease'")
+    with pytest.raises(RunLeaseLostError, match="lease was taken by another process"):
+        await asyncio.wait_for(task, timeout=60)
+    rows = len(store.list_cases("lost-lease"))
+    await asyncio.sleep(1.0)  # anything still in flight would land now
+    record = store.get_run("lost-lease")
+    assert record is not None and _sql(store_url, owner_sql) == "thief/1/z"
+    assert record.phase not in ("Succeeded", "Failed"), "the loser wrote a verdict over the new owner's run"
+    assert len(store.list_cases("lost-lease")) == rows < 72
