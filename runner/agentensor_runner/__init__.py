@@ -1,5 +1,6 @@
 """agentensor data plane: workflows, evaluation, the training loop and its outputs."""
 
+from ._errors import EntrypointRefused, LlmCallError, OptimizerConfigError, RunFailed, RunnerError
 from ._gc import tune_gc, tuned_gc
 from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
 from ._shards import record_empty_shard, shard_of, shard_run
@@ -14,9 +15,14 @@ from .workflows import Feedback, Workflow, load_workflow, render
 __all__ = [
     "Case",
     "CaseResult",
+    "EntrypointRefused",
     "Evaluation",
     "Feedback",
+    "LlmCallError",
+    "OptimizerConfigError",
     "PromptSet",
+    "RunFailed",
+    "RunnerError",
     "Splits",
     "TextTensor",
     "Trainer",

@@ -19,13 +19,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._errors import EntrypointRefused
+
 ALLOWLIST_ENV = "AGENTENSOR_EVALUATOR_ALLOWLIST"
 """Environment variable: comma-separated module prefixes that workflow entrypoints and ``python``
 evaluators may load (e.g. ``mycompany.agents,mycompany.scorers``)."""
-
-
-class EntrypointRefused(Exception):
-    """An entrypoint is outside the allow-list, cannot be imported, or is not an allowed callable."""
 
 
 def allowlist_from_env() -> tuple[str, ...]:

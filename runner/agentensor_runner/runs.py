@@ -27,10 +27,11 @@ from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunLease, RunLeaseLostError, Store, StoreError, lease_seconds_from_env, new_owner_id
 
 from ._context import RunContext, StatusSink, build_context
+from ._errors import LlmCallError, RunFailed
 from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
 from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
-from .trainer import RunFailed, Trainer
+from .trainer import Trainer
 from .workflows import Workflow
 
 
@@ -251,6 +252,7 @@ def _canceller() -> Callable[[], None]:
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     if task is None:  # pragma: no cover - execute() always runs in a task
         return lambda: None
+
     def cancel() -> None:
         loop.call_soon_threadsafe(task.cancel)
 
@@ -288,6 +290,8 @@ async def _run(ctx: RunContext, run: TrainingRun | EvaluationRun) -> RunStatus:
             return await trainer.run()
         except RunFailed as e:
             return trainer.fail(e.reason, e.message)
+        except LlmCallError:
+            raise  # an optimizer's model call: not an input error (a retried Pod may get through)
         except AgentensorError as e:
             return trainer.fail(Reason.INVALID_INPUT, str(e))
     status = _evaluation_status(ctx)

@@ -72,6 +72,7 @@ from agentensor_store import CheckpointRecord
 
 from ._budget import BUDGET_KEY, BudgetMeter, StopPoller
 from ._context import RunContext
+from ._errors import RunFailed
 from ._evalcache import EvalCache, scoring_checksum
 from ._overfit import MAX_REPORTED, describe_leaks, find_leaks
 from ._projection import project
@@ -94,15 +95,6 @@ entries, whose model replies are in the LLM response cache anyway; SIGTERM store
 
 STALE_KEY = "stale"
 """Checkpoint ``extra`` key: epochs in a row, up to and including this one, that accepted no candidate."""
-
-
-class RunFailed(Exception):
-    """The run cannot go on; ``reason`` is a :class:`~agentensor_api.Reason` constant."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass

@@ -15,7 +15,8 @@ import numpy as np
 from agentensor_api import EvaluatorSpec
 from agentensor_api._common import ENTRYPOINT_PATTERN
 
-from .._allowlist import ALLOWLIST_ENV, EntrypointRefused, allowlist_from_env, is_allowed, resolve_entrypoint
+from .._allowlist import ALLOWLIST_ENV, allowlist_from_env, is_allowed, resolve_entrypoint
+from .._errors import EntrypointRefused
 from ._base import BaseEvaluator, Score
 from ._options import Options
 from ._result import EvalResult

@@ -9,8 +9,9 @@
 - :func:`ainvoke_text`: one chat call returning text, with key-free errors.
 """
 
+from .._errors import LlmCallError
 from ._cache import CACHE_ENV, SqliteResponseCache, StoreResponseCache, default_cache_path
-from ._call import LlmCallError, ainvoke_text
+from ._call import ainvoke_text
 from ._keys import REDACTED, Redactor, resolve_api_key
 from ._registry import CACHED_PURPOSES, PARAMETER_KWARGS, PURPOSES, LlmRuntime, sampling_kwargs
 from ._runtime import build_runtime

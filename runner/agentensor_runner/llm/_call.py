@@ -9,6 +9,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
+from .._errors import LlmCallError
+
 
 def _root_cause(exc: BaseException) -> BaseException:
     """The innermost exception of ``exc``'s ``__cause__``/``__context__`` chain (cycle-safe)."""
@@ -19,11 +21,6 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
         seen.add(id(nxt))
         exc = nxt
-
-
-class LlmCallError(RuntimeError):
-    """A model call failed; the message is redacted and the provider error is not chained
-    (its text or request could contain the key)."""
 
 
 async def ainvoke_text(

@@ -5,7 +5,8 @@ from typing import Any
 
 from agentensor_api import ManifestError, OptimizerSpec
 
-from ._base import Candidate, Optimizer, OptimizerConfigError, Step
+from .._errors import OptimizerConfigError
+from ._base import Candidate, Optimizer, Step
 from .exemplar import ExemplarOptimizer
 from .fewshot import FewShotOptimizer
 from .optuna_search import OptunaOptimizer

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._errors import OptimizerConfigError
 from ..prompts import PromptSet
 from ..workflows import Feedback
 
@@ -56,10 +57,6 @@ class Optimizer(Protocol):
     ) -> list[Candidate]: ...
 
     def observe(self, candidate: Candidate, score: float, accepted: bool) -> None: ...
-
-
-class OptimizerConfigError(ValueError):
-    """Bad ``spec.optimizer.options``; the message names the option."""
 
 
 def check_options(options: Mapping[str, Any], known: Mapping[str, type | tuple[type, ...]]) -> None:

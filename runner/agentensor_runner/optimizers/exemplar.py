@@ -26,9 +26,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._errors import OptimizerConfigError
 from ..prompts import PromptSet
 from ..workflows import Feedback
-from ._base import Candidate, CountingObserver, OptimizerConfigError, Step, check_options, new_candidate
+from ._base import Candidate, CountingObserver, Step, check_options, new_candidate
 
 _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "maxNewLinesPerStep": int,

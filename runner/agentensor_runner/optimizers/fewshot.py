@@ -28,10 +28,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._errors import OptimizerConfigError
 from ..evaluators import as_text
 from ..prompts import PromptSet
 from ..workflows import Feedback
-from ._base import Candidate, CountingObserver, OptimizerConfigError, Step, check_options, new_candidate
+from ._base import Candidate, CountingObserver, Step, check_options, new_candidate
 
 _OPTIONS: dict[str, type | tuple[type, ...]] = {"k": int, "prompt": str, "maxChars": int}
 MARKER = "\n\nExamples:\n"

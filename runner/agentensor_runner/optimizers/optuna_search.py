@@ -23,9 +23,10 @@ from typing import Any
 
 from agentensor_api import SearchDimension
 
+from .._errors import OptimizerConfigError
 from ..prompts import PromptSet
 from ..workflows import Feedback
-from ._base import Candidate, OptimizerConfigError, Step, check_options
+from ._base import Candidate, Step, check_options
 
 _OPTIONS: dict[str, type | tuple[type, ...]] = {"nStartupTrials": int}
 

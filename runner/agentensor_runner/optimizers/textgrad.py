@@ -38,11 +38,12 @@ from langchain_core.runnables import RunnableConfig
 
 from agentensor_api import ManifestError
 
+from .._errors import OptimizerConfigError
 from ..evaluators import as_text
 from ..llm import LlmRuntime, sampling_kwargs
 from ..prompts import PromptSet
 from ..workflows import Feedback
-from ._base import Candidate, CountingObserver, OptimizerConfigError, Step, check_options, new_candidate
+from ._base import Candidate, CountingObserver, Step, check_options, new_candidate
 
 _OPTIONS: dict[str, type | tuple[type, ...]] = {"maxExamples": int, "maxChars": int, "parameters": dict}
 

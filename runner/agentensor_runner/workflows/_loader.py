@@ -10,7 +10,8 @@ from langgraph.pregel import Pregel
 
 from agentensor_api import ManifestError, WorkflowSpec
 
-from .._allowlist import EntrypointRefused, allowlist_from_env, resolve_entrypoint
+from .._allowlist import allowlist_from_env, resolve_entrypoint
+from .._errors import EntrypointRefused
 from ._base import Workflow
 
 
