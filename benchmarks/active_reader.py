@@ -6,8 +6,11 @@ Usage:
 For each size (prompts in the version, 40-character texts as in Banking77) it lays out a
 ConfigMap volume as the kubelet's AtomicWriter does (``..<timestamp>/``, ``..data`` symlink,
 key symlinks), then measures ``get()`` when nothing changed (the per-request cost: one readlink
-and one lstat) and the first ``get()`` after an atomic swap (a full read, JSON parse and checksum).
-Prints a Markdown table; the machine may be shared, so read the medians.
+and one lstat), the first ``get()`` after an atomic swap (a full read, JSON parse and checksum),
+and ``get()`` after one bad update (a swap to a version whose checksum is wrong: the reader keeps
+the last good config; it should cost the unchanged path again, since the refused state is read
+once). Prints a Markdown table and the reader's ``reads`` counter; the machine may be shared, so
+read the medians.
 """
 
 from __future__ import annotations
@@ -40,25 +43,37 @@ def _data(version: int, n: int) -> dict[str, str]:
     }
 
 
-def measure(n: int, calls: int, root: Path) -> tuple[float, float]:
-    """(median microseconds of an unchanged get(), median milliseconds of a get() after a swap)."""
-    volume = KubeletVolume(root)
-    volume.write(_data(1, n))
-    reader = ActiveConfigReader(root)
-    reader.get()
-    unchanged = []
+def _per_call_us(reader: ActiveConfigReader, calls: int) -> float:
+    """Median microseconds of one ``get()`` over 5 rounds of ``calls`` calls."""
+    rounds = []
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(calls):
             reader.get()
-        unchanged.append((time.perf_counter() - start) / calls * 1e6)
+        rounds.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(rounds)
+
+
+def measure(n: int, calls: int, root: Path) -> tuple[float, float, float, int]:
+    """(median µs of an unchanged get(), median ms of a get() after a swap, median µs of a get()
+    after one bad update, the reader's file reads during the bad-update rounds)."""
+    volume = KubeletVolume(root)
+    volume.write(_data(1, n))
+    reader = ActiveConfigReader(root)
+    reader.get()
+    unchanged = _per_call_us(reader, calls)
     reloads = []
     for version in range(2, 12):
         volume.write(_data(version, n))
         start = time.perf_counter()
         assert reader.get().version == version
         reloads.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(unchanged), statistics.median(reloads)
+    volume.write({**_data(99, n), "checksum": "0" * 64})
+    good = reader.get()
+    reads = reader.reads
+    after_bad = _per_call_us(reader, calls)
+    assert reader.get() is good and reader.rejected_updates == 1
+    return unchanged, statistics.median(reloads), after_bad, reader.reads - reads
 
 
 def main() -> None:
@@ -66,12 +81,15 @@ def main() -> None:
     parser.add_argument("--prompts", default="77,1000,10000")
     parser.add_argument("--calls", type=int, default=100_000)
     args = parser.parse_args()
-    print(f"| prompts | get() unchanged (µs, median of 5 x {args.calls}) | get() after a swap (ms, median of 10) |")
-    print("| ---: | ---: | ---: |")
+    print(
+        f"| prompts | get() unchanged (µs, median of 5 x {args.calls}) | get() after a swap (ms, median of 10)"
+        " | get() after one bad update (µs) | file reads during those calls |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in args.prompts.split(",")):
-            same, reload = measure(n, args.calls, Path(tmp) / f"v{n}")
-            print(f"| {n} | {same:.1f} | {reload:.2f} |")
+            same, reload, bad, reads = measure(n, args.calls, Path(tmp) / f"v{n}")
+            print(f"| {n} | {same:.1f} | {reload:.2f} | {bad:.1f} | {reads} |")
     print(f"\n(os.cpu_count() = {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})")
 
 

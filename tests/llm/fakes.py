@@ -1,13 +1,12 @@
 """A small, real ``BaseChatModel`` for tests that need a judge without HTTP.
 
-:class:`ExactJudgeModel` reads the ``EXPECTED``/``OUTPUT`` sections that ``llm_judge`` writes
+:class:`ExactJudgeModel` reads the ``expected``/``output`` case blocks that ``llm_judge`` writes
 and answers score 1 when they are equal, else 0 (a deterministic stand-in for a judge).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -16,6 +15,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentensor_api import ModelSpec
 from agentensor_runner.llm import LlmRuntime
+
+from .scripted_server import case_fields
 
 
 class ExactJudgeModel(BaseChatModel):
@@ -27,9 +28,8 @@ class ExactJudgeModel(BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
         text = str(messages[-1].content)
-        expected = re.search(r"EXPECTED \(reference\):\n(.*?)(?:\n\n[A-Z]+|\Z)", text, re.DOTALL)
-        output = re.search(r"OUTPUT:\n(.*)\Z", text, re.DOTALL)
-        same = expected is not None and output is not None and expected.group(1).strip() == output.group(1).strip()
+        fields = case_fields(text)
+        same = "expected" in fields and "output" in fields and fields["expected"].strip() == fields["output"].strip()
         reply = json.dumps({"score": 1 if same else 0, "reason": "matches" if same else "does not match the reference"})
         message = AIMessage(
             reply,

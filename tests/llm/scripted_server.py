@@ -227,6 +227,14 @@ def _error(status: int, code: str, message: str) -> web.Response:
     )
 
 
+_CASE_BLOCK = re.compile(r'<(case_[0-9a-f]{16}) field="(\w+)">\n(.*?)\n</\1>', re.DOTALL)
+
+
+def case_fields(text: str) -> dict[str, str]:
+    """The ``field -> text`` of the delimited case blocks in an ``llm_judge`` user message."""
+    return {m.group(2): m.group(3) for m in _CASE_BLOCK.finditer(text)}
+
+
 def judge_reply(score: float, reason: str) -> str:
     """A judge answer in the format ``llm_judge`` asks for."""
     return json.dumps({"score": score, "pass": score >= 0.5, "reason": reason})
