@@ -40,6 +40,8 @@ class Target:
         index: position of the document in the file (0-based).
         namespace: its ``metadata.namespace`` (None: not written).
         spec: its ``spec`` as read; ``spec_node`` the same as a PyYAML node (with marks).
+        spec_key: the node of the ``spec`` key.
+        entries: ``workflow``, ``activeVersion`` and ``active`` of ``spec_node``: (position, key, value).
     """
 
     index: int
@@ -47,6 +49,7 @@ class Target:
     spec: dict[str, Any]
     spec_node: yaml.MappingNode
     spec_key: yaml.Node
+    entries: dict[str, tuple[int, yaml.Node, yaml.Node]]
 
     @property
     def workflow(self) -> str:
@@ -108,10 +111,8 @@ def edit(path: Path, text: str, target: Target, version: int, snapshot: ActiveSn
         EditError: a key is written twice or through an alias, or the result does not read
             back as exactly this change.
     """
-    entries = _spec_entries(path, target)
-    splices = (_flow_splices if target.spec_node.flow_style else _block_splices)(
-        text, target, entries, version, snapshot
-    )
+    plan = _flow_splices if target.spec_node.flow_style else _block_splices
+    splices = plan(text, target, target.entries, version, snapshot)
     new = text
     for start, end, replacement in sorted(splices, reverse=True):
         new = new[:start] + replacement + new[end:]
@@ -189,21 +190,21 @@ def _target(path: Path, index: int, doc: tuple[yaml.Node, Any], name: str, names
     key, spec_node = pairs[0]
     if spec_node.start_mark.index < key.end_mark.index:
         raise EditError(f"{path}: PromptConfig {name!r}: spec is an alias (*name); write it out to promote")
-    return Target(index, namespace, spec, spec_node, key)
+    return Target(index, namespace, spec, spec_node, key, _spec_entries(path, spec_node))
 
 
 _KEYS = ("workflow", "activeVersion", "active")
 
 
-def _spec_entries(path: Path, target: Target) -> dict[str, tuple[int, yaml.Node, yaml.Node]]:
+def _spec_entries(path: Path, spec_node: yaml.MappingNode) -> dict[str, tuple[int, yaml.Node, yaml.Node]]:
     """``workflow``, ``activeVersion`` and ``active`` of the spec node: (position, key, value).
 
     Raises:
         EditError: one is written twice, or a key or value is an alias (its marks are elsewhere).
     """
     entries: dict[str, tuple[int, yaml.Node, yaml.Node]] = {}
-    previous_end = target.spec_node.start_mark.index
-    for position, (key, value) in enumerate(target.spec_node.value):
+    previous_end = spec_node.start_mark.index
+    for position, (key, value) in enumerate(spec_node.value):
         name = key.value if isinstance(key, yaml.ScalarNode) else None
         if name in _KEYS:
             if name in entries:

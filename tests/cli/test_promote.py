@@ -3,16 +3,23 @@ and refuses a version the database does not have (SQLite and PostgreSQL, real st
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from agentensor_api import PromptConfig, config_checksum, load_manifests
+from agentensor_api import ActiveSnapshot, PromptConfig, config_checksum, load_manifests
 from agentensor_cli._app import app
+from agentensor_cli._promote_edit import check, check_snapshot_readers, edit, find_target, parse
 from agentensor_operator._decisions._promptconfig import active_snapshot_error
 from agentensor_store import Store
 
@@ -154,3 +161,218 @@ def test_unknown_name_fails_naming_it(tmp_path: Path) -> None:
     code, output = promote("nope", "--version", "1", "--file", str(path))
     assert code == 2 and "no PromptConfig named 'nope'" in output
     assert path.read_text() == MULTI
+
+
+# -- issue 20: the GitOps edit under hostile input ------------------------------------------------
+
+YAML11_OR_12_RETYPED = ["yes", "on", "no", "off", "y", "n", "Y", "12:30", "0o17", "1_000", ".inf", "null", "~",
+                        "2026-01-01", "1e3", "0x1F", "true", "=", "<<", "-.5", ""]  # fmt: skip
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``agentensor promote ...`` as a user runs it: a real process (hang guard: 120 s)."""
+    argv = [sys.executable, "-m", "agentensor_cli", "promote", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd, env=dict(os.environ))
+
+
+def _read_both(text: str) -> tuple[list[Any], list[Any]]:
+    """Every document as PyYAML (YAML 1.1) and ruamel.yaml's pure loader (YAML 1.2) read it."""
+    return list(yaml.safe_load_all(text)), list(YAML(typ="safe", pure=True).load_all(text))
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_texts_and_names_that_yaml_11_or_12_would_retype_are_promoted_as_strings(
+    store_url: str, tmp_path: Path
+) -> None:
+    texts = {f"p{i}": text for i, text in enumerate(YAML11_OR_12_RETYPED)} | {
+        name: "as a key" for name in YAML11_OR_12_RETYPED if name
+    }
+    parameters = {"mode": "on", "when": "12:30", "n": 1.5, "list": ["yes", 0.5, None, True]}
+    with Store(store_url) as store:
+        stored = store.register_version("router", texts, parameters, source="checkpoint")
+    path = tmp_path / "router.yaml"
+    path.write_text(MULTI[: MULTI.index("---\napiVersion: agentensor.dev/v1alpha1\nkind: TrainingRun")])
+    code, output = promote("router", "--version", "1", "--file", str(path), "--db", store_url)
+    assert code == 0, output
+    for docs in _read_both(path.read_text()):
+        assert docs[0]["spec"]["active"] == {"checksum": stored.checksum, "prompts": texts, "parameters": parameters}
+    promoted = load_manifests([path])[0]
+    assert isinstance(promoted, PromptConfig) and promoted.spec.active is not None
+    assert active_snapshot_error(promoted.spec.active, version=1, stored_checksum=stored.checksum) is None
+    assert '      "yes": as a key' in path.read_text() and '      p0: "yes"' in path.read_text()
+
+
+def _snapshot(prompts: dict[str, str], parameters: dict[str, Any] | None = None) -> ActiveSnapshot:
+    parameters = parameters or {}
+    return ActiveSnapshot(checksum=config_checksum(prompts, parameters), prompts=prompts, parameters=parameters)
+
+
+def _edited(text: str, snapshot: ActiveSnapshot | None, version: int = 7, namespace: str | None = None) -> str:
+    """The pure edit of ``promote`` (no store, no file), checked as the command checks it."""
+    path = Path("m.yaml")
+    text, docs = parse(path, text.encode())
+    target = find_target(path, docs, "router", namespace)
+    if snapshot is not None:
+        check_snapshot_readers(path, snapshot)
+    new = edit(path, text, target, version, snapshot)
+    check(path, docs, new, target, version, snapshot)
+    return new
+
+
+_TEXT = st.one_of(
+    st.text(max_size=40), st.sampled_from(YAML11_OR_12_RETYPED), st.text(alphabet=" \n:#-'\"\t|>yesno", max_size=20)
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    texts=st.dictionaries(
+        _TEXT.filter(lambda s: "\x00" not in s), _TEXT.filter(lambda s: "\x00" not in s), min_size=1, max_size=4
+    )
+)
+def test_any_stored_text_reads_back_the_same_in_yaml_11_and_12(texts: dict[str, str]) -> None:
+    snapshot = _snapshot(texts, {"k": next(iter(texts.values()))})
+    for manifest in (MULTI, MULTI.replace("\n", "\r\n"), FLOW):
+        new = _edited(manifest, snapshot)
+        for docs in _read_both(new):
+            assert docs[0]["spec"]["active"] == snapshot.to_wire()
+            assert docs[0]["spec"]["activeVersion"] == 7
+
+
+FLOW = "kind: PromptConfig\napiVersion: agentensor.dev/v1alpha1\nmetadata: {name: router}\nspec: {workflow: router, prompts: {}}\n"
+YES = _snapshot({"intent.a": "yes"})
+C = YES.checksum
+BLOCK2 = (
+    f'  activeVersion: 7\n  active:\n    checksum: {C}\n    prompts:\n      intent.a: "yes"\n    parameters: {{}}\n'
+)
+
+KUBECTL = """\
+apiVersion: agentensor.dev/v1alpha1
+kind: PromptConfig
+metadata:
+  name: router   
+  labels: {a: b}   # trailing
+spec:
+  workflow: 'router'   # the key
+  tags:
+  - x
+  -   y
+  prompts:
+    intent.a:
+      text: "alpha"    
+"""  # noqa: W291 - trailing whitespace is the point
+
+MULTI4 = """\
+# leading comment
+--- !!map
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: x}
+data:
+  k: |
+    keep   
+...
+---
+apiVersion: agentensor.dev/v1alpha1
+kind: PromptConfig
+metadata:
+    name: router
+spec:
+    activeVersion: 3      # old
+    workflow: router
+    active:
+        checksum: old
+        prompts:
+            intent.a: |+
+              old text
+
+        parameters: {x: 1}  # note
+    # a comment after the block
+    prompts:
+        intent.a: {text: a}
+---
+kind: PromptConfig
+apiVersion: agentensor.dev/v1alpha1
+metadata: {name: other}
+spec: {workflow: other}
+"""  # noqa: W291
+BLOCK4 = (
+    f'    active:\n        checksum: {C}\n        prompts:\n            intent.a: "yes"\n        parameters: {{}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("before", "snapshot", "after"),
+    [
+        pytest.param(KUBECTL, YES, KUBECTL.replace("# the key\n", "# the key\n" + BLOCK2), id="kubectl-lists-comments-trailing-space"),
+        pytest.param(
+            KUBECTL.replace("\n", "\r\n").rstrip("\r\n"), YES,
+            (KUBECTL.replace("# the key\n", "# the key\n" + BLOCK2)).replace("\n", "\r\n").rstrip("\r\n"),
+            id="crlf-no-final-newline",
+        ),
+        pytest.param(
+            "\ufeffkind: PromptConfig\r\napiVersion: agentensor.dev/v1alpha1\r\nmetadata: {name: router}\r\n"
+            "spec:\r\n  prompts: {}\r\n  workflow: router", YES,
+            "\ufeffkind: PromptConfig\r\napiVersion: agentensor.dev/v1alpha1\r\nmetadata: {name: router}\r\n"
+            "spec:\r\n  prompts: {}\r\n  workflow: router\r\n" + BLOCK2.replace("\n", "\r\n").rstrip("\r\n"),
+            id="bom-crlf-workflow-on-the-last-line",
+        ),
+        pytest.param(
+            MULTI4, YES,
+            MULTI4.replace("3      # old", "7      # old").replace(
+                MULTI4[MULTI4.index("    active:\n") : MULTI4.index("    # a comment")], BLOCK4
+            ),
+            id="other-documents-4-space-indent-block-replaced-in-place",
+        ),
+        pytest.param(
+            MULTI4, None,
+            MULTI4.replace("3      # old", "7      # old").replace(
+                MULTI4[MULTI4.index("    active:\n") : MULTI4.index("    # a comment")], ""
+            ),
+            id="database-unreachable-stale-block-removed",
+        ),
+        pytest.param(
+            FLOW, YES,
+            FLOW.replace("router, prompts", f'router, activeVersion: 7, active: {{checksum: {C}, prompts: {{intent.a: "yes"}}, parameters: {{}}}}, prompts'),
+            id="flow-style-spec",
+        ),
+        pytest.param(
+            FLOW.replace("prompts: {}}", "prompts: {}, active: {checksum: x}}"), None,
+            FLOW.replace("router, prompts", "router, activeVersion: 7, prompts"),
+            id="flow-style-stale-block-removed",
+        ),
+        pytest.param(
+            FLOW.replace("spec: {", "spec:\n  activeVersion:\n  ").replace(", prompts: {}}", "\n  prompts: {}"), None,
+            FLOW.replace("spec: {", "spec:\n  activeVersion: 7\n  ").replace(", prompts: {}}", "\n  prompts: {}"),
+            id="empty-activeversion",
+        ),
+    ],
+)  # fmt: skip
+def test_the_edit_changes_only_the_two_keys_byte_for_byte(
+    before: str, snapshot: ActiveSnapshot | None, after: str
+) -> None:
+    assert _edited(before, snapshot) == after
+
+
+def test_a_hostile_file_ends_in_one_line_error_and_an_unchanged_file(tmp_path: Path) -> None:
+    cases = {
+        "alias.yaml": MULTI.replace("metadata:\n", "x: &v 5\nmetadata:\n").replace("activeVersion: 2", "activeVersion: *v"),
+        "twice.yaml": MULTI.replace("  prompts:\n", "  activeVersion: 4\n  prompts:\n"),
+        "deep.yaml": MULTI + "---\n" + "[" * 100_000,
+        "latin1.yaml": MULTI.replace("router's", "router\xe9s"),
+        "bomb.yaml": MULTI + "---\n" + "".join(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9 if i else ["x"]) + "]\n" for i in range(10)),
+    }  # fmt: skip
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_bytes(text.encode("latin-1" if name == "latin1.yaml" else "utf-8"))
+        before = path.read_bytes()
+        result = cli("router", "--version", "1", "-f", str(path), "--db", f"sqlite:///{tmp_path}/none.db")
+        _one_line_error(result, name)
+        assert path.read_bytes() == before, name
