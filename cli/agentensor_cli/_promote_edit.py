@@ -334,7 +334,11 @@ def check_snapshot_readers(path: Path, snapshot: ActiveSnapshot) -> None:
     """
     written = wire(snapshot)
     for rendered in ("\n".join(render_block(written, 2)) + "\n", render_flow(written)):
-        if any(read != written for read in read_both(rendered)):
+        try:
+            readers = read_both(rendered)
+        except Exception as e:  # a reader's own error class: ruamel.yaml's or PyYAML's
+            raise EditError(f"{path}: spec.active would not parse back ({type(e).__name__}); file unchanged") from e
+        if any(read != written for read in readers):
             raise EditError(
                 f"{path}: spec.active would not read back the same in YAML 1.1 and 1.2; file left unchanged"
             )

@@ -251,7 +251,10 @@ def test_any_stored_text_reads_back_the_same_in_yaml_11_and_12(texts: dict[str, 
             assert docs[0]["spec"]["activeVersion"] == 7
 
 
-FLOW = "kind: PromptConfig\napiVersion: agentensor.dev/v1alpha1\nmetadata: {name: router}\nspec: {workflow: router, prompts: {}}\n"
+FLOW = (
+    "kind: PromptConfig\napiVersion: agentensor.dev/v1alpha1\nmetadata: {name: router}\n"
+    "spec: {workflow: router, prompts: {}}\n"
+)
 YES = _snapshot({"intent.a": "yes"})
 C = YES.checksum
 BLOCK2 = (
@@ -316,7 +319,10 @@ BLOCK4 = (
 @pytest.mark.parametrize(
     ("before", "snapshot", "after"),
     [
-        pytest.param(KUBECTL, YES, KUBECTL.replace("# the key\n", "# the key\n" + BLOCK2), id="kubectl-lists-comments-trailing-space"),
+        pytest.param(
+            KUBECTL, YES, KUBECTL.replace("# the key\n", "# the key\n" + BLOCK2),
+            id="kubectl-lists-comments-trailing-space",
+        ),
         pytest.param(
             KUBECTL.replace("\n", "\r\n").rstrip("\r\n"), YES,
             (KUBECTL.replace("# the key\n", "# the key\n" + BLOCK2)).replace("\n", "\r\n").rstrip("\r\n"),
@@ -345,7 +351,11 @@ BLOCK4 = (
         ),
         pytest.param(
             FLOW, YES,
-            FLOW.replace("router, prompts", f'router, activeVersion: 7, active: {{checksum: {C}, prompts: {{intent.a: "yes"}}, parameters: {{}}}}, prompts'),
+            FLOW.replace(
+                "router, prompts",
+                f'router, activeVersion: 7, active: {{checksum: {C}, prompts: {{intent.a: "yes"}}, parameters: {{}}}}, '
+                "prompts",
+            ),
             id="flow-style-spec",
         ),
         pytest.param(
@@ -368,11 +378,15 @@ def test_the_edit_changes_only_the_two_keys_byte_for_byte(
 
 def test_a_hostile_file_ends_in_one_line_error_and_an_unchanged_file(tmp_path: Path) -> None:
     cases = {
-        "alias.yaml": MULTI.replace("metadata:\n", "x: &v 5\nmetadata:\n").replace("activeVersion: 2", "activeVersion: *v"),
+        "alias.yaml": MULTI.replace("metadata:\n", "x: &v 5\nmetadata:\n").replace(
+            "activeVersion: 2", "activeVersion: *v"
+        ),
         "twice.yaml": MULTI.replace("  prompts:\n", "  activeVersion: 4\n  prompts:\n"),
         "deep.yaml": MULTI + "---\n" + "[" * 100_000,
         "latin1.yaml": MULTI.replace("router's", "router\xe9s"),
-        "bomb.yaml": MULTI + "---\n" + "".join(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9 if i else ["x"]) + "]\n" for i in range(10)),
+        "bomb.yaml": MULTI + "---\n" + "".join(
+            f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9 if i else ["x"]) + "]\n" for i in range(10)
+        ),
     }  # fmt: skip
     for name, text in cases.items():
         path = tmp_path / name
@@ -437,7 +451,7 @@ def test_concurrent_promotes_of_one_file_all_land(pg_url: str, tmp_path: Path) -
     finally:
         engine.dispose()
     for proc in procs:
-        out, errors = proc.communicate(timeout=120)
+        _, errors = proc.communicate(timeout=120)
         assert proc.returncode == 0, errors
     docs = list(yaml.safe_load_all(path.read_text()))
     for i, doc in enumerate(docs):
