@@ -145,6 +145,33 @@ def safe_load_all_limited(text: str) -> list[Any]:
         loader.dispose()
 
 
+def compose_all_limited(text: str) -> list[tuple[yaml.Node, Any]]:
+    """Each document of ``text`` as its node graph and its value, under the limits of
+    :func:`safe_load_all_limited`.
+
+    The nodes' ``start_mark.index`` / ``end_mark.index`` are character offsets into ``text``, so
+    a caller can edit one value in place and keep every other byte (``agentensor promote``).
+
+    Raises:
+        yaml.YAMLError: invalid YAML, too many aliases, too deep, or expanding too far.
+    """
+    loader = _LimitedLoader(text)
+    try:
+        docs: list[tuple[yaml.Node, Any]] = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+                raise yaml.YAMLError(
+                    f"document {len(docs)} expands to more than {MAX_EXPANDED_NODES} values through aliases; refused"
+                )
+            docs.append((node, loader.construct_document(node)))
+        return docs
+    finally:
+        loader.dispose()
+
+
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     """Values under ``node`` with every alias expanded; linear in the node graph (memoised by id)."""
     key = id(node)

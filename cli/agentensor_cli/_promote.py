@@ -13,87 +13,190 @@ PromptConfig ``NAME`` of ``FILE``::
             ...
         parameters: {...}
 
-so the commit's diff shows every prompt and parameter that changes. The rest of the file is kept
-byte for byte where ruamel.yaml's round trip allows (comments, key order, quoting).
+so the commit's diff shows every prompt and parameter that changes. Only those two keys' bytes
+change: the rest of the file (comments, quoting, list style, line endings, other documents) is
+kept byte for byte (:mod:`._promote_edit`), strings are written so that YAML 1.1 and 1.2 readers
+read them back the same (:mod:`._promote_yaml`), and the file is replaced by a locked
+compare-and-swap, so two promotes of one file both land (:mod:`._promote_file`).
 
-A version the database does not have is refused (exit 2). When the database cannot be reached,
+A version the database does not have is refused (exit 2), and so is a number no store can hold
+(over 2,147,483,647). When the database cannot be reached,
 the command says it could not check, writes ``spec.activeVersion`` alone and removes a stale
 ``spec.active`` (the operator then checks the version and serves its stored text).
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich.text import Text
 
-from ._common import DbOption, err, fail
+from ._common import DbOption, err
+from ._promote_edit import EditError, Target, check, check_snapshot_readers, edit, find_target, parse
+from ._promote_file import ManifestFileError, read_manifest, replace_if_unchanged, resolve
 
 if TYPE_CHECKING:
     from agentensor_api import ActiveSnapshot
+    from agentensor_store import Store, VersionRecord
 
 EXIT_INVALID = 2
+
+MAX_VERSION = 2**31 - 1
+"""Largest version number a store holds: ``prompt_versions.version`` is a 32-bit INTEGER on
+PostgreSQL (a larger number made the lookup fail as "cannot check" and was written)."""
+
+MAX_ATTEMPTS = 16
+"""Plans of the edit before giving up while other writers keep changing the file (each
+concurrent promote of the same file costs the others one more plan)."""
 
 
 class CannotCheckError(Exception):
     """The database holding the versions could not be read; the message says why."""
 
 
+def _fail(message: str) -> NoReturn:
+    """``error: message`` on stderr, data printed as is (no Rich markup or emoji codes), exit 2."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _say(message: str) -> None:
+    err.print(Text(message), highlight=False)
+
+
 def promote(
     name: Annotated[str, typer.Argument(help="metadata.name of the PromptConfig.")],
     version: Annotated[int, typer.Option("--version", min=1, help="Version number to make active.")],
     file: Annotated[Path, typer.Option("--file", "-f", help="Manifest file in a Git checkout.")],
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="metadata.namespace of the PromptConfig, when FILE has the name in several namespaces "
+            "(a document without metadata.namespace matches any).",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Point PromptConfig NAME in FILE at stored version N, writing its prompts and checksum.
 
     Sets spec.activeVersion and spec.active (the version's prompts, parameters and checksum), so
-    the Git diff shows the text that goes live. Fails (exit 2) when the database has no such
-    version. Commit the change and let Argo CD or Flux apply it; rollback is the same command
-    with an earlier version.
+    the Git diff shows the text that goes live; every other byte of FILE is kept. Fails (exit 2)
+    when the database has no such version, or FILE has no such PromptConfig or has it in several
+    namespaces (choose with -n). Commit the change and let Argo CD or Flux apply it; rollback is
+    the same command with an earlier version.
     """
-    try:
-        edit = PromotionEdit.read(file, name)
-    except (OSError, ValueError) as e:
-        fail(str(e))
-    try:
-        snapshot = stored_snapshot(db, edit.workflow, version)
-    except CannotCheckError as e:
-        err.print(
-            f"warning: could not check that workflow {edit.workflow!r} has version {version}: {e}. "
-            "Writing spec.activeVersion only (no prompt text in the diff); the operator checks the version.",
-            highlight=False,
-        )
-        snapshot = None
-    except LookupError as e:
-        fail(str(e))
-    try:
-        previous = edit.apply(version, snapshot)
-        edit.write()
-    except (OSError, ValueError) as e:
-        fail(str(e))
-    was = "inline spec" if previous is None else f"version {previous}"
+    if version > MAX_VERSION:
+        _fail(f"--version: {version} is larger than any stored version can be (at most {MAX_VERSION})")
+    path = resolve(file)
+    snapshots: dict[tuple[str | None, str], ActiveSnapshot | None] = {}
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            raw = read_manifest(path)
+            text, docs = parse(path, raw)
+            target = find_target(path, docs, name, namespace)
+            key = (target.namespace or namespace, target.workflow)
+            if key not in snapshots:
+                snapshots[key] = _snapshot_or_warn(db, key[0], target.workflow, version)
+            snapshot = snapshots[key]
+            if snapshot is not None:
+                check_snapshot_readers(path, snapshot)
+            new_text = edit(path, text, target, version, snapshot)
+            check(path, docs, new_text, target, version, snapshot)
+            if replace_if_unchanged(path, raw, new_text.encode("utf-8")):
+                _report(file, name, version, snapshot, target)
+                return
+        except (EditError, ManifestFileError) as e:
+            _fail(str(e))
+    _fail(f"{file}: the file kept changing while promoting ({MAX_ATTEMPTS} attempts); try again")
+
+
+def _report(file: Path, name: str, version: int, snapshot: ActiveSnapshot | None, target: Target) -> None:
+    was = "inline spec" if target.previous is None else f"version {target.previous}"
     text = f", {len(snapshot.prompts)} prompt(s), checksum {snapshot.checksum[:12]}" if snapshot else ""
-    err.print(f"{file}: PromptConfig {name} activeVersion {version}{text} (was {was})", highlight=False)
+    _say(f"{file}: PromptConfig {name} activeVersion {version}{text} (was {was})")
 
 
-def stored_snapshot(db: str | None, workflow: str, version: int) -> ActiveSnapshot:
+def _snapshot_or_warn(db: str | None, namespace: str | None, workflow: str, version: int) -> ActiveSnapshot | None:
+    """The stored snapshot, or None (with a warning) when the database cannot be read; exits 2
+    when it has no such version."""
+    try:
+        return stored_snapshot(db, namespace, workflow, version)
+    except CannotCheckError as e:
+        _say(
+            f"warning: could not check that workflow {workflow!r} has version {version}: {e}. "
+            "Writing spec.activeVersion only (no prompt text in the diff); the operator checks the version."
+        )
+        return None
+    except LookupError as e:
+        _fail(str(e))
+
+
+def stored_version(
+    store: Store, namespace: str | None, workflow: str, version: int
+) -> tuple[VersionRecord | None, int | None]:
+    """The one store lookup of ``promote``: version ``version`` of ``workflow`` and the latest version number.
+
+    ``namespace`` is the PromptConfig's (``metadata.namespace``, else ``-n``; None: neither);
+    versions are keyed by the workflow alone until the store keys them by namespace too.
+    """
+    del namespace
+    versions = store.list_versions(workflow)
+    latest = versions[-1].version if versions else None
+    return store.get_version(workflow, version), latest
+
+
+def stored_snapshot(db: str | None, namespace: str | None, workflow: str, version: int) -> ActiveSnapshot:
     """Version ``version`` of ``workflow`` from the database at ``db`` (default URL when None).
 
     The database is only read: no migration runs, and a SQLite file that does not exist is not
     created (it is reported as unreachable).
 
     Raises:
-        LookupError: the database is readable and has no such version (message lists the latest).
+        LookupError: the database is readable and has no such version (message lists the latest),
+            or its query failed for another reason than an outage, or the stored text is not
+            one a manifest can hold.
         CannotCheckError: the database cannot be reached or has no schema yet.
+    """
+    from pydantic import ValidationError
+
+    from agentensor_api import ActiveSnapshot
+    from agentensor_store import DatabaseUnavailableError, SchemaNotReadyError, StoreError
+
+    store = _open_readonly(db)
+    try:
+        record, latest = stored_version(store, namespace, workflow, version)
+    except (DatabaseUnavailableError, SchemaNotReadyError) as e:
+        raise CannotCheckError(f"{type(e).__name__}: {e}") from e
+    except StoreError as e:
+        raise LookupError(f"--version: cannot look version {version} up: {e}; file left unchanged") from e
+    finally:
+        store.close()
+    if record is None:
+        have = f"its latest is {latest}" if latest is not None else "it has no stored version"
+        raise LookupError(
+            f"--version: workflow {workflow!r} has no stored version {version} in {store.url} ({have}; "
+            f"see `agentensor checkpoints list {workflow}`)"
+        )
+    try:
+        return ActiveSnapshot(checksum=record.checksum, prompts=record.prompts, parameters=record.parameters)
+    except ValidationError as e:
+        raise LookupError(f"--version: stored version {version} cannot be written to a manifest: {e}") from e
+
+
+def _open_readonly(db: str | None) -> Store:
+    """The store at ``db`` (default URL when None), not migrated; a missing SQLite file is not created.
+
+    Raises:
+        CannotCheckError: the URL cannot be parsed, names a missing SQLite file or an unsupported database.
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from agentensor_api import ActiveSnapshot
-    from agentensor_store import Store, StoreError, UnsupportedDatabaseError, default_database_url
+    from agentensor_store import Store, UnsupportedDatabaseError, default_database_url
 
     url = db or default_database_url()
     try:
@@ -103,137 +206,6 @@ def stored_snapshot(db: str | None, workflow: str, version: int) -> ActiveSnapsh
     if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
         raise CannotCheckError(f"SQLite database {parsed.database} does not exist")
     try:
-        store = Store(url)
+        return Store(url)
     except UnsupportedDatabaseError as e:
         raise CannotCheckError(str(e)) from e
-    try:
-        record = store.get_version(workflow, version)
-        if record is None:
-            versions = [v.version for v in store.list_versions(workflow)]
-            have = f"its latest is {versions[-1]}" if versions else "it has no stored version"
-            raise LookupError(
-                f"--version: workflow {workflow!r} has no stored version {version} in {store.url} ({have}; "
-                f"see `agentensor checkpoints list {workflow}`)"
-            )
-    except StoreError as e:
-        raise CannotCheckError(f"{type(e).__name__}: {e}") from e
-    finally:
-        store.close()
-    return ActiveSnapshot(checksum=record.checksum, prompts=record.prompts, parameters=record.parameters)
-
-
-class PromotionEdit:
-    """One PromptConfig document of a (multi-document) YAML file, edited by a ruamel.yaml round trip."""
-
-    def __init__(self, path: Path, name: str, text: str, yaml: Any, docs: list[Any], target: Any) -> None:
-        self.path, self.name, self.text, self.yaml, self.docs, self.target = path, name, text, yaml, docs, target
-        self.snapshot: ActiveSnapshot | None = None
-
-    @classmethod
-    def read(cls, path: Path, name: str) -> PromotionEdit:
-        """Parse ``path`` and find PromptConfig ``name``.
-
-        Raises:
-            ValueError: the YAML cannot be parsed, or has no such PromptConfig, or it has no
-                ``spec`` mapping with a ``workflow``.
-            OSError: the file cannot be read.
-        """
-        from ruamel.yaml import YAML
-        from ruamel.yaml.comments import CommentedMap
-        from ruamel.yaml.error import YAMLError
-
-        text = path.read_text(encoding="utf-8")
-        yaml = YAML(typ="rt")
-        yaml.preserve_quotes = True
-        yaml.width = 4096  # never re-wrap long prompt texts
-        yaml.indent(mapping=2, sequence=4, offset=2)
-        yaml.explicit_start = text.lstrip().startswith("---")
-        try:
-            docs = list(yaml.load_all(text))
-        except YAMLError as e:
-            raise ValueError(f"{path}: cannot parse YAML: {e}") from e
-        target = next((doc for doc in docs if _is_promptconfig(doc, name)), None)
-        if target is None:
-            raise ValueError(f"{path}: no PromptConfig named {name!r} (metadata.name)")
-        spec = target.get("spec")
-        if not isinstance(spec, CommentedMap) or not isinstance(spec.get("workflow"), str):
-            raise ValueError(f"{path}: PromptConfig {name!r} has no spec.workflow")
-        return cls(path, name, text, yaml, docs, target)
-
-    @property
-    def workflow(self) -> str:
-        return str(self.target["spec"]["workflow"])
-
-    def apply(self, version: int, snapshot: ActiveSnapshot | None) -> int | None:
-        """Set ``spec.activeVersion`` (after ``spec.workflow`` when new) and ``spec.active``.
-
-        ``snapshot`` None removes ``spec.active`` (it would describe another version). Returns
-        the previous activeVersion (None: the inline spec was live).
-        """
-        spec = self.target["spec"]
-        previous = spec.get("activeVersion")
-        if "activeVersion" in spec:
-            spec["activeVersion"] = version
-        else:
-            spec.insert(list(spec.keys()).index("workflow") + 1, "activeVersion", version)
-        if snapshot is None:
-            spec.pop("active", None)
-        elif "active" in spec:
-            spec["active"] = _snapshot_node(snapshot, literal=True)
-        else:
-            spec.insert(list(spec.keys()).index("activeVersion") + 1, "active", _snapshot_node(snapshot, literal=True))
-        self.snapshot = snapshot
-        return int(previous) if previous is not None else None
-
-    def write(self) -> None:
-        """Write the file; the written snapshot is read back and must equal the one applied.
-
-        Literal blocks (``|-``) keep multi-line prompts readable; if one does not read back
-        exactly (YAML cannot hold every string as a block), the text is written quoted instead.
-
-        Raises:
-            ValueError: the edit does not read back as written.
-            OSError: the file cannot be written.
-        """
-        out = self._dump()
-        if self.snapshot is not None and not self._reads_back(out):
-            self.target["spec"]["active"] = _snapshot_node(self.snapshot, literal=False)
-            out = self._dump()
-            if not self._reads_back(out):
-                raise ValueError(f"{self.path}: spec.active does not read back as written; file left unchanged")
-        self.path.write_text(out, encoding="utf-8")
-
-    def _dump(self) -> str:
-        buffer = io.StringIO()
-        self.yaml.dump_all(self.docs, buffer)
-        return buffer.getvalue()
-
-    def _reads_back(self, text: str) -> bool:
-        import yaml
-
-        assert self.snapshot is not None
-        doc = next((d for d in yaml.safe_load_all(text) if _is_promptconfig(d, self.name)), None)
-        active = ((doc or {}).get("spec") or {}).get("active")
-        return bool(active == self.snapshot.to_wire())
-
-
-def _is_promptconfig(doc: Any, name: str) -> bool:
-    return (
-        isinstance(doc, dict) and doc.get("kind") == "PromptConfig" and (doc.get("metadata") or {}).get("name") == name
-    )
-
-
-def _snapshot_node(snapshot: ActiveSnapshot, *, literal: bool) -> Any:
-    """``spec.active`` as ruamel nodes: prompts sorted by name, multi-line texts as literal blocks."""
-    from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.scalarstring import LiteralScalarString
-
-    prompts = CommentedMap()
-    for key in sorted(snapshot.prompts):
-        text = snapshot.prompts[key]
-        prompts[key] = LiteralScalarString(text) if literal and "\n" in text else text
-    node = CommentedMap()
-    node["checksum"] = snapshot.checksum
-    node["prompts"] = prompts
-    node["parameters"] = dict(snapshot.parameters)
-    return node
