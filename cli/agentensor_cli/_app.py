@@ -386,15 +386,16 @@ def crds(
     if output is None:
         sys.stdout.write("---\n".join(files.values()))
         return
+    if output.exists() and not output.is_dir():
+        fail(f"-o {output}: is not a directory; name the directory to write the CRD files into")
     drift = []
     for fname, text in files.items():
         path = output / fname
         if check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
                 drift.append(str(path))
         else:
-            output.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            _write_text(path, text)
     if drift:
         fail(f"CRDs drifted from the models: {drift}; run `agentensor crds -o {output}`", code=1)
 
@@ -408,12 +409,22 @@ def docs(
     from agentensor_api import render_api_docs
 
     text = render_api_docs()
+    if output.is_dir():
+        fail(f"-o {output}: is a directory; name the Markdown file to write")
     if check:
-        if not output.exists() or output.read_text(encoding="utf-8") != text:
+        if not output.is_file() or output.read_text(encoding="utf-8", errors="replace") != text:
             fail(f"{output} drifted from the models; run `agentensor docs -o {output}`", code=1)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    _write_text(output, text)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (creating its folder); exits 2 naming the path when it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        fail(f"-o {path}: cannot write ({e.strerror or e})")
 
 
 _register_operator_cmds(app)
