@@ -10,9 +10,10 @@ added with :class:`rich.text.Text` spans, never with markup (see :func:`fail`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,10 +22,38 @@ from rich.text import Text
 if TYPE_CHECKING:
     from agentensor_store import Store
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Characters a terminal acts on (ESC sequences that retitle a window, move the cursor or forge
+a hyperlink; carriage returns that overwrite a line; bidirectional overrides that reorder it)."""
+
+
+def visible(text: str) -> str:
+    """``text`` with each terminal control character written as a ``\\xNN``/``\\uNNNN`` escape.
+
+    Newlines and tabs are kept. Used on every string the consoles render, so a case id or a path
+    from a downloaded dataset cannot drive the user's terminal.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class DataConsole(Console):
+    """A Rich console for which every string is data: no markup, no emoji codes, no highlighting,
+    control characters escaped (:func:`visible`).
+
+    ``render_str`` is where Rich turns every ``str`` (a printed message, a table cell, a title)
+    into text, so a caller cannot turn markup back on by mistake (``markup=True`` is ignored).
+    Style is added with :class:`rich.text.Text` spans instead.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs.update(markup=False, emoji=False, highlight=False)
+        return super().render_str(visible(text), **kwargs)
+
+
 # soft_wrap: messages are never broken at the console width (80 columns when stderr is a pipe,
 # as in a Pod's log), so a line of log is one line, whatever reads it.
-err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
-out = Console(markup=False, emoji=False, highlight=False)
+err = DataConsole(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+out = DataConsole(markup=False, emoji=False, highlight=False)
 
 DbOption = Annotated[
     str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL, else ./agentensor.db).")
@@ -139,7 +168,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
     ``message`` is shown verbatim (it usually holds names and paths from the user's data).
     """
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
+    err.print(Text.assemble(("error:", "bold red"), " ", visible(message)))
     raise typer.Exit(code)
 
 

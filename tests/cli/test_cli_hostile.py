@@ -29,6 +29,7 @@ RUN_ID = "[/x]run"
 WORKFLOW = "wf_hostile"
 NOT_UTF8 = b"\xff\xfe[/x]"
 HUGE = "99999999999999999999999"
+ESCAPES = "\x1b]0;pwned\x07\u202e"  # retitles the terminal window, then reverses the line
 
 Arg = str | bytes
 
@@ -98,6 +99,12 @@ CASES = [
     _c("report-diff", lambda s: ["report", RUN_ID, "--db", s.db, "--diff", "1", "1"], 0, "are identical"),
     _c("report-unknown", lambda s: ["report", "[/x]", "--db", s.db], 1, "RUN '[/x]'"),
     _c("report-ns-name", lambda s: ["report", "n[/x]/[bold]", "--db", s.db], 1, "n[/x]/[bold]"),
+    _c(
+        "report-escape-seq",
+        lambda s: ["report", "\x1b]0;pwned\x07\u202e", "--db", s.db],
+        1,
+        "\\x1b]0;pwned\\x07\\u202e",
+    ),
     _c("report-not-utf8", lambda s: ["report", NOT_UTF8, "--db", s.db], 2, "not valid UTF-8"),
     _c("report-long", lambda s: ["report", "r" * 5000, "--db", s.db], 2, "5000 characters"),
     _c("report-out-device", lambda s: ["report", RUN_ID, "--db", s.db, "-o", "/dev/null"], 2, "not a directory"),
@@ -242,3 +249,41 @@ def test_every_command_has_help() -> None:
     ):
         res = agentensor(*command, "--help")
         assert res.returncode == 0 and "Traceback" not in res.stderr, (command, res.stderr)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        pytest.param("[/x][bold]:smile:", "[/x][bold]:smile:", id="markup-kept-verbatim"),
+        pytest.param("a\x1b[2Jb", "a\\x1b[2Jb", id="escape-sequence"),
+        pytest.param("a\rb", "a\\rb", id="carriage-return"),
+        pytest.param("a\u202eb", "a\\u202eb", id="bidi-override"),
+        pytest.param("a\x9bb", "a\\x9bb", id="c1-csi"),
+        pytest.param("line\n\tnext", "line\n\tnext", id="newline-and-tab-kept"),
+        pytest.param("é日本", "é日本", id="printable-unicode-kept"),
+    ],
+)
+def test_the_consoles_print_data_as_written(text: str, shown: str) -> None:
+    from rich.table import Table
+
+    from agentensor_cli._common import DataConsole
+
+    console = DataConsole(record=True, width=200, markup=False)
+    console.print(text, markup=True)  # asking for markup does not turn it on
+    table = Table(title=text)
+    table.add_column(text)
+    table.add_row(text)
+    console.print(table)
+    printed = console.export_text()
+    assert printed.count(shown.split("\n")[0]) == 4, printed
+
+
+def test_no_cli_module_builds_its_own_console() -> None:
+    """Every console of the CLI is a DataConsole from _common, so new code cannot print data as markup."""
+    sources = sorted((REPO / "cli" / "agentensor_cli").glob("*.py"))
+    offenders = [
+        p.name
+        for p in sources
+        if p.name != "_common.py" and ("Console(" in p.read_text() or "markup=True" in p.read_text())
+    ]
+    assert offenders == []
