@@ -298,22 +298,27 @@ def _print_summary(run: TrainingRun | EvaluationRun, run_id: str, status: RunSta
     print(json.dumps(summary), flush=True)
 
 
+_MaxJobsOption = Annotated[
+    int | None,
+    typer.Option("--max-concurrent-jobs", min=1, max=1_000_000, help="Active runner Jobs at most, operator-wide."),
+]
+_MetricsPortOption = Annotated[
+    int | None, typer.Option("--metrics-port", min=0, max=65535, help="Port of /metrics (0: off).")
+]
+_LivenessPortOption = Annotated[
+    int | None, typer.Option("--liveness-port", min=0, max=65535, help="Port of /healthz (0: off).")
+]
+
+
 def operator(
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", "-n", help="Serve this namespace (repeatable); default: cluster-wide."),
     ] = None,
-    max_concurrent_jobs: Annotated[
-        int | None,
-        typer.Option("--max-concurrent-jobs", min=1, max=1_000_000, help="Active runner Jobs at most, operator-wide."),
-    ] = None,
+    max_concurrent_jobs: _MaxJobsOption = None,
     db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL).")] = None,
-    metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", min=0, max=65535, help="Port of /metrics (0: off).")
-    ] = None,
-    liveness_port: Annotated[
-        int | None, typer.Option("--liveness-port", min=0, max=65535, help="Port of /healthz (0: off).")
-    ] = None,
+    metrics_port: _MetricsPortOption = None,
+    liveness_port: _LivenessPortOption = None,
     metrics_bind_address: Annotated[
         str | None,
         typer.Option("--metrics-bind-address", help="[HOST]:PORT of /metrics, e.g. :9090 or 127.0.0.1:9090 (0: off)."),

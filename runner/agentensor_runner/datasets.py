@@ -87,6 +87,20 @@ def storable_case_id(case_id: str) -> str:
     return f"{case_id[: MAX_CASE_ID_CHARS - 17]}~{digest}"
 
 
+def _case_id(spec: DatasetSpec, row: dict[str, Any], i: int, err: str | None) -> tuple[str, str | None]:
+    """Row ``i``'s case id (its ``idField`` value, else ``i``) and its error, which an id over
+    :data:`MAX_CASE_ID_CHARS` sets (the id is then shortened by :func:`storable_case_id`)."""
+    cid = str(row.get(spec.id_field)) if spec.id_field and row.get(spec.id_field) is not None else str(i)
+    if len(cid) <= MAX_CASE_ID_CHARS:
+        return cid, err
+    short = storable_case_id(cid)
+    why = (
+        f"row {i}: its id ({spec.id_field}) has {len(cid)} characters, more than the {MAX_CASE_ID_CHARS} a "
+        f"case id may hold; recorded as {short!r}"
+    )
+    return short, err or why
+
+
 def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] | None, str | None]]:
     """The dataset's rows, each ``(row, None)`` or ``(row or None, why it is unusable)``.
 
@@ -179,14 +193,7 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
         if _has_nul(row):
             row = _escape_nul(row)
             err = err or f"row {i} holds a NUL character (U+0000), which PostgreSQL cannot store; shown as \\u0000"
-        cid = str(row.get(spec.id_field)) if spec.id_field and row.get(spec.id_field) is not None else str(i)
-        if len(cid) > MAX_CASE_ID_CHARS:
-            short = storable_case_id(cid)
-            err = err or (
-                f"row {i}: its id ({spec.id_field}) has {len(cid)} characters, more than the {MAX_CASE_ID_CHARS} a "
-                f"case id may hold; recorded as {short!r}"
-            )
-            cid = short
+        cid, err = _case_id(spec, row, i, err)
         if err is None and spec.input_field not in row:
             err = f"row {i} has no field {spec.input_field!r} (spec.dataset.inputField)"
         if err is None and spec.expected_field and spec.expected_field not in row:
