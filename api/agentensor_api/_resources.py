@@ -22,16 +22,32 @@ SpecT = TypeVar("SpecT", bound=BaseModel)
 StatusT = TypeVar("StatusT", bound=BaseModel)
 
 
+DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL_PATTERN = f"^{DNS1123_LABEL}$"
+"""A DNS-1123 label (at most 63 characters): what Kubernetes requires of a namespace."""
+DNS1123_SUBDOMAIN_PATTERN = rf"^{DNS1123_LABEL}(\.{DNS1123_LABEL})*$"
+"""DNS-1123 labels joined by dots (at most 253 characters): what Kubernetes requires of the name
+of a custom resource."""
+UID_MAX_CHARS = 64
+"""Longest ``metadata.uid``: it becomes the run id, an ``agentensor_runs.id`` ``VARCHAR(64)``
+(the API server's uids are 36-character UUIDs)."""
+
+
 class ObjectMeta(BaseModel):
-    """The subset of ``metav1.ObjectMeta`` we read; other keys are kept as given."""
+    """The subset of ``metav1.ObjectMeta`` we read; other keys are kept as given.
+
+    ``name`` and ``namespace`` are checked as the API server checks them (the CRD schema cannot:
+    the API server refuses any keyword under ``metadata``), so a local ``agentensor run`` refuses
+    what a cluster would, and no name can reach a database column that cannot hold it.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
-    namespace: str = "default"
+    name: str = Field(pattern=DNS1123_SUBDOMAIN_PATTERN, max_length=253)
+    namespace: str = Field(default="default", pattern=DNS1123_LABEL_PATTERN, max_length=63)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    uid: str | None = None
+    uid: str | None = Field(default=None, min_length=1, max_length=UID_MAX_CHARS, pattern=r"^[^\x00]*$")
     generation: int | None = None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sys
 from pathlib import Path
@@ -24,12 +25,21 @@ from agentensor_api import (
     render_crds,
 )
 
-from ._common import DbOption, err, fail, open_store, out
+from ._common import (
+    RUN_ID_MAX_CHARS,
+    VERSION_MAX,
+    DbOption,
+    data_text,
+    err,
+    fail,
+    open_store,
+    out,
+)
 from ._operator_cmds import register as _register_operator_cmds
 from ._report_cmd import register as _register_report_cmd
 
 if TYPE_CHECKING:
-    from agentensor_store import Store
+    from agentensor_store import Store, VersionRecord
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 checkpoints_app = typer.Typer(no_args_is_help=True, help="List and export checkpointed versions.")
@@ -47,7 +57,7 @@ class _Progress:
         self.name = name
         self.tty = err.is_terminal
         self.bar = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -86,7 +96,14 @@ def run(
     file: Annotated[list[Path], typer.Option("-f", "--file", help="Manifest file(s); multi-document YAML allowed.")],
     db: DbOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where summary.json and report.html go.")] = Path("out"),
-    run_id: Annotated[str | None, typer.Option("--run-id", help="Resume (or name) a run by id.")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="Resume (or name) a run by id (1-64 characters).",
+            callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
+        ),
+    ] = None,
 ) -> None:
     """Run the TrainingRun/EvaluationRun documents in FILE(s) with the PromptConfigs they reference."""
     from agentensor_runner import write_outputs
@@ -102,10 +119,9 @@ def run(
     if run_id is not None and len(runs) > 1:
         fail(f"--run-id names one run, but the files hold {len(runs)} runs; run them one at a time")
     _check_out_dir(out_dir)
-    try:
-        store = open_store(db, ride_out_outages=True)
-    except AgentensorError as e:
-        fail(f"--db: {e}")
+    if run_id == "":
+        fail("--run-id: must not be empty")
+    store = open_store(db, ride_out_outages=True)
     failed = 0
     try:
         for res in runs:
@@ -206,10 +222,21 @@ def _print_status(res: TrainingRun | EvaluationRun, status: RunStatus) -> None:
     out.print(t)
 
 
+WorkflowArg = Annotated[
+    str,
+    typer.Argument(
+        help="Workflow key (spec.workflow of a PromptConfig).", callback=data_text("WORKFLOW", max_chars=253)
+    ),
+]
+
+
 @checkpoints_app.command("list")
-def checkpoints_list(workflow: str, db: DbOption = None) -> None:
-    """List the checkpoints of WORKFLOW (version, epoch, validation score, run, checksum)."""
-    store = open_store(db)
+def checkpoints_list(workflow: WorkflowArg, db: DbOption = None) -> None:
+    """List the checkpoints of WORKFLOW (version, epoch, validation score, run, checksum).
+
+    Only reads: a --db that names no existing database is refused (exit 2), nothing is created.
+    """
+    store = open_store(db, read_only=True)
     try:
         rows = store.list_checkpoints(workflow=workflow)
         if not rows:
@@ -233,18 +260,28 @@ def checkpoints_list(workflow: str, db: DbOption = None) -> None:
 
 @checkpoints_app.command("export")
 def checkpoints_export(
-    workflow: str,
-    output: Annotated[Path, typer.Option("-o", "--output", help="PromptConfig manifest to write.")],
-    version: Annotated[int | None, typer.Option("--version", help="Version number.")] = None,
+    workflow: WorkflowArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PromptConfig manifest file to write.")],
+    version: Annotated[int | None, typer.Option("--version", min=1, max=VERSION_MAX, help="Version number.")] = None,
     best: Annotated[bool, typer.Option("--best", help="The best-scoring checkpoint.")] = False,
-    name: Annotated[str | None, typer.Option("--name", help="metadata.name (default: WORKFLOW).")] = None,
-    namespace: Annotated[str, typer.Option("--namespace")] = "default",
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="metadata.name (default: WORKFLOW with each '_' written '-').", show_default=False),
+    ] = None,
+    namespace: Annotated[str, typer.Option("--namespace", help="metadata.namespace (a DNS-1123 label).")] = "default",
     db: DbOption = None,
 ) -> None:
-    """Write a PromptConfig manifest holding one stored version of WORKFLOW."""
+    """Write a PromptConfig manifest holding one stored version of WORKFLOW.
+
+    The manifest is validated as ``agentensor run`` and the API server read it before it is
+    written. Only reads the database: a --db that names no existing database is refused.
+    Exit codes: 0 written, 1 no such checkpoint or version, 2 invalid input.
+    """
     if (version is None) == (not best):
         fail("give exactly one of --version N or --best")
-    store = open_store(db)
+    if output.is_dir():
+        fail(f"-o {output}: is a directory; name the manifest file to write, e.g. {output / 'promptconfig.yaml'}")
+    store = open_store(db, read_only=True)
     try:
         if best:
             cp = store.best_checkpoint(workflow=workflow)
@@ -255,36 +292,87 @@ def checkpoints_export(
         rec = store.get_version(workflow, version)
         if rec is None:
             fail(f"workflow {workflow!r} has no version {version}", code=1)
-        doc = {
-            "apiVersion": "agentensor.dev/v1alpha1",
-            "kind": "PromptConfig",
-            "metadata": {
-                "name": name or workflow,
-                "namespace": namespace,
-                "annotations": {"agentensor.dev/version": str(rec.version), "agentensor.dev/checksum": rec.checksum},
-            },
-            "spec": {
-                "workflow": workflow,
-                "prompts": {k: {"text": v} for k, v in sorted(rec.prompts.items())},
-                "parameters": rec.parameters,
-            },
-        }
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
-        err.print(f"wrote version {rec.version} ({rec.checksum[:12]}) to {output}", highlight=False)
     finally:
         store.close()
+    text = _exported_manifest(rec, workflow, name or exported_name(workflow), namespace)
+    _write_output(output, text)
+    err.print(f"wrote version {rec.version} ({rec.checksum[:12]}) to {output}")
+
+
+def exported_name(workflow: str) -> str:
+    """The default ``metadata.name`` of an exported PromptConfig: ``workflow`` with ``_`` as ``-``.
+
+    A workflow key may hold ``_`` and a Kubernetes object name may not; every other character a
+    key may hold (``a-z``, ``0-9``, ``-``, ``.``, alphanumeric at both ends) a name may too.
+    """
+    return workflow.replace("_", "-")
+
+
+_OPTION_OF_FIELD = {"metadata.name": "--name", "metadata.namespace": "--namespace"}
+
+
+def _exported_manifest(rec: VersionRecord, workflow: str, name: str, namespace: str) -> str:
+    """The YAML of the PromptConfig holding ``rec``, checked with the loader ``agentensor run`` uses."""
+    from agentensor_api import parse_resource
+
+    doc = {
+        "apiVersion": "agentensor.dev/v1alpha1",
+        "kind": "PromptConfig",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {"agentensor.dev/version": str(rec.version), "agentensor.dev/checksum": rec.checksum},
+        },
+        "spec": {
+            "workflow": workflow,
+            "prompts": {k: {"text": v} for k, v in sorted(rec.prompts.items())},
+            "parameters": rec.parameters,
+        },
+    }
+    try:
+        parse_resource(doc, source="the exported manifest")
+    except ManifestError as e:
+        option = _OPTION_OF_FIELD.get(e.field)
+        fail(f"{option}: {e.reason}" if option else f"cannot export: {e.field}: {e.reason}")
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``; exits 2 naming ``-o`` when it cannot be written.
+
+    A FIFO is opened without blocking, so one that no process reads is refused instead of hanging.
+    """
+    import stat
+
+    data = text.encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        is_fifo = path.exists() and stat.S_ISFIFO(path.stat().st_mode)
+        flags = os.O_WRONLY | (os.O_NONBLOCK if is_fifo else os.O_CREAT | os.O_TRUNC)
+        fd = os.open(path, flags, 0o666)
+        try:
+            if is_fifo:
+                os.set_blocking(fd, True)
+            with os.fdopen(fd, "wb", closefd=False) as fh:
+                fh.write(data)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        why = "no process reads the FIFO" if e.errno == errno.ENXIO else (e.strerror or str(e))
+        fail(f"-o {path}: cannot write the manifest ({why})")
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
-    """Apply migrations up to REVISION (default head)."""
-    from agentensor_store import Store, default_database_url
-
-    store = Store(db or default_database_url())
+def db_upgrade(
+    db: DbOption = None,
+    revision: Annotated[
+        str, typer.Option("--revision", help="Alembic revision.", callback=data_text("--revision", max_chars=64))
+    ] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default head). Exit 2 for a bad --db or --revision."""
+    store = open_store(db, revision=revision)
     try:
-        store.upgrade(revision)
-        err.print(f"database at {store.url} is at revision {store.current_revision()}", highlight=False)
+        err.print(f"database at {store.url} is at revision {store.current_revision()}")
     finally:
         store.close()
 
@@ -299,15 +387,16 @@ def crds(
     if output is None:
         sys.stdout.write("---\n".join(files.values()))
         return
+    if output.exists() and not output.is_dir():
+        fail(f"-o {output}: is not a directory; name the directory to write the CRD files into")
     drift = []
     for fname, text in files.items():
         path = output / fname
         if check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
                 drift.append(str(path))
         else:
-            output.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            _write_text(path, text)
     if drift:
         fail(f"CRDs drifted from the models: {drift}; run `agentensor crds -o {output}`", code=1)
 
@@ -321,12 +410,22 @@ def docs(
     from agentensor_api import render_api_docs
 
     text = render_api_docs()
+    if output.is_dir():
+        fail(f"-o {output}: is a directory; name the Markdown file to write")
     if check:
-        if not output.exists() or output.read_text(encoding="utf-8") != text:
+        if not output.is_file() or output.read_text(encoding="utf-8", errors="replace") != text:
             fail(f"{output} drifted from the models; run `agentensor docs -o {output}`", code=1)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    _write_text(output, text)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (creating its folder); exits 2 naming the path when it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        fail(f"-o {path}: cannot write ({e.strerror or e})")
 
 
 _register_operator_cmds(app)
@@ -334,5 +433,13 @@ _register_report_cmd(app)
 
 
 def main() -> None:
+    """Entry point of ``agentensor``.
+
+    Paths that are not UTF-8 reach Python as lone surrogates; stdout and stderr write them as
+    ``\\udcNN`` escapes instead of raising ``UnicodeEncodeError`` in the middle of a message.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     app()

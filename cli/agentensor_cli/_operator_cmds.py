@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from ._common import err, outage_retry_seconds
+from ._common import RUN_ID_MAX_CHARS, data_text, err, outage_retry_seconds
 from ._promote import promote
 
 if TYPE_CHECKING:
@@ -149,7 +149,12 @@ def runner(
         str | None, typer.Option("--shard", help="I/N: run only shard I of N of an EvaluationRun's cases.")
     ] = None,
     run_id: Annotated[
-        str | None, typer.Option("--run-id", help="Database run id (default: the run's metadata.uid).")
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="Database run id, 1-64 characters (default: the run's metadata.uid).",
+            callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
+        ),
     ] = None,
 ) -> None:
     """Execute the run in MANIFEST to completion (what an operator-created Job runs).
@@ -295,17 +300,27 @@ def _print_summary(run: TrainingRun | EvaluationRun, run_id: str, status: RunSta
     print(json.dumps(summary), flush=True)
 
 
+_MaxJobsOption = Annotated[
+    int | None,
+    typer.Option("--max-concurrent-jobs", min=1, max=1_000_000, help="Active runner Jobs at most, operator-wide."),
+]
+_MetricsPortOption = Annotated[
+    int | None, typer.Option("--metrics-port", min=0, max=65535, help="Port of /metrics (0: off).")
+]
+_LivenessPortOption = Annotated[
+    int | None, typer.Option("--liveness-port", min=0, max=65535, help="Port of /healthz (0: off).")
+]
+
+
 def operator(
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", "-n", help="Serve this namespace (repeatable); default: cluster-wide."),
     ] = None,
-    max_concurrent_jobs: Annotated[
-        int | None, typer.Option("--max-concurrent-jobs", min=1, help="Active runner Jobs at most, operator-wide.")
-    ] = None,
+    max_concurrent_jobs: _MaxJobsOption = None,
     db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL).")] = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Port of /metrics (0: off).")] = None,
-    liveness_port: Annotated[int | None, typer.Option("--liveness-port", help="Port of /healthz (0: off).")] = None,
+    metrics_port: _MetricsPortOption = None,
+    liveness_port: _LivenessPortOption = None,
     metrics_bind_address: Annotated[
         str | None,
         typer.Option("--metrics-bind-address", help="[HOST]:PORT of /metrics, e.g. :9090 or 127.0.0.1:9090 (0: off)."),

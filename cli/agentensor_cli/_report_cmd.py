@@ -10,35 +10,44 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from agentensor_api import AgentensorError, RunStatus
+from agentensor_api import RunStatus
 
-from ._common import DbOption, err, fail, open_store
+from ._common import VERSION_MAX, DbOption, data_text, err, fail, open_store
 
 if TYPE_CHECKING:
     from agentensor_store import RunRecord, Store
 
 _SHARD = re.compile(r"^(?P<uid>.+)-s\d+$")
+RUN_MAX_CHARS = 63 + 1 + 253
+"""Longest RUN: a NAMESPACE/NAME (a 63-character label, ``/``, a 253-character name); a run id
+is at most 64 characters."""
 
 
 def report(
-    run: Annotated[str, typer.Argument(help="Run id, or NAMESPACE/NAME (the newest run of that name).")],
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="Run id, or NAMESPACE/NAME (the newest run of that name).",
+            callback=data_text("RUN", max_chars=RUN_MAX_CHARS),
+        ),
+    ],
     db: DbOption = None,
     out_dir: Annotated[Path, typer.Option("-o", "--out", help="Where summary.json and report.html go.")] = Path("out"),
     diff: Annotated[
         tuple[int, int] | None,
-        typer.Option("--diff", help="Print the diff of versions A B of the run's workflow instead."),
+        typer.Option(
+            "--diff", min=1, max=VERSION_MAX, help="Print the diff of versions A B of the run's workflow instead."
+        ),
     ] = None,
 ) -> None:
     """Render summary.json and report.html of RUN from the database (a local or in-cluster run).
 
-    Exit codes: 0 written, 1 no such run or version, 2 invalid input (a bad --db or --out).
+    Only reads the database: a --db that names no existing database is refused, nothing is created.
+    Exit codes: 0 written, 1 no such run or version, 2 invalid input (a bad --db, --out or --diff).
     """
     from agentensor_runner import write_outputs
 
-    try:
-        store = open_store(db)
-    except AgentensorError as e:
-        fail(f"--db: {e}")
+    store = open_store(db, read_only=True)
     try:
         rec = _resolve(store, run)
         if diff is not None:

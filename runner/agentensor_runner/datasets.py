@@ -24,6 +24,11 @@ from agentensor_api._limits import read_bounded
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 """Refuse dataset files above 512 MiB: the runner holds cases in memory."""
 
+MAX_CASE_ID_CHARS = 255
+"""Longest case id: ``agentensor_case_results.case_id`` and ``agentensor_eval_cache.case_id`` are
+``VARCHAR(255)``. PostgreSQL refuses a longer value where SQLite stores it, so a longer id is
+shortened here, where the data enters, the same way on both (:func:`storable_case_id`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Case:
@@ -70,6 +75,30 @@ def _clean(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     return value
+
+
+def storable_case_id(case_id: str) -> str:
+    """``case_id`` if it fits :data:`MAX_CASE_ID_CHARS`, else its first 238 characters, ``~`` and
+    16 hex digits of its sha256 (255 characters: distinct ids stay distinct, the same id always
+    maps to the same value, so a resumed run finds its rows)."""
+    if len(case_id) <= MAX_CASE_ID_CHARS:
+        return case_id
+    digest = hashlib.sha256(case_id.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
+    return f"{case_id[: MAX_CASE_ID_CHARS - 17]}~{digest}"
+
+
+def _case_id(spec: DatasetSpec, row: dict[str, Any], i: int, err: str | None) -> tuple[str, str | None]:
+    """Row ``i``'s case id (its ``idField`` value, else ``i``) and its error, which an id over
+    :data:`MAX_CASE_ID_CHARS` sets (the id is then shortened by :func:`storable_case_id`)."""
+    cid = str(row.get(spec.id_field)) if spec.id_field and row.get(spec.id_field) is not None else str(i)
+    if len(cid) <= MAX_CASE_ID_CHARS:
+        return cid, err
+    short = storable_case_id(cid)
+    why = (
+        f"row {i}: its id ({spec.id_field}) has {len(cid)} characters, more than the {MAX_CASE_ID_CHARS} a "
+        f"case id may hold; recorded as {short!r}"
+    )
+    return short, err or why
 
 
 def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] | None, str | None]]:
@@ -141,7 +170,8 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
         Cases in file order (after seeded sampling when ``limit`` is set).
 
     A row holding a NUL character, a CSV line with fewer cells than the header, invalid UTF-8
-    or JSON become error cases (their NULs written as ``\\u0000``); a leading byte-order mark is
+    or JSON, or an id longer than :data:`MAX_CASE_ID_CHARS` become error cases (their NULs written
+    as ``\\u0000``, their ids shortened by :func:`storable_case_id`); a leading byte-order mark is
     dropped.
 
     Raises:
@@ -163,7 +193,7 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
         if _has_nul(row):
             row = _escape_nul(row)
             err = err or f"row {i} holds a NUL character (U+0000), which PostgreSQL cannot store; shown as \\u0000"
-        cid = str(row.get(spec.id_field)) if spec.id_field and row.get(spec.id_field) is not None else str(i)
+        cid, err = _case_id(spec, row, i, err)
         if err is None and spec.input_field not in row:
             err = f"row {i} has no field {spec.input_field!r} (spec.dataset.inputField)"
         if err is None and spec.expected_field and spec.expected_field not in row:

@@ -14,6 +14,7 @@ that contains ``needle``, never a traceback (tests/reliability/test_cli_bad_inpu
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +208,21 @@ def _dataset_binary(docs: Docs, tmp: Path) -> Docs:
 DEEP = 40
 DEEP_FIELD = "spec.workflow.options" + ".k" * 30
 """Where MAX_DEPTH (32) is crossed: spec(1).workflow(2).options(3) then 29 more levels of k."""
+
+
+def _long_case_ids(docs: Docs, tmp: Path) -> Docs:
+    """The first 3 inline rows get ids of 256, 10,000 and 300 (two-byte) characters."""
+    out = copy.deepcopy(docs)
+    for row, case_id in zip(out[1]["spec"]["dataset"]["inline"], ["L" * 256, "L" * 10_000, "é" * 300], strict=False):
+        row["id"] = case_id
+    return out
+
+
+def _case_ids_fit(store: Any, run_id: str) -> None:
+    rows = store.list_cases(run_id)
+    assert all(len(r.case_id) <= 255 for r in rows)
+    assert len([r for r in rows if r.error and "case id may hold" in r.error]) == 3
+
 
 R, ISO, REF, FAIL = "rejected", "isolated", "refused", "failed"
 CATALOGUE: list[Entry] = [
@@ -680,6 +696,48 @@ CATALOGUE: list[Entry] = [
         "case rows",
         "ValueError: input must be a non-empty string",
     ),
+    # -- issue 20, metadata and backend parity (cli-hostile) --------------------------------------
+    Entry(
+        "namespace-not-a-label",
+        "metadata.namespace holds [/x] (not a DNS-1123 label)",
+        _set("metadata.namespace", "[/x]"),
+        R,
+        "metadata.namespace",
+        "String should match pattern",
+    ),
+    Entry(
+        "namespace-64",
+        "metadata.namespace of 64 characters",
+        _set("metadata.namespace", "n" * 64),
+        R,
+        "metadata.namespace",
+        "at most 63 characters",
+    ),
+    Entry(
+        "name-empty-label",
+        "metadata.name a..b (an empty DNS label)",
+        _set("metadata.name", "a..b"),
+        R,
+        "metadata.name",
+        "String should match pattern",
+    ),
+    Entry(
+        "uid-65",
+        "metadata.uid of 65 characters (the run id column holds 64)",
+        _set("metadata.uid", "u" * 65),
+        R,
+        "metadata.uid",
+        "at most 64 characters",
+    ),
+    Entry(
+        "case-id-over-255",
+        "3 case ids over 255 characters (PostgreSQL's case_id column; SQLite stored them)",
+        _long_case_ids,
+        ISO,
+        "case rows",
+        "more than the 255 a case id may hold",
+        check=_case_ids_fit,
+    ),
 ]
 
 
@@ -695,6 +753,7 @@ class CliEntry:
     setup: Callable[[Path, str], list[str]]
     needle: str
     tiny_fs: bool = False  # tmp is then a nearly full 4 MiB tmpfs
+    command: tuple[str, ...] = ("run",)  # the subcommand setup's arguments follow
 
 
 def _manifest(tmp: Path, docs: Docs | None = None) -> Path:
@@ -865,5 +924,100 @@ CLI_CATALOGUE: list[CliEntry] = [
         "--run-id of a TrainingRun given to an EvaluationRun",
         _resume_as_evaluation,
         "belongs to a TrainingRun with spec sha256",
+    ),
+    # -- issue 20: hostile strings and numbers through every command (cli-hostile) ----------------
+    CliEntry(
+        "markup-in-path",
+        "-f names a missing file whose path holds Rich markup [/x]",
+        lambda tmp, db: ["-f", str(tmp / "m[/x][bold].yaml"), "--db", db, "--out", str(tmp / "out")],
+        "m[/x][bold].yaml",
+    ),
+    CliEntry(
+        "run-id-65",
+        "--run-id of 65 characters with markup (the run id column holds 64)",
+        lambda tmp, db: ["-f", str(_manifest(tmp)), "--db", db, "--run-id", "[/x]" + "r" * 61],
+        "65 characters, at most 64",
+    ),
+    CliEntry(
+        "run-id-not-utf8",
+        "--run-id of bytes that are not UTF-8",
+        lambda tmp, db: ["-f", str(_manifest(tmp)), "--db", db, "--run-id", os.fsdecode(b"\xff\xfe")],
+        "is not valid UTF-8",
+    ),
+    CliEntry(
+        "namespace-markup",
+        "metadata.namespace [/x] in the run's manifest",
+        lambda tmp, db: ["-f", str(_manifest(tmp, _set("metadata.namespace", "[/x]")(base(), tmp))), "--db", db],
+        "metadata.namespace: String should match pattern",
+    ),
+    CliEntry(
+        "export-version-huge",
+        "--version of 23 digits (OverflowError before)",
+        lambda tmp, db: ["wf", "--version", "99999999999999999999999", "-o", str(tmp / "pc.yaml"), "--db", db],
+        "--version",
+        command=("checkpoints", "export"),
+    ),
+    CliEntry(
+        "export-output-directory",
+        "-o names a directory",
+        lambda tmp, db: ["wf", "--version", "1", "-o", str(tmp), "--db", db],
+        "is a directory; name the manifest file to write",
+        command=("checkpoints", "export"),
+    ),
+    CliEntry(
+        "report-diff-huge",
+        "--diff 1 and a number of 23 digits",
+        lambda tmp, db: ["[/x]", "--diff", "1", "99999999999999999999999", "--db", db],
+        "--diff",
+        command=("report",),
+    ),
+    CliEntry(
+        "report-missing-db",
+        "--db names no SQLite file (none is created)",
+        lambda tmp, db: ["[/x]", "--db", f"sqlite:///{tmp / 'typo.db'}"],
+        "typo.db does not exist; this command only reads and creates nothing",
+        command=("report",),
+    ),
+    CliEntry(
+        "checkpoints-list-missing-db",
+        "--db names no SQLite file (none is created)",
+        lambda tmp, db: ["[/x]", "--db", f"sqlite:///{tmp / 'typo.db'}"],
+        "typo.db does not exist; this command only reads and creates nothing",
+        command=("checkpoints", "list"),
+    ),
+    CliEntry(
+        "db-upgrade-nonsense",
+        "--db nonsense",
+        lambda tmp, db: ["--db", "nonsense"],
+        "--db: cannot parse the database URL",
+        command=("db", "upgrade"),
+    ),
+    CliEntry(
+        "db-upgrade-no-dir",
+        "--db sqlite:////nonexistent/dir/x.db",
+        lambda tmp, db: ["--db", "sqlite:////nonexistent/dir/x.db"],
+        "the directory /nonexistent/dir of the SQLite database does not exist",
+        command=("db", "upgrade"),
+    ),
+    CliEntry(
+        "db-upgrade-unknown-host",
+        "--db postgresql+psycopg://nohost.invalid/x",
+        lambda tmp, db: ["--db", "postgresql+psycopg://nohost.invalid/x"],
+        "--db: ",
+        command=("db", "upgrade"),
+    ),
+    CliEntry(
+        "crds-output-device",
+        "-o /dev/null (not a directory)",
+        lambda tmp, db: ["-o", "/dev/null"],
+        "-o /dev/null: is not a directory",
+        command=("crds",),
+    ),
+    CliEntry(
+        "runner-shard-huge",
+        "--shard 1/N with N of 5,000 digits",
+        lambda tmp, db: ["--manifest", str(_manifest(tmp)), "--db", db, "--shard", "1/" + "9" * 5000],
+        "--shard must be I/N",
+        command=("runner",),
     ),
 ]
