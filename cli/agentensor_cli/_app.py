@@ -205,15 +205,28 @@ def _print_status(res: TrainingRun | EvaluationRun, status: RunStatus) -> None:
     out.print(t)
 
 
+DEFAULT_NAMESPACE = "default"
+"""``-n/--namespace`` when not given, as kubectl's (``agentensor_store.DEFAULT_NAMESPACE``; not imported
+here so that the CLI starts without SQLAlchemy)."""
+NamespaceOption = Annotated[
+    str,
+    typer.Option(
+        "-n",
+        "--namespace",
+        help="Namespace of the workflow (versions are numbered per namespace and workflow).",
+    ),
+]
+
+
 @checkpoints_app.command("list")
-def checkpoints_list(workflow: str, db: DbOption = None) -> None:
-    """List the checkpoints of WORKFLOW (version, epoch, validation score, run, checksum)."""
+def checkpoints_list(workflow: str, namespace: NamespaceOption = DEFAULT_NAMESPACE, db: DbOption = None) -> None:
+    """List the checkpoints of WORKFLOW in a namespace (version, epoch, validation score, run, checksum)."""
     store = open_store(db)
     try:
-        rows = store.list_checkpoints(workflow=workflow)
+        rows = store.list_checkpoints(workflow=workflow, namespace=namespace)
         if not rows:
-            fail(f"no checkpoints for workflow {workflow!r}", code=1)
-        t = Table(title=f"checkpoints of {workflow}")
+            fail(f"no checkpoints for workflow {workflow!r} in namespace {namespace!r}", code=1)
+        t = Table(title=f"checkpoints of {workflow} in namespace {namespace}")
         for col in ("version", "epoch", "score", "run", "checksum", "created"):
             t.add_column(col)
         for c in rows:
@@ -237,23 +250,27 @@ def checkpoints_export(
     version: Annotated[int | None, typer.Option("--version", help="Version number.")] = None,
     best: Annotated[bool, typer.Option("--best", help="The best-scoring checkpoint.")] = False,
     name: Annotated[str | None, typer.Option("--name", help="metadata.name (default: WORKFLOW).")] = None,
-    namespace: Annotated[str, typer.Option("--namespace")] = "default",
+    namespace: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
 ) -> None:
-    """Write a PromptConfig manifest holding one stored version of WORKFLOW."""
+    """Write a PromptConfig manifest holding one stored version of WORKFLOW in a namespace.
+
+    The version is read from ``-n/--namespace`` (default ``default``), which is also the
+    manifest's ``metadata.namespace``: a version of another namespace is never exported.
+    """
     if (version is None) == (not best):
         fail("give exactly one of --version N or --best")
     store = open_store(db)
     try:
         if best:
-            cp = store.best_checkpoint(workflow=workflow)
+            cp = store.best_checkpoint(workflow=workflow, namespace=namespace)
             if cp is None:
-                fail(f"no checkpoints for workflow {workflow!r}", code=1)
+                fail(f"no checkpoints for workflow {workflow!r} in namespace {namespace!r}", code=1)
             version = cp.version
         assert version is not None
-        rec = store.get_version(workflow, version)
+        rec = store.get_version(workflow, version, namespace=namespace)
         if rec is None:
-            fail(f"workflow {workflow!r} has no version {version}", code=1)
+            fail(f"workflow {workflow!r} has no version {version} in namespace {namespace!r}", code=1)
         doc = {
             "apiVersion": "agentensor.dev/v1alpha1",
             "kind": "PromptConfig",
