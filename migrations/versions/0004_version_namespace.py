@@ -27,11 +27,11 @@ Create Date: 2026-12-06 00:00:00
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -39,109 +39,126 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 VERSIONS = "agentensor_prompt_versions"
-DEFAULT_NAMESPACE = "default"
+PAIRS = "agentensor_version_namespaces_0004"
+"""Scratch table of the upgrade: ``(version_id, namespace)`` pairs, dropped before it ends."""
 _COPIED = "workflow, version, checksum, prompts, parameters, source, source_run_id, seed, dataset_hash, created_at"
+
+# Plain SQL for both backends, online and offline (``alembic upgrade --sql``). Each statement
+# either reads a table it does not write, or stays correct whether or not it sees its own rows.
+_PAIR_STATEMENTS = (
+    # 1. the namespaces of the run that registered it and of every run that checkpointed it
+    f"""INSERT INTO {PAIRS} (version_id, namespace)
+    SELECT v.id, r.namespace FROM {VERSIONS} v JOIN agentensor_runs r ON r.id = v.source_run_id
+    UNION
+    SELECT c.version_id, r.namespace FROM agentensor_checkpoints c JOIN agentensor_runs r ON r.id = c.run_id""",
+    # 2. no run used it: every namespace that ran its workflow
+    f"""INSERT INTO {PAIRS} (version_id, namespace)
+    SELECT DISTINCT v.id, r.namespace FROM {VERSIONS} v JOIN agentensor_runs r ON r.workflow = v.workflow
+    WHERE NOT EXISTS (SELECT 1 FROM agentensor_checkpoints c WHERE c.version_id = v.id)
+    AND NOT EXISTS (SELECT 1 FROM agentensor_runs s WHERE s.id = v.source_run_id)""",
+    # 3. else default
+    f"""INSERT INTO {PAIRS} (version_id, namespace)
+    SELECT v.id, 'default' FROM {VERSIONS} v WHERE NOT EXISTS (SELECT 1 FROM {PAIRS} p WHERE p.version_id = v.id)""",
+)
+_SPREAD_STATEMENTS = (
+    # the row itself takes its first namespace, a copy is made for each other one
+    f"UPDATE {VERSIONS} SET namespace = (SELECT MIN(p.namespace) FROM {PAIRS} p WHERE p.version_id = {VERSIONS}.id)",
+    f"""INSERT INTO {VERSIONS} (namespace, {_COPIED})
+    SELECT p.namespace, {", ".join(f"v.{c.strip()}" for c in _COPIED.split(","))}
+    FROM {PAIRS} p JOIN {VERSIONS} v ON v.id = p.version_id WHERE p.namespace <> v.namespace""",
+    # each checkpoint points at the copy in its run's namespace (the same workflow and number)
+    f"""UPDATE agentensor_checkpoints SET version_id = (
+    SELECT k.id FROM {VERSIONS} o JOIN {VERSIONS} k ON k.workflow = o.workflow AND k.version = o.version
+    JOIN agentensor_runs r ON r.namespace = k.namespace
+    WHERE o.id = agentensor_checkpoints.version_id AND r.id = agentensor_checkpoints.run_id)""",
+)
+_MERGE_STATEMENTS = (
+    # copies with the same checksum: the oldest row stays, checkpoints follow it
+    f"""UPDATE agentensor_checkpoints SET version_id = (
+    SELECT MIN(k.id) FROM {VERSIONS} v JOIN {VERSIONS} k ON k.workflow = v.workflow AND k.checksum = v.checksum
+    WHERE v.id = agentensor_checkpoints.version_id)""",
+    f"""DELETE FROM {VERSIONS} WHERE EXISTS (SELECT 1 FROM {VERSIONS} k
+    WHERE k.workflow = {VERSIONS}.workflow AND k.checksum = {VERSIONS}.checksum AND k.id < {VERSIONS}.id)""",
+    # a number held by an older row of another config: after the workflow's highest, in id order
+    # (always above the highest number at the moment it is assigned, so never a duplicate)
+    f"""UPDATE {VERSIONS} SET version = (SELECT MAX(m.version) FROM {VERSIONS} m WHERE m.workflow = {VERSIONS}.workflow)
+    + (SELECT COUNT(*) FROM {VERSIONS} d WHERE d.workflow = {VERSIONS}.workflow AND d.id <= {VERSIONS}.id
+       AND EXISTS (SELECT 1 FROM {VERSIONS} e WHERE e.workflow = d.workflow AND e.version = d.version AND e.id < d.id))
+    WHERE EXISTS (SELECT 1 FROM {VERSIONS} e
+    WHERE e.workflow = {VERSIONS}.workflow AND e.version = {VERSIONS}.version AND e.id < {VERSIONS}.id)""",
+)
+
+
+_OLD_UNIQUES = {
+    "uq_agentensor_prompt_versions_workflow_version": ("workflow", "version"),
+    "uq_agentensor_prompt_versions_workflow_checksum": ("workflow", "checksum"),
+}
+_NEW_UNIQUES = {
+    "uq_agentensor_prompt_versions_namespace_workflow_version": ("namespace", "workflow", "version"),
+    "uq_agentensor_prompt_versions_namespace_workflow_checksum": ("namespace", "workflow", "checksum"),
+}
+
+
+def _json() -> sa.types.TypeEngine[object]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _versions_table(*, namespace: bool | None, uniques: dict[str, tuple[str, ...]]) -> sa.Table:
+    """The versions table as it stands before a batch (``namespace``: None absent, else whether nullable).
+
+    Given to ``batch_alter_table(copy_from=...)`` so that SQLite's move-and-copy works offline
+    (``alembic upgrade --sql``) without reflecting the live table.
+    """
+    columns = [
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("workflow", sa.String(253), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("checksum", sa.String(64), nullable=False),
+        sa.Column("prompts", _json(), nullable=False),
+        sa.Column("parameters", _json(), nullable=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("source_run_id", sa.String(64), nullable=True),
+        sa.Column("seed", sa.BigInteger(), nullable=True),
+        sa.Column("dataset_hash", sa.String(128), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    ]
+    if namespace is not None:
+        columns.append(sa.Column("namespace", sa.String(253), nullable=namespace))
+    return sa.Table(
+        VERSIONS,
+        sa.MetaData(),
+        *columns,
+        sa.PrimaryKeyConstraint("id", name="pk_agentensor_prompt_versions"),
+        *(sa.UniqueConstraint(*cols, name=name) for name, cols in uniques.items()),
+    )
 
 
 def upgrade() -> None:
     """Add ``namespace`` to the versions, fill it from the runs, and key the uniques by it."""
-    with op.batch_alter_table(VERSIONS) as batch:
-        batch.drop_constraint("uq_agentensor_prompt_versions_workflow_version", type_="unique")
-        batch.drop_constraint("uq_agentensor_prompt_versions_workflow_checksum", type_="unique")
+    with op.batch_alter_table(VERSIONS, copy_from=_versions_table(namespace=None, uniques=_OLD_UNIQUES)) as batch:
+        for name in _OLD_UNIQUES:
+            batch.drop_constraint(name, type_="unique")
         batch.add_column(sa.Column("namespace", sa.String(253), nullable=True))
-    _assign_namespaces(op.get_bind())
-    with op.batch_alter_table(VERSIONS) as batch:
+    op.create_table(
+        PAIRS, sa.Column("version_id", sa.Integer(), nullable=False), sa.Column("namespace", sa.String(253))
+    )
+    for statement in (*_PAIR_STATEMENTS, *_SPREAD_STATEMENTS):
+        op.execute(statement)
+    op.drop_table(PAIRS)
+    with op.batch_alter_table(VERSIONS, copy_from=_versions_table(namespace=True, uniques={})) as batch:
         batch.alter_column("namespace", existing_type=sa.String(253), nullable=False)
-        batch.create_unique_constraint(
-            "uq_agentensor_prompt_versions_namespace_workflow_version", ["namespace", "workflow", "version"]
-        )
-        batch.create_unique_constraint(
-            "uq_agentensor_prompt_versions_namespace_workflow_checksum", ["namespace", "workflow", "checksum"]
-        )
+        for name, cols in _NEW_UNIQUES.items():
+            batch.create_unique_constraint(name, list(cols))
 
 
 def downgrade() -> None:
     """Merge each workflow's namespaces (by checksum), drop ``namespace`` and key the uniques by workflow."""
-    with op.batch_alter_table(VERSIONS) as batch:
-        batch.drop_constraint("uq_agentensor_prompt_versions_namespace_workflow_version", type_="unique")
-        batch.drop_constraint("uq_agentensor_prompt_versions_namespace_workflow_checksum", type_="unique")
-    _merge_namespaces(op.get_bind())
-    with op.batch_alter_table(VERSIONS) as batch:
+    with op.batch_alter_table(VERSIONS, copy_from=_versions_table(namespace=False, uniques=_NEW_UNIQUES)) as batch:
+        for name in _NEW_UNIQUES:
+            batch.drop_constraint(name, type_="unique")
+    for statement in _MERGE_STATEMENTS:
+        op.execute(statement)
+    with op.batch_alter_table(VERSIONS, copy_from=_versions_table(namespace=False, uniques={})) as batch:
         batch.drop_column("namespace")
-        batch.create_unique_constraint("uq_agentensor_prompt_versions_workflow_version", ["workflow", "version"])
-        batch.create_unique_constraint("uq_agentensor_prompt_versions_workflow_checksum", ["workflow", "checksum"])
-
-
-def _version_namespaces(conn: sa.Connection) -> dict[int, list[str]]:
-    """``{version id: sorted namespaces}`` by the rules of the module docstring."""
-    run_ns = dict(conn.execute(sa.text("SELECT id, namespace FROM agentensor_runs")).all())
-    workflow_ns: dict[str, set[str]] = defaultdict(set)
-    for workflow, namespace in conn.execute(sa.text("SELECT DISTINCT workflow, namespace FROM agentensor_runs")):
-        workflow_ns[workflow].add(namespace)
-    used: dict[int, set[str]] = defaultdict(set)
-    for version_id, run_id in conn.execute(sa.text("SELECT version_id, run_id FROM agentensor_checkpoints")):
-        if run_id in run_ns:  # checkpoints.run_id is a foreign key; kept defensive
-            used[version_id].add(run_ns[run_id])
-    out: dict[int, list[str]] = {}
-    for vid, workflow, source_run_id in conn.execute(sa.text(f"SELECT id, workflow, source_run_id FROM {VERSIONS}")):
-        namespaces = set(used[vid])
-        if source_run_id in run_ns:
-            namespaces.add(run_ns[source_run_id])
-        out[vid] = sorted(namespaces or workflow_ns.get(workflow) or {DEFAULT_NAMESPACE})
-    return out
-
-
-def _assign_namespaces(conn: sa.Connection) -> None:
-    """Give each version its first namespace, copy it into the others, repoint checkpoints to their run's copy."""
-    copies: dict[tuple[int, str], int] = {}
-    for vid, namespaces in _version_namespaces(conn).items():
-        first, *others = namespaces
-        conn.execute(sa.text(f"UPDATE {VERSIONS} SET namespace = :ns WHERE id = :id"), {"ns": first, "id": vid})
-        copies[(vid, first)] = vid
-        for namespace in others:
-            copies[(vid, namespace)] = _copy_version(conn, vid, namespace)
-    checkpoints = sa.text(
-        "SELECT c.id, c.version_id, r.namespace FROM agentensor_checkpoints c JOIN agentensor_runs r ON r.id = c.run_id"
-    )
-    repoint = sa.text("UPDATE agentensor_checkpoints SET version_id = :v WHERE id = :id")
-    for cid, vid, namespace in conn.execute(checkpoints).all():
-        if copies[(vid, namespace)] != vid:
-            conn.execute(repoint, {"v": copies[(vid, namespace)], "id": cid})
-
-
-def _copy_version(conn: sa.Connection, vid: int, namespace: str) -> int:
-    """Insert a copy of version row ``vid`` in ``namespace`` (same number, checksum, text); its new id."""
-    conn.execute(
-        sa.text(f"INSERT INTO {VERSIONS} (namespace, {_COPIED}) SELECT :ns, {_COPIED} FROM {VERSIONS} WHERE id = :id"),
-        {"ns": namespace, "id": vid},
-    )
-    copy_id = sa.text(
-        f"SELECT c.id FROM {VERSIONS} c JOIN {VERSIONS} o ON o.workflow = c.workflow AND o.version = c.version "
-        "WHERE o.id = :id AND c.namespace = :ns"
-    )
-    return int(conn.execute(copy_id, {"ns": namespace, "id": vid}).scalar_one())
-
-
-def _merge_namespaces(conn: sa.Connection) -> None:
-    """One row per (workflow, checksum) and per (workflow, version) again; checkpoints follow their row."""
-    rows = conn.execute(sa.text(f"SELECT id, workflow, version, checksum FROM {VERSIONS} ORDER BY id")).all()
-    highest: dict[str, int] = defaultdict(int)
-    for _, workflow, version, _ in rows:
-        highest[workflow] = max(highest[workflow], version)
-    kept: dict[tuple[str, str], int] = {}
-    numbers: set[tuple[str, int]] = set()
-    for vid, workflow, version, checksum in rows:
-        twin = kept.get((workflow, checksum))
-        if twin is not None:
-            conn.execute(
-                sa.text("UPDATE agentensor_checkpoints SET version_id = :t WHERE version_id = :id"),
-                {"t": twin, "id": vid},
-            )
-            conn.execute(sa.text(f"DELETE FROM {VERSIONS} WHERE id = :id"), {"id": vid})
-            continue
-        if (workflow, version) in numbers:
-            highest[workflow] += 1
-            version = highest[workflow]
-            conn.execute(sa.text(f"UPDATE {VERSIONS} SET version = :n WHERE id = :id"), {"n": version, "id": vid})
-        kept[(workflow, checksum)] = vid
-        numbers.add((workflow, version))
+        for name, cols in _OLD_UNIQUES.items():
+            batch.create_unique_constraint(name, list(cols))
