@@ -616,12 +616,11 @@ class Store:
     ) -> VersionRecord:
         """Store a prompt config as the next version of ``(namespace, workflow)``, or return its existing twin.
 
-        Versions are keyed by the namespace *and* the workflow: the same ``workflow`` in two
-        namespaces is two independent sequences (both start at 1) and neither can read the
-        other's texts. Configs are identified by :func:`agentensor_api.config_checksum` of
-        prompts and parameters: registering the same config again in the same namespace
-        returns the stored version unchanged (its ``source``/``seed`` are those of the first
-        registration). New versions are numbered ``max(version) + 1`` per key, starting at 1.
+        The same ``workflow`` in two namespaces is two independent sequences (both start at 1),
+        neither reading the other's texts. Configs are identified by
+        :func:`agentensor_api.config_checksum`: registering a config again in the namespace returns
+        the stored version unchanged (``source``/``seed`` of the first registration). New
+        versions are numbered ``max(version) + 1`` per key, starting at 1.
 
         Concurrent callers (threads or processes) never get duplicate numbers or checksums:
         the unique constraints decide, and a caller that loses the race retries in a fresh
