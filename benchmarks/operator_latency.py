@@ -122,7 +122,7 @@ def bench_checkpoint_to_status(cluster: Cluster, api: Any, checkpoints: int) -> 
     try:
         store.create_run(run_id=uid, kind="TrainingRun", namespace=ns, name="ckpt", workflow="bench", spec={})
         store.update_run(uid, phase="Running", status={"phase": "Running", "epochs": checkpoints})
-        version = store.register_version("bench", {"p": "v"}, {})
+        version = store.register_version("bench", {"p": "v"}, {}, namespace=ns)
         wait_for(
             lambda: (cluster.get("trainingrun", "ckpt") or {}).get("status", {}).get("phase") == "Running",
             30,

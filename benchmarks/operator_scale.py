@@ -202,7 +202,7 @@ def fake_runners(url: str, ns: str, uids: list[str]) -> Any:
     for i, uid in enumerate(uids):
         store.create_run(run_id=uid, kind="TrainingRun", namespace=ns, name=f"a-{i:04d}", workflow="bench", spec={})
         store.update_run(uid, phase="Running", status={"phase": "Running", "epochs": 1000})
-    return store, store.register_version("bench", {"p": "v"}, {})
+    return store, store.register_version("bench", {"p": "v"}, {}, namespace=ns)
 
 
 def checkpoint_window(

@@ -228,20 +228,32 @@ WorkflowArg = Annotated[
         help="Workflow key (spec.workflow of a PromptConfig).", callback=data_text("WORKFLOW", max_chars=253)
     ),
 ]
+DEFAULT_NAMESPACE = "default"
+"""``-n/--namespace`` when not given, as kubectl's (``agentensor_store.DEFAULT_NAMESPACE``; not imported
+here so that the CLI starts without SQLAlchemy)."""
+NamespaceOption = Annotated[
+    str,
+    typer.Option(
+        "-n",
+        "--namespace",
+        help="Namespace of the workflow (versions are numbered per namespace and workflow).",
+        callback=data_text("--namespace", max_chars=253),
+    ),
+]
 
 
 @checkpoints_app.command("list")
-def checkpoints_list(workflow: WorkflowArg, db: DbOption = None) -> None:
-    """List the checkpoints of WORKFLOW (version, epoch, validation score, run, checksum).
+def checkpoints_list(workflow: WorkflowArg, namespace: NamespaceOption = DEFAULT_NAMESPACE, db: DbOption = None) -> None:
+    """List the checkpoints of WORKFLOW in a namespace (version, epoch, validation score, run, checksum).
 
     Only reads: a --db that names no existing database is refused (exit 2), nothing is created.
     """
     store = open_store(db, read_only=True)
     try:
-        rows = store.list_checkpoints(workflow=workflow)
+        rows = store.list_checkpoints(workflow=workflow, namespace=namespace)
         if not rows:
-            fail(f"no checkpoints for workflow {workflow!r}", code=1)
-        t = Table(title=f"checkpoints of {workflow}")
+            fail(f"no checkpoints for workflow {workflow!r} in namespace {namespace!r}", code=1)
+        t = Table(title=f"checkpoints of {workflow} in namespace {namespace}")
         for col in ("version", "epoch", "score", "run", "checksum", "created"):
             t.add_column(col)
         for c in rows:
@@ -268,12 +280,14 @@ def checkpoints_export(
         str | None,
         typer.Option("--name", help="metadata.name (default: WORKFLOW with each '_' written '-').", show_default=False),
     ] = None,
-    namespace: Annotated[str, typer.Option("--namespace", help="metadata.namespace (a DNS-1123 label).")] = "default",
+    namespace: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
 ) -> None:
-    """Write a PromptConfig manifest holding one stored version of WORKFLOW.
+    """Write a PromptConfig manifest holding one stored version of WORKFLOW in a namespace.
 
-    The manifest is validated as ``agentensor run`` and the API server read it before it is
+    The version is read from ``-n/--namespace`` (default ``default``), which is also the
+    manifest's ``metadata.namespace``: a version of another namespace is never exported. The
+    manifest is validated as ``agentensor run`` and the API server read it before it is
     written. Only reads the database: a --db that names no existing database is refused.
     Exit codes: 0 written, 1 no such checkpoint or version, 2 invalid input.
     """
@@ -284,14 +298,14 @@ def checkpoints_export(
     store = open_store(db, read_only=True)
     try:
         if best:
-            cp = store.best_checkpoint(workflow=workflow)
+            cp = store.best_checkpoint(workflow=workflow, namespace=namespace)
             if cp is None:
-                fail(f"no checkpoints for workflow {workflow!r}", code=1)
+                fail(f"no checkpoints for workflow {workflow!r} in namespace {namespace!r}", code=1)
             version = cp.version
         assert version is not None
-        rec = store.get_version(workflow, version)
+        rec = store.get_version(workflow, version, namespace=namespace)
         if rec is None:
-            fail(f"workflow {workflow!r} has no version {version}", code=1)
+            fail(f"workflow {workflow!r} has no version {version} in namespace {namespace!r}", code=1)
     finally:
         store.close()
     text = _exported_manifest(rec, workflow, name or exported_name(workflow), namespace)

@@ -51,7 +51,7 @@ def report(
     try:
         rec = _resolve(store, run)
         if diff is not None:
-            _print_diff(store, rec.workflow, *diff)
+            _print_diff(store, rec.namespace, rec.workflow, *diff)
             return
         status = _stored_status(rec)
         if out_dir.exists() and not out_dir.is_dir():
@@ -104,14 +104,15 @@ def _stored_status(rec: RunRecord) -> RunStatus:
     return status
 
 
-def _print_diff(store: Store, workflow: str, a: int, b: int) -> None:
+def _print_diff(store: Store, namespace: str, workflow: str, a: int, b: int) -> None:
+    """Diff two versions of the run's own workflow key, ``(namespace, workflow)``."""
     from agentensor_runner.report import version_diff
 
     versions = []
     for number in (a, b):
-        v = store.get_version(workflow, number)
+        v = store.get_version(workflow, number, namespace=namespace)
         if v is None:
-            known = ", ".join(str(x.version) for x in store.list_versions(workflow)) or "none"
+            known = ", ".join(str(x.version) for x in store.list_versions(workflow, namespace=namespace)) or "none"
             fail(f"--diff: workflow {workflow!r} has no version {number} (versions: {known})", code=1)
         versions.append(v)
     text = version_diff(versions[0], versions[1])

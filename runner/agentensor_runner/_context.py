@@ -70,6 +70,11 @@ class RunContext:
     def workflow_key(self) -> str:
         return self.prompt_config.spec.workflow
 
+    @property
+    def namespace(self) -> str:
+        """The run's namespace: with :attr:`workflow_key`, the key of its prompt versions."""
+        return self.resource.namespace
+
     def better(self, a: float, b: float, min_delta: float = 0.0) -> bool:
         """True if score ``a`` beats ``b`` by more than ``min_delta`` in the objective's direction."""
         if self.objective.direction == "maximize":
@@ -120,19 +125,22 @@ def _clip(text: str) -> str:
 def resolve_start(pc: PromptConfig, store: Store, version: int | None) -> tuple[PromptSet, VersionRecord]:
     """The config a run starts from: a stored version, else the PromptConfig's inline spec.
 
-    The inline spec is registered as a version (deduplicated by checksum) so that the baseline
-    has a version number too.
+    Versions are those of the PromptConfig's namespace (the run's: ``find_prompt_config``
+    matches them; locally ``metadata.namespace`` or ``"default"``). The inline spec is
+    registered as a version (deduplicated by checksum) so that the baseline has a version
+    number too.
 
     Raises:
-        ManifestError: if the requested version does not exist for the workflow.
+        ManifestError: if the requested version does not exist for the workflow in the namespace.
     """
     trainable = frozenset(n for n, p in pc.spec.prompts.items() if p.requires_grad)
     wanted = version if version is not None else pc.spec.active_version
     if wanted is not None:
-        rec = store.get_version(pc.spec.workflow, wanted)
+        rec = store.get_version(pc.spec.workflow, wanted, namespace=pc.namespace)
         if rec is None:
             field_name = "spec.promptConfigRef.version" if version is not None else "spec.activeVersion"
-            raise ManifestError(field_name, f"workflow {pc.spec.workflow!r} has no stored version {wanted}")
+            where = f"workflow {pc.spec.workflow!r} in namespace {pc.namespace!r}"
+            raise ManifestError(field_name, f"{where} has no stored version {wanted}")
         stored_trainable = frozenset(n for n in rec.prompts if n in trainable or n not in pc.spec.prompts)
         return PromptSet(dict(rec.prompts), stored_trainable, dict(rec.parameters)), rec
     rec = store.register_inline_version(pc)

@@ -247,7 +247,7 @@ def write_outputs(out_dir: Path, name: str, status: RunStatus, store: Store, *, 
     table = _case_table(store, run_ids, spec, training=training)
     evaluated = None
     if not training and record is not None and table.shown and table.shown[0].row.version is not None:
-        evaluated = store.get_version(record.workflow, table.shown[0].row.version)
+        evaluated = store.get_version(record.workflow, table.shown[0].row.version, namespace=record.namespace)
     summary = out_dir / "summary.json"
     summary.write_text(json.dumps(status.to_wire(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     report = out_dir / "report.html"

@@ -528,6 +528,7 @@ class Trainer:
             ctx.workflow_key,
             dict(state.current.texts),
             dict(state.current.parameters),
+            namespace=ctx.namespace,
             source="checkpoint",
             source_run_id=ctx.run_id,
             seed=self.spec.dataset.seed,

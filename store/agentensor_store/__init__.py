@@ -7,7 +7,10 @@ revisions shipped with the package::
     store.upgrade()                      # idempotent, safe from concurrent processes
     run = store.create_run(run_id=uid, kind="TrainingRun", namespace="default", name="x",
                            workflow="support-bot", spec={...})
-    v1 = store.register_version("support-bot", {"system": "..."}, {"temperature": 0.2})
+    v1 = store.register_version("support-bot", {"system": "..."}, {"temperature": 0.2}, namespace="default")
+
+Prompt versions, and the checkpoints and best scores read through them, are keyed by
+``(namespace, workflow)``: the same ``spec.workflow`` in two namespaces is two workflows.
 """
 
 from ._engine import DATABASE_URL_ENV, default_database_url
@@ -33,6 +36,7 @@ from ._lease import (
 )
 from ._models import VERSION_TABLE
 from ._records import (
+    DEFAULT_NAMESPACE,
     INITIAL_PHASE,
     CaseResultId,
     CaseRow,
@@ -51,6 +55,7 @@ from ._store import REGISTER_VERSION_ATTEMPTS, Store
 
 __all__ = [
     "DATABASE_URL_ENV",
+    "DEFAULT_NAMESPACE",
     "INITIAL_PHASE",
     "LEASE_SECONDS_ENV",
     "REGISTER_VERSION_ATTEMPTS",

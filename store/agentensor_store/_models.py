@@ -146,15 +146,21 @@ class CaseResultModel(Base):
 
 
 class PromptVersionModel(Base):
-    """An immutable, numbered prompt config of a workflow (deduplicated by checksum)."""
+    """An immutable, numbered prompt config of a workflow in a namespace (deduplicated by checksum).
+
+    The workflow key is ``(namespace, workflow)``: two namespaces that pick the same
+    ``spec.workflow`` number their versions independently and never see each other's.
+    """
 
     __tablename__ = "agentensor_prompt_versions"
     __table_args__ = (
-        UniqueConstraint("workflow", "version"),
-        UniqueConstraint("workflow", "checksum"),
+        UniqueConstraint("namespace", "workflow", "version"),
+        UniqueConstraint("namespace", "workflow", "checksum"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(253))
+    """The Kubernetes namespace of the resources that own the versions (locally ``metadata.namespace``)."""
     workflow: Mapped[str] = mapped_column(String(253))
     version: Mapped[int] = mapped_column(Integer)
     checksum: Mapped[str] = mapped_column(String(64))

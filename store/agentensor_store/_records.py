@@ -24,6 +24,8 @@ RUN_KINDS: frozenset[str] = frozenset(API_RUN_KINDS)
 VERSION_SOURCES: frozenset[str] = frozenset({"inline", "checkpoint", "import"})
 DIRECTIONS: frozenset[str] = frozenset({"maximize", "minimize"})
 INITIAL_PHASE = Phase.PENDING
+DEFAULT_NAMESPACE = "default"
+"""The namespace of a manifest without ``metadata.namespace`` (kubectl's default too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,10 @@ class CaseRow:
 
 @dataclass(frozen=True, slots=True)
 class VersionRecord:
+    """A stored prompt version; ``version`` is numbered per ``(namespace, workflow)`` from 1."""
+
     id: VersionId
+    namespace: str
     workflow: str
     version: int
     checksum: str
@@ -98,6 +103,7 @@ class CheckpointRecord:
     epoch: int
     version: int
     version_id: VersionId
+    namespace: str
     workflow: str
     checksum: str
     prompts: dict[str, str]

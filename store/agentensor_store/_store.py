@@ -43,6 +43,7 @@ from ._models import (
     utcnow,
 )
 from ._records import (
+    DEFAULT_NAMESPACE,
     DIRECTIONS,
     INITIAL_PHASE,
     RUN_KINDS,
@@ -606,17 +607,19 @@ class Store:
         prompts: dict[str, str],
         parameters: dict[str, Any],
         *,
+        namespace: str = DEFAULT_NAMESPACE,
         source: str = "inline",
         source_run_id: str | None = None,
         seed: int | None = None,
         dataset_hash: str | None = None,
     ) -> VersionRecord:
-        """Store a prompt config as the workflow's next version, or return its existing twin.
+        """Store a prompt config as the next version of ``(namespace, workflow)``, or return its existing twin.
 
-        Configs are identified by :func:`agentensor_api.config_checksum` of prompts and
-        parameters: registering the same config again returns the stored version unchanged
-        (its ``source``/``seed`` are those of the first registration). New versions are
-        numbered ``max(version) + 1`` per workflow, starting at 1.
+        The same ``workflow`` in two namespaces is two independent sequences (both start at 1),
+        neither reading the other's texts. Configs are identified by
+        :func:`agentensor_api.config_checksum`: registering a config again in the namespace returns
+        the stored version unchanged (``source``/``seed`` of the first registration). New
+        versions are numbered ``max(version) + 1`` per key, starting at 1.
 
         Concurrent callers (threads or processes) never get duplicate numbers or checksums:
         the unique constraints decide, and a caller that loses the race retries in a fresh
@@ -625,14 +628,16 @@ class Store:
         queue instead of starving each other; SQLite writers queue on ``BEGIN IMMEDIATE``.
 
         Raises:
-            InvalidValueError: unknown ``source``, non-string prompts, or parameters that
-                are not JSON (NaN included).
+            InvalidValueError: unknown ``source``, non-string prompts, parameters that are not
+                JSON (NaN included), or a namespace that is empty or over 253 characters.
             VersionConflictError: every attempt lost the race.
         """
+        _check_namespace(namespace)
         checksum = _version_checksum(source, prompts, parameters)
         values = {
+            "namespace": namespace,
             "workflow": workflow,
-            "version": _next_version(workflow),
+            "version": _next_version(namespace, workflow),
             "checksum": checksum,
             "prompts": dict(prompts),
             "parameters": dict(parameters),
@@ -645,16 +650,16 @@ class Store:
         for attempt in range(REGISTER_VERSION_ATTEMPTS):
             try:
                 rec = self._insert_version(values)
-                log.debug("registered %s version %d (%s)", workflow, rec.version, checksum[:12])
+                log.debug("registered %s/%s version %d (%s)", namespace, workflow, rec.version, checksum[:12])
                 return rec
             except StoreError as e:
                 if not _is_unique_violation(e.__cause__):
                     raise
                 last_error = e.__cause__
-                log.debug("register_version(%r): lost a race (attempt %d)", workflow, attempt + 1)
+                log.debug("register_version(%r, %r): lost a race (attempt %d)", namespace, workflow, attempt + 1)
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
         raise VersionConflictError(
-            f"register_version({workflow!r}) lost the race {REGISTER_VERSION_ATTEMPTS} times"
+            f"register_version({workflow!r}, namespace={namespace!r}) lost the race {REGISTER_VERSION_ATTEMPTS} times"
         ) from last_error
 
     def _insert_version(self, values: dict[str, Any]) -> VersionRecord:
@@ -662,13 +667,11 @@ class Store:
 
         Raises StoreError chaining an IntegrityError when a concurrent caller took the number.
         """
-        workflow = values["workflow"]
-        by_checksum = select(PromptVersionModel).where(
-            PromptVersionModel.workflow == workflow, PromptVersionModel.checksum == values["checksum"]
-        )
+        namespace, workflow = values["namespace"], values["workflow"]
+        by_checksum = _versions_of(namespace, workflow).where(PromptVersionModel.checksum == values["checksum"])
         with self._guard("register_version"), self._session(write=True) as s:
             if self._dialect == "postgresql":
-                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(workflow)})
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(namespace, workflow)})
             found = s.scalars(by_checksum).one_or_none()
             if found is not None:
                 return _version_record(found)
@@ -678,8 +681,9 @@ class Store:
     def register_inline_version(self, prompt_config: PromptConfig) -> VersionRecord:
         """Register a PromptConfig's inline ``spec.prompts`` texts and ``spec.parameters``.
 
-        The version of ``spec.workflow`` with ``source="inline"`` (deduplicated by checksum,
-        as :meth:`register_version`). The runner registers its starting config this way and the
+        The version of ``(metadata.namespace, spec.workflow)`` with ``source="inline"``
+        (deduplicated by checksum, as :meth:`register_version`; a manifest without a namespace
+        is in ``"default"``). The runner registers its starting config this way and the
         operator a PromptConfig's spec, so both get the same version for the same spec.
 
         Raises:
@@ -687,34 +691,32 @@ class Store:
         """
         spec = prompt_config.spec
         texts = {name: prompt.text for name, prompt in spec.prompts.items()}
-        return self.register_version(spec.workflow, texts, dict(spec.parameters), source="inline")
+        return self.register_version(
+            spec.workflow, texts, dict(spec.parameters), namespace=prompt_config.namespace, source="inline"
+        )
 
     @retry_unavailable
-    def get_version(self, workflow: str, version: int) -> VersionRecord | None:
-        stmt = select(PromptVersionModel).where(
-            PromptVersionModel.workflow == workflow, PromptVersionModel.version == version
-        )
+    def get_version(self, workflow: str, version: int, *, namespace: str = DEFAULT_NAMESPACE) -> VersionRecord | None:
+        """Version number ``version`` of ``(namespace, workflow)``, or None (another namespace's is never returned)."""
+        stmt = _versions_of(namespace, workflow).where(PromptVersionModel.version == version)
         with self._guard("get_version"), self._session(write=False) as s:
             row = s.scalars(stmt).one_or_none()
             return None if row is None else _version_record(row)
 
     @retry_unavailable
-    def find_version_by_checksum(self, workflow: str, checksum: str) -> VersionRecord | None:
-        stmt = select(PromptVersionModel).where(
-            PromptVersionModel.workflow == workflow, PromptVersionModel.checksum == checksum
-        )
+    def find_version_by_checksum(
+        self, workflow: str, checksum: str, *, namespace: str = DEFAULT_NAMESPACE
+    ) -> VersionRecord | None:
+        """The version of ``(namespace, workflow)`` whose config has ``checksum``, or None."""
+        stmt = _versions_of(namespace, workflow).where(PromptVersionModel.checksum == checksum)
         with self._guard("find_version_by_checksum"), self._session(write=False) as s:
             row = s.scalars(stmt).one_or_none()
             return None if row is None else _version_record(row)
 
     @retry_unavailable
-    def list_versions(self, workflow: str) -> list[VersionRecord]:
-        """Every version of ``workflow``, by version number."""
-        stmt = (
-            select(PromptVersionModel)
-            .where(PromptVersionModel.workflow == workflow)
-            .order_by(PromptVersionModel.version)
-        )
+    def list_versions(self, workflow: str, *, namespace: str = DEFAULT_NAMESPACE) -> list[VersionRecord]:
+        """Every version of ``(namespace, workflow)``, by version number."""
+        stmt = _versions_of(namespace, workflow).order_by(PromptVersionModel.version)
         with self._guard("list_versions"), self._session(write=False) as s:
             return [_version_record(r) for r in s.scalars(stmt)]
 
@@ -743,7 +745,8 @@ class Store:
 
         Raises:
             RunNotFoundError: no such run.
-            VersionNotFoundError: ``version`` is not stored here (or its checksum differs).
+            VersionNotFoundError: ``version`` is not stored here (or its checksum differs), or
+                it belongs to another namespace than the run.
             InvalidValueError: a non-finite score, or values that are not JSON.
         """
         _check_checkpoint_values(score, train_score, scores, extra)
@@ -761,13 +764,8 @@ class Store:
             "created_at": utcnow(),
         }
         with self._guard("add_checkpoint"), self._session(write=True) as s:
-            _require_run(s, run_id)
-            stored = s.get(PromptVersionModel, version.id)
-            if stored is None or stored.checksum != version.checksum:
-                raise VersionNotFoundError(
-                    f"prompt version id {version.id} ({version.workflow} v{version.version}) "
-                    "is not stored in this database"
-                )
+            run = _require_run(s, run_id)
+            _check_checkpoint_version(s.get(PromptVersionModel, version.id), version, run)
             stmt = self._upsert(CheckpointModel).values(values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[CheckpointModel.run_id, CheckpointModel.epoch],
@@ -780,9 +778,15 @@ class Store:
             return _checkpoint_record(c, v)
 
     @retry_unavailable
-    def list_checkpoints(self, *, run_id: str | None = None, workflow: str | None = None) -> list[CheckpointRecord]:
-        """Checkpoints of a run and/or a workflow (all if neither), in creation order."""
-        stmt = _filter_checkpoints(_checkpoints(), run_id, workflow).order_by(CheckpointModel.id)
+    def list_checkpoints(
+        self, *, run_id: str | None = None, workflow: str | None = None, namespace: str | None = None
+    ) -> list[CheckpointRecord]:
+        """Checkpoints of a run and/or a workflow and/or a namespace (all if none), in creation order.
+
+        A ``workflow`` is looked up in ``namespace`` (``"default"`` when not given): the
+        checkpoints of the same workflow key in another namespace are never listed.
+        """
+        stmt = _filter_checkpoints(_checkpoints(), run_id, workflow, namespace).order_by(CheckpointModel.id)
         with self._guard("list_checkpoints"), self._session(write=False) as s:
             return [_checkpoint_record(c, v) for c, v in s.execute(stmt)]
 
@@ -800,11 +804,13 @@ class Store:
         *,
         run_id: str | None = None,
         workflow: str | None = None,
+        namespace: str | None = None,
         direction: str = "maximize",
     ) -> CheckpointRecord | None:
-        """The best-scoring checkpoint (``score`` not null) of a run and/or workflow.
+        """The best-scoring checkpoint (``score`` not null) of a run and/or workflow and/or namespace.
 
-        Ties go to the earliest prompt version, then to the earliest checkpoint.
+        ``workflow`` and ``namespace`` filter as in :meth:`list_checkpoints`. Ties go to the
+        earliest prompt version, then to the earliest checkpoint.
 
         Raises:
             InvalidValueError: ``direction`` is not ``maximize``/``minimize``.
@@ -814,7 +820,7 @@ class Store:
         score = CheckpointModel.score
         order = score.desc() if direction == "maximize" else score.asc()
         stmt = (
-            _filter_checkpoints(_checkpoints(), run_id, workflow)
+            _filter_checkpoints(_checkpoints(), run_id, workflow, namespace)
             .where(CheckpointModel.score.is_not(None))
             .order_by(order, PromptVersionModel.version, CheckpointModel.id)
             .limit(1)
@@ -975,9 +981,30 @@ def _check_checkpoint_values(
     _check_json("extra", extra or {})
 
 
-def _require_run(s: Session, run_id: str) -> None:
-    if s.get(RunModel, run_id) is None:
+def _require_run(s: Session, run_id: str) -> RunModel:
+    row = s.get(RunModel, run_id)
+    if row is None:
         raise RunNotFoundError(f"no run with id {run_id!r}")
+    return row
+
+
+def _check_namespace(namespace: str) -> None:
+    """The column holds 253 characters on both backends (a Kubernetes namespace has at most 63)."""
+    if not isinstance(namespace, str) or not 1 <= len(namespace) <= 253:
+        raise InvalidValueError(f"namespace must be 1..253 characters, got {namespace!r}")
+
+
+def _check_checkpoint_version(stored: PromptVersionModel | None, version: VersionRecord, run: RunModel) -> None:
+    """A checkpoint points at a version stored here, of the run's own namespace."""
+    if stored is None or stored.checksum != version.checksum:
+        raise VersionNotFoundError(
+            f"prompt version id {version.id} ({version.workflow} v{version.version}) is not stored in this database"
+        )
+    if stored.namespace != run.namespace:
+        raise VersionNotFoundError(
+            f"prompt version id {version.id} ({stored.workflow} v{stored.version}) belongs to namespace "
+            f"{stored.namespace!r}, not to the run's namespace {run.namespace!r}: versions are per namespace"
+        )
 
 
 def _is_unique_violation(exc: BaseException | None) -> bool:
@@ -1000,19 +1027,26 @@ def _version_checksum(source: str, prompts: dict[str, str], parameters: dict[str
         raise InvalidValueError(f"prompts/parameters are not canonical JSON: {e}") from e
 
 
-def _next_version(workflow: str) -> Any:
-    """SQL for ``max(version) + 1`` of ``workflow`` (1 for its first version), evaluated on insert."""
+def _versions_of(namespace: str, workflow: str) -> Select[PromptVersionModel]:
+    """``SELECT`` of the versions of one workflow key, ``(namespace, workflow)``."""
+    return select(PromptVersionModel).where(
+        PromptVersionModel.namespace == namespace, PromptVersionModel.workflow == workflow
+    )
+
+
+def _next_version(namespace: str, workflow: str) -> Any:
+    """SQL for ``max(version) + 1`` of ``(namespace, workflow)`` (1 for its first version), evaluated on insert."""
     return (
         select(func.coalesce(func.max(PromptVersionModel.version), 0) + 1)
-        .where(PromptVersionModel.workflow == workflow)
+        .where(PromptVersionModel.namespace == namespace, PromptVersionModel.workflow == workflow)
         .scalar_subquery()
     )
 
 
-def _lock_key(workflow: str) -> int:
-    """A stable signed 64-bit advisory-lock key for ``workflow``'s version numbering."""
-    digest = hashlib.sha256(f"agentensor_prompt_versions:{workflow}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+def _lock_key(namespace: str, workflow: str) -> int:
+    """A stable signed 64-bit advisory-lock key for the version numbering of ``(namespace, workflow)``."""
+    key = canonical_json(["agentensor_prompt_versions", namespace, workflow])  # unambiguous, unlike "ns/wf"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 _CheckpointSelect = Select[CheckpointModel, PromptVersionModel]
@@ -1024,11 +1058,17 @@ def _checkpoints() -> _CheckpointSelect:
     )
 
 
-def _filter_checkpoints(stmt: _CheckpointSelect, run_id: str | None, workflow: str | None) -> _CheckpointSelect:
+def _filter_checkpoints(
+    stmt: _CheckpointSelect, run_id: str | None, workflow: str | None, namespace: str | None
+) -> _CheckpointSelect:
+    """Filter on the run, the namespace and the workflow; a workflow without a namespace is ``"default"``'s."""
     if run_id is not None:
         stmt = stmt.where(CheckpointModel.run_id == run_id)
     if workflow is not None:
         stmt = stmt.where(PromptVersionModel.workflow == workflow)
+        namespace = DEFAULT_NAMESPACE if namespace is None else namespace
+    if namespace is not None:
+        stmt = stmt.where(PromptVersionModel.namespace == namespace)
     return stmt
 
 
@@ -1076,6 +1116,7 @@ def _case_row(r: CaseResultModel) -> CaseRow:
 def _version_record(v: PromptVersionModel) -> VersionRecord:
     return VersionRecord(
         id=VersionId(v.id),
+        namespace=v.namespace,
         workflow=v.workflow,
         version=v.version,
         checksum=v.checksum,
@@ -1096,6 +1137,7 @@ def _checkpoint_record(c: CheckpointModel, v: PromptVersionModel) -> CheckpointR
         epoch=c.epoch,
         version=v.version,
         version_id=VersionId(v.id),
+        namespace=v.namespace,
         workflow=v.workflow,
         checksum=v.checksum,
         prompts=v.prompts,

@@ -72,7 +72,7 @@ def test_database_writes_reach_status_by_notify_and_idle_runs_are_not_patched(cl
             run_id=uid, kind="TrainingRun", namespace=cluster.namespace, name=running, workflow="w", spec={}
         )
         store.update_run(uid, phase="Running", status={"phase": "Running", "epochs": 3, "casesCompleted": 7})
-        version = store.register_version("w", {"p": "v"}, {})
+        version = store.register_version("w", {"p": "v"}, {}, namespace=cluster.namespace)
         store.add_checkpoint(uid, epoch=1, version=version, score=0.25, scores={})
 
         def reflected() -> bool:

@@ -150,7 +150,7 @@ def test_active_version_materializes_and_rolls_back(cluster: Cluster, trained: d
 
     store = Store(cluster.db_url)
     try:
-        stored = store.get_version("e2e-router", best)
+        stored = store.get_version("e2e-router", best, namespace=NS)
         assert stored is not None and promoted == stored.prompts
         assert _active(cluster, "router")["checksum"] == stored.checksum
     finally:
@@ -389,6 +389,6 @@ def test_deletion_removes_jobs_and_keeps_history(cluster: Cluster, operator: Ope
         row = store.get_run(uid)
         assert row is not None and row.phase == "Succeeded", "history stays in the database"
         assert store.list_checkpoints(run_id=uid)
-        assert len(store.list_versions("e2e-auto")) >= 2, "deleting a PromptConfig keeps its versions"
+        assert len(store.list_versions("e2e-auto", namespace=NS)) >= 2, "deleting a PromptConfig keeps its versions"
     finally:
         store.close()

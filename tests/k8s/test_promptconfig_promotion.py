@@ -96,11 +96,11 @@ def test_promotion_edit_refusals_and_ready_column(cluster: Cluster, operator: Op
     assert _active(cluster)["version"] == "1" and _ready_column(cluster) == "True"
 
     with Store(cluster.db_url) as store:
-        inline = store.get_version(WORKFLOW, 1)
+        inline = store.get_version(WORKFLOW, 1, namespace=NS)
         assert inline is not None
         trained = store.register_version(
             WORKFLOW, {**inline.prompts, "intent.card_arrival": "Where is my card?\nIt has not arrived."}, {"k": 3},
-            source="checkpoint",
+            namespace=NS, source="checkpoint",
         )  # fmt: skip
     assert trained.version == 2
 

@@ -394,11 +394,11 @@ def test_register_version_numbers_and_dedupes(store: Store) -> None:
     assert store.find_version_by_checksum(WF, "0" * 64) is None
 
 
-def _prompt_config(parameters: dict[str, Any]) -> PromptConfig:
+def _prompt_config(parameters: dict[str, Any], namespace: str | None = None) -> PromptConfig:
     doc = {
         "apiVersion": "agentensor.dev/v1alpha1",
         "kind": "PromptConfig",
-        "metadata": {"name": "bot"},
+        "metadata": {"name": "bot", **({"namespace": namespace} if namespace else {})},
         "spec": {
             "workflow": WF,
             "prompts": {"system": {"text": "Be brief."}, "user": {"text": "{q}", "requiresGrad": False}},
@@ -581,6 +581,80 @@ def test_best_checkpoint_tie_on_same_version_takes_earliest_checkpoint(store: St
     first = store.add_checkpoint("run-1", epoch=0, version=v1, score=0.7, scores={})
     store.add_checkpoint("run-1", epoch=1, version=v1, score=0.7, scores={})
     assert store.best_checkpoint(run_id="run-1") == first
+
+
+# -- tenancy: versions are keyed by (namespace, workflow) --------------------------------------------
+
+
+def test_two_namespaces_number_the_same_workflow_key_independently(store: Store) -> None:
+    a1 = store.register_version(WF, {"system": "team a, first"}, {}, namespace="team-a")
+    a2 = store.register_version(WF, {"system": "team a, secret"}, {}, namespace="team-a")
+    b1 = store.register_version(WF, {"system": "team b, first"}, {}, namespace="team-b")
+    assert [(v.namespace, v.version) for v in (a1, a2, b1)] == [("team-a", 1), ("team-a", 2), ("team-b", 1)]
+    # the same config in both: one row each, numbered in each namespace, never the other's row
+    shared_a = store.register_version(WF, {"system": "same"}, {}, namespace="team-a")
+    shared_b = store.register_version(WF, {"system": "same"}, {}, namespace="team-b")
+    assert (shared_a.version, shared_b.version) == (3, 2) and shared_a.id != shared_b.id
+    assert shared_a.checksum == shared_b.checksum
+    b3 = store.register_version(WF, {"system": "team b, third"}, {}, namespace="team-b")
+    assert b3.version == 3
+
+    assert store.list_versions(WF, namespace="team-a") == [a1, a2, shared_a]
+    assert store.list_versions(WF, namespace="team-b") == [b1, shared_b, b3]
+    assert store.list_versions(WF) == [] and store.list_versions(WF, namespace="default") == []
+
+
+def test_a_namespace_cannot_read_another_namespaces_versions(store: Store) -> None:
+    a1 = store.register_version(WF, {"system": "team a, public"}, {}, namespace="team-a")
+    secret = store.register_version(WF, {"system": "team a, secret"}, {}, namespace="team-a")
+    store.register_version(WF, {"system": "team b"}, {}, namespace="team-b")
+    assert store.get_version(WF, 2, namespace="team-a") == secret
+    assert store.get_version(WF, 2, namespace="team-b") is None  # team b has only version 1
+    assert store.get_version(WF, 1, namespace="team-b") != a1
+    assert store.get_version(WF, 2) is None  # nor does "default"
+    assert store.find_version_by_checksum(WF, secret.checksum, namespace="team-a") == secret
+    assert store.find_version_by_checksum(WF, secret.checksum, namespace="team-b") is None
+
+
+def test_register_inline_version_is_keyed_by_the_prompt_configs_namespace(store: Store) -> None:
+    a = store.register_inline_version(_prompt_config({"t": 1}, namespace="team-a"))
+    b = store.register_inline_version(_prompt_config({"t": 1}, namespace="team-b"))
+    default = store.register_inline_version(_prompt_config({"t": 1}))
+    assert [(v.namespace, v.version) for v in (a, b, default)] == [("team-a", 1), ("team-b", 1), ("default", 1)]
+    assert len({a.id, b.id, default.id}) == 3
+
+
+def test_checkpoints_and_best_scores_are_per_namespace(store: Store) -> None:
+    _run(store, "ra", namespace="team-a")
+    _run(store, "rb", namespace="team-b")
+    va = store.register_version(WF, {"system": "a"}, {}, namespace="team-a", source="checkpoint")
+    vb = store.register_version(WF, {"system": "b"}, {}, namespace="team-b", source="checkpoint")
+    store.add_checkpoint("ra", epoch=1, version=va, score=0.9, scores={})
+    store.add_checkpoint("rb", epoch=1, version=vb, score=0.4, scores={})
+
+    assert [c.run_id for c in store.list_checkpoints(workflow=WF, namespace="team-a")] == ["ra"]
+    assert [c.run_id for c in store.list_checkpoints(workflow=WF, namespace="team-b")] == ["rb"]
+    assert [c.namespace for c in store.list_checkpoints(namespace="team-b")] == ["team-b"]
+    assert store.list_checkpoints(workflow=WF) == []  # a workflow without a namespace is default's
+    best_b = store.best_checkpoint(workflow=WF, namespace="team-b")
+    assert best_b is not None and (best_b.run_id, best_b.score, best_b.prompts) == ("rb", 0.4, {"system": "b"})
+    assert store.best_checkpoint(workflow=WF) is None
+
+
+def test_a_run_cannot_checkpoint_another_namespaces_version(store: Store) -> None:
+    _run(store, "rb", namespace="team-b")
+    va = store.register_version(WF, {"system": "team a's"}, {}, namespace="team-a")
+    with pytest.raises(
+        VersionNotFoundError, match="belongs to namespace 'team-a', not to the run's namespace 'team-b'"
+    ):
+        store.add_checkpoint("rb", epoch=1, version=va, score=1.0, scores={})
+    assert store.list_checkpoints(run_id="rb") == []
+
+
+@pytest.mark.parametrize("namespace", ["", "n" * 254], ids=["empty", "over-253"])
+def test_register_version_rejects_a_bad_namespace(store: Store, namespace: str) -> None:
+    with pytest.raises(InvalidValueError, match=r"namespace must be 1\.\.253 characters"):
+        store.register_version(WF, {"s": "x"}, {}, namespace=namespace)
 
 
 # -- deletion -------------------------------------------------------------------------------------

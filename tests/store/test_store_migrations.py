@@ -90,14 +90,14 @@ def test_upgrade_downgrade_cycle_keeps_data(fresh_store: Store, fresh_url: str) 
     assert AGENTENSOR_TABLES | {VERSION_TABLE} <= _tables(fresh_url)
 
     fresh_store.create_run(run_id="r", kind="EvaluationRun", namespace="n", name="e", workflow="wf", spec={})
-    v = fresh_store.register_version("wf", {"s": "x"}, {})
+    v = fresh_store.register_version("wf", {"s": "x"}, {}, namespace="n")
     fresh_store.record_cases("r", [CaseRow(stage="eval", case_id="1", thread_id="t", input={})])
     fresh_store.add_checkpoint("r", epoch=0, version=v, score=1.0, scores={})
 
     fresh_store.upgrade()  # at head already: a no-op that keeps the data
     fresh_store.upgrade(str(head))
     assert fresh_store.get_run("r") is not None
-    assert fresh_store.list_versions("wf") == [v]
+    assert fresh_store.list_versions("wf", namespace="n") == [v]
     assert len(fresh_store.list_cases("r")) == 1 and len(fresh_store.list_checkpoints()) == 1
 
     fresh_store.downgrade("base")

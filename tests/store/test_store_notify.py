@@ -22,7 +22,7 @@ def test_writers_notify_the_run_id_on_commit(pg_session_url: str) -> None:
             assert listener.poll(0.2) == set()  # creating a run is the operator's news, not the runner's
             store.update_run("n1", phase="Running", status={"phase": "Running"})
             assert listener.poll(30) == {"n1"}
-            version = store.register_version("w-notify", {"p": "v"}, {})
+            version = store.register_version("w-notify", {"p": "v"}, {}, namespace="ns")
             store.add_checkpoint("n1", epoch=0, version=version, score=0.5, scores={})
             assert listener.poll(30) == {"n1"}
             with pytest.raises(RunNotFoundError):  # a failed write sends nothing

@@ -118,7 +118,7 @@ def test_processes_race(store_url: str) -> None:
 def _interfere(store: Store, checksum: str, times: int) -> list[int]:
     """Before our INSERT, slip in a row with the same checksum on the same connection.
 
-    The INSERT then violates UNIQUE(workflow, checksum), exactly as when another writer wins
+    The INSERT then violates UNIQUE(namespace, workflow, checksum), exactly as when another writer wins
     the race; the transaction rolls back (taking the intruder with it) and the call retries.
     """
     fired: list[int] = []
@@ -128,8 +128,8 @@ def _interfere(store: Store, checksum: str, times: int) -> list[int]:
         if len(fired) < times and statement.startswith("INSERT INTO agentensor_prompt_versions"):
             fired.append(1)
             cursor.execute(
-                "INSERT INTO agentensor_prompt_versions (workflow, version, checksum, prompts, "
-                f"parameters, source, created_at) VALUES ('{WF}', 999, '{checksum}', '{{}}', "
+                "INSERT INTO agentensor_prompt_versions (namespace, workflow, version, checksum, prompts, "
+                f"parameters, source, created_at) VALUES ('default', '{WF}', 999, '{checksum}', '{{}}', "
                 "'{}', 'import', CURRENT_TIMESTAMP)"
             )
 

@@ -60,6 +60,19 @@ def active_config_map(
     }
 
 
+def version_not_found_message(workflow: str, namespace: str, version: int) -> str:
+    """The ``Ready=False VersionNotFound`` message of a ``spec.activeVersion`` the namespace does not have.
+
+    Versions are numbered per ``(namespace, workflow)``: the same number of the same workflow
+    key in another namespace is another team's text and is never served here.
+    """
+    return (
+        f"spec.activeVersion: workflow {workflow!r} has no stored version {version} in namespace {namespace!r} "
+        "(versions are per namespace; a version trained or stored in another namespace is not visible here); "
+        "the ConfigMap keeps the last active version"
+    )
+
+
 def active_snapshot_error(
     snapshot: ActiveSnapshot | None, *, version: int, stored_checksum: str
 ) -> tuple[str, str] | None:

@@ -2,6 +2,10 @@
 
 On create/update (at once) and on a timer (for best scores arriving from TrainingRuns):
 
+Versions, best scores and checkpoints are those of the PromptConfig's own namespace: the
+workflow key is ``(metadata.namespace, spec.workflow)``, so a PromptConfig never reads, counts
+or materializes another namespace's versions, whatever ``spec.workflow`` it names.
+
 1. the inline ``spec.prompts``/``parameters`` become a checksummed version (deduplicated);
 2. ``spec.activeVersion`` (or the inline version) is written to ConfigMap ``<name>-active``,
    owned by the PromptConfig; an unknown version, or a ``spec.active`` snapshot whose text and
@@ -23,7 +27,7 @@ from agentensor_api import EventReason, EventType, ManifestError, PromptConfig, 
 from agentensor_store import VersionRecord
 
 from .. import _decisions as d
-from .._decisions._promptconfig import active_snapshot_error
+from .._decisions._promptconfig import active_snapshot_error, version_not_found_message
 from .._deps import Deps
 from .._errors import kopf_errors
 from . import _events
@@ -50,9 +54,9 @@ async def reconcile_promptconfig(deps: Deps, body: Mapping[str, Any], patch: dic
     active, error = await _active_version(deps, pc)
     if error is None:
         await _materialize(deps, body, raw, active)
-    workflow = pc.spec.workflow
-    versions = await deps.db(deps.store.list_versions, workflow)
-    best = await deps.db(deps.store.best_checkpoint, workflow=workflow)
+    workflow, namespace = pc.spec.workflow, pc.namespace
+    versions = await deps.db(deps.store.list_versions, workflow, namespace=namespace)
+    best = await deps.db(deps.store.best_checkpoint, workflow=workflow, namespace=namespace)
     status = d.promptconfig_status(
         raw,
         generation=generation,
@@ -73,21 +77,19 @@ async def reconcile_promptconfig(deps: Deps, body: Mapping[str, Any], patch: dic
 async def _active_version(deps: Deps, pc: PromptConfig) -> tuple[VersionRecord, tuple[str, str] | None]:
     """The version to make live (``spec.activeVersion``, else the inline spec, registered here).
 
-    Returns ``(version, error)``; ``error`` is ``(reason, message)`` when ``spec.activeVersion``
-    names no stored version (VersionNotFound) or ``spec.active`` disagrees with its text or with
-    the stored version (ChecksumMismatch); the version is then the inline one (for the status only).
+    Both are looked up in the PromptConfig's namespace only. Returns ``(version, error)``;
+    ``error`` is ``(reason, message)`` when ``spec.activeVersion`` names no stored version of
+    the namespace (VersionNotFound, also when another namespace has one under the same workflow
+    key) or ``spec.active`` disagrees with its text or with the stored version (ChecksumMismatch);
+    the version is then the inline one (for the status only).
     """
     inline = await deps.db(deps.store.register_inline_version, pc)
     wanted = pc.spec.active_version
     if wanted is None:
         return inline, None
-    stored = await deps.db(deps.store.get_version, pc.spec.workflow, wanted)
+    stored = await deps.db(deps.store.get_version, pc.spec.workflow, wanted, namespace=pc.namespace)
     if stored is None:
-        message = (
-            f"spec.activeVersion: workflow {pc.spec.workflow!r} has no stored version {wanted}; "
-            "the ConfigMap keeps the last active version"
-        )
-        return inline, (Reason.VERSION_NOT_FOUND, message)
+        return inline, (Reason.VERSION_NOT_FOUND, version_not_found_message(pc.spec.workflow, pc.namespace, wanted))
     mismatch = active_snapshot_error(pc.spec.active, version=wanted, stored_checksum=stored.checksum)
     if mismatch is not None:
         return inline, mismatch
