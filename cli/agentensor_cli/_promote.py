@@ -140,13 +140,14 @@ def stored_version(
 ) -> tuple[VersionRecord | None, int | None]:
     """The one store lookup of ``promote``: version ``version`` of ``workflow`` and the latest version number.
 
-    ``namespace`` is the PromptConfig's (``metadata.namespace``, else ``-n``; None: neither);
-    versions are keyed by the workflow alone until the store keys them by namespace too.
+    ``namespace`` is the PromptConfig's (``metadata.namespace``, else ``-n``; None: neither, which
+    is the ``default`` namespace, as for kubectl). Versions are numbered per namespace and workflow,
+    so another namespace's versions are never found.
     """
-    del namespace
-    versions = store.list_versions(workflow)
+    ns = namespace or "default"
+    versions = store.list_versions(workflow, namespace=ns)
     latest = versions[-1].version if versions else None
-    return store.get_version(workflow, version), latest
+    return store.get_version(workflow, version, namespace=ns), latest
 
 
 def stored_snapshot(db: str | None, namespace: str | None, workflow: str, version: int) -> ActiveSnapshot:
