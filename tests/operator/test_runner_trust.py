@@ -91,7 +91,8 @@ REFUSED = [
                  id="mount-script-dir"),
     pytest.param(_body(_mount("/usr/bin")), {}, "spec.runner.volumeMounts[0].mountPath", "allowed", id="mount-usr-bin"),
     pytest.param(_body(_mount("/lib")), {}, "spec.runner.volumeMounts[0].mountPath", "allowed", id="mount-lib"),
-    pytest.param(_body(_mount("/datax")), {}, "spec.runner.volumeMounts[0].mountPath", "allowed", id="mount-prefix-not-folder"),
+    pytest.param(_body(_mount("/datax")), {}, "spec.runner.volumeMounts[0].mountPath", "allowed",
+                 id="mount-prefix-not-folder"),
     pytest.param(_body(_mount("//usr/lib/python3")), {}, "spec.runner.volumeMounts[0].mountPath", "'/usr/lib/python3'",
                  id="mount-double-slash-normalised"),
     # Pod metadata keys
