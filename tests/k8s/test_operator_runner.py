@@ -151,6 +151,9 @@ def test_runner_pods_carry_the_run_name_and_spec_runner(cluster: Cluster, operat
     assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"} in spec["tolerations"]
     assert {"name": "scratch", "mountPath": "/scratch"} in container["volumeMounts"]
+    # no API token, whatever the ServiceAccount says: set on the Pod, which wins over the account
+    assert spec["automountServiceAccountToken"] is False
+    assert not any(m["mountPath"].startswith("/var/run/secrets") for m in container["volumeMounts"])
     names = [e["name"] for e in container["env"]]
     assert names[0] == "RUNNER_NOTE" and names[-1] == "AGENTENSOR_EVALUATOR_ALLOWLIST"
 
