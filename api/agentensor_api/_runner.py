@@ -73,12 +73,19 @@ DENIED_ENV_PREFIXES: dict[str, str] = {
     "LD_": "changes what the dynamic loader loads (LD_PRELOAD, LD_LIBRARY_PATH...)",
     "DYLD_": "changes what the dynamic loader loads",
     "PG": "is read by libpq (host, password file, service file, TLS files of the database connection)",
-    "SSL_": "replaces TLS trust or key files (SSL_CERT_FILE, SSL_CERT_DIR)",
+    "SSL": "replaces TLS trust files or logs TLS keys (SSL_CERT_FILE, SSL_CERT_DIR, SSLKEYLOGFILE)",
     "OPENSSL_": "loads OpenSSL configuration and engines (shared libraries)",
     "HF_": "changes where Hugging Face models and code come from (HF_ENDPOINT, HF_HOME, HF_MODULES_CACHE...)",
     "TRANSFORMERS_": "changes where Transformers models and code come from",
     "SENTENCE_TRANSFORMERS_": "changes where sentence-transformers models come from",
     "TORCH": "changes where torch loads models and extensions from",
+    "PYTORCH": "changes how torch loads and runs code",
+    "MPL": "makes matplotlib load a configuration file or a backend module (MPLBACKEND=module://...)",
+    "PSYCOPG": "changes which psycopg implementation loads",
+    "LANGCHAIN_": "sends traces of every model call (prompts, cases, outputs) to a tracing service",
+    "LANGSMITH_": "sends traces of every model call (prompts, cases, outputs) to a tracing service",
+    "OTEL_": "sends telemetry elsewhere or loads OpenTelemetry plugins",
+    "LOCPATH": "loads locale files from another folder",
     "XDG_": "moves configuration and cache folders",
     "GIT_": "changes what git runs",
     "COV_CORE_": "makes pytest-cov's startup hook run code",
@@ -230,7 +237,7 @@ class EnvVar(ApiModel):
         pattern=ENV_NAME_PATTERN,
         max_length=253,
         description="Variable name. Refused: names that change what the runner loads or where its traffic "
-        "goes (AGENTENSOR_*, PYTHON*, LD_*, PG*, SSL_*, HF_* but HF_TOKEN, *_PROXY, *_BASE_URL, PATH, HOME...).",
+        "goes (AGENTENSOR_*, PYTHON*, LD_*, PG*, SSL*, HF_* but HF_TOKEN, *_PROXY, *_BASE_URL, PATH, HOME...).",
     )
     value: str | None = Field(default=None, description="Literal value; for secrets use valueFrom.secretKeyRef.")
     value_from: EnvVarSource | None = Field(default=None, description="A Secret or ConfigMap key.")

@@ -62,6 +62,15 @@ from agentensor_api import RunnerSpec, VolumeMount, denied_env_name
             "LANGSMITH_ENDPOINT",
             "COV_CORE_SOURCE",
             "COVERAGE_PROCESS_START",
+            "SSLKEYLOGFILE",
+            "MPLBACKEND",
+            "MPLCONFIGDIR",
+            "PSYCOPG_IMPL",
+            "LANGCHAIN_TRACING_V2",
+            "LANGSMITH_API_KEY",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "PYTORCH_JIT",
+            "LOCPATH",
         )
     ],
 )
