@@ -175,8 +175,9 @@ class JobSettings(BaseSettings):
     and mounting it as a ``spec.runner.volumes[].secret``; ``NAME/KEY`` allows that one key, by
     reference only. Empty by default: which Secrets a run author may read is the cluster admin's
     decision, and a Secret in the namespace may hold anything (the operator's own database URL,
-    another team's keys). The database Secret (``AGENTENSOR_DB_SECRET_NAME``) is never allowed,
-    listed or not. A run naming another Secret gets ``Accepted=False`` reason InvalidSpec naming
+    another team's keys). The database Secret (``AGENTENSOR_DB_SECRET_NAME``) is never allowed:
+    listing it stops the operator at startup (``ConfigurationError``; the chart refuses to render
+    it), and a run naming it is refused whatever the list says. A run naming another Secret gets ``Accepted=False`` reason InvalidSpec naming
     the field. Raises ``ValidationError`` for an entry that is not ``NAME`` or ``NAME/KEY``."""
 
     allowed_mount_paths: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_MOUNT_PATHS))

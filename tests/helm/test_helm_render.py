@@ -362,6 +362,17 @@ def test_no_database_is_refused_naming_the_value() -> None:
         render({"database": {"existingSecret": ""}})
 
 
+@pytest.mark.parametrize("entry", [pytest.param("pg-dsn", id="name"), pytest.param("pg-dsn/dsn", id="name-key")])
+def test_allowed_secrets_may_not_list_the_database_secret(entry: str) -> None:
+    values = {
+        "database": {"existingSecret": "pg-dsn", "existingSecretKey": "dsn"},
+        "runner": {"allowedSecrets": [entry]},
+    }
+    with pytest.raises(helm.HelmRenderError, match=r"runner\.allowedSecrets: .*database Secret"):
+        render(values)
+    render({**values, "runner": {"allowedSecrets": ["pg-dsn-other", "llm/pg-dsn"]}})  # names that only look alike
+
+
 def test_runner_serviceaccount_needs_a_name_when_created() -> None:
     with pytest.raises(helm.HelmRenderError, match=r"runner\.serviceAccount\.name"):
         render({"runner": {"serviceAccount": {"create": True, "name": ""}}})

@@ -217,3 +217,14 @@ def test_allow_lists_are_read_comma_separated_from_the_environment(monkeypatch: 
     assert jobs.allowed_service_accounts == ["team-runner"]
     assert jobs.allowed_images == ["registry.example.com/"]
     assert JobSettings.model_fields["allowed_mount_paths"].default_factory is not None
+
+
+@pytest.mark.parametrize("entry", [pytest.param("pg-dsn", id="name"), pytest.param("pg-dsn/url", id="name-key")])
+def test_the_operator_does_not_start_when_the_database_secret_is_allowed(entry: str) -> None:
+    from agentensor_operator import ConfigurationError, OperatorSettings, build
+
+    settings = OperatorSettings(
+        jobs=JobSettings(allowed_secrets=["llm", entry]), database=DatabaseSettings(secret_name="pg-dsn")
+    )
+    with pytest.raises(ConfigurationError, match=r"AGENTENSOR_JOB_ALLOWED_SECRETS .* 'pg-dsn"):
+        build(settings)
