@@ -4,11 +4,14 @@ Typed fields rather than a free Pod template: the operator owns the runner conta
 image policy, security context, the manifest and ``/tmp`` volumes and the operator's own variables
 (the DSN Secret, the entrypoint allow-list), and a free template could override every one of them.
 What a manifest author may set is exactly what is below, each field validated by the CRD schema
-(an unknown toleration operator, a malformed quantity or an env name the operator reserves is
-refused by the API server or, locally, by ``agentensor run``). Field shapes and names follow the
-Pod API (``core/v1``); only the subset a runner needs is offered. The cluster admin's defaults
-and limits (chart ``runner.resources``, ``runner.maxResources``, ``runner.nodeSelector``,
-``runner.tolerations``) are applied by the operator on top.
+where it can (an unknown toleration operator, a malformed quantity is refused by the API server)
+and by these models otherwise (an env name that changes what the runner loads, a ``..`` in a mount
+path: ``Accepted=False`` reason InvalidSpec in the operator, exit 2 in ``agentensor run``). Field
+shapes and names follow the Pod API (``core/v1``); only the subset a runner needs is offered. The
+cluster admin's defaults, limits and grants (chart ``runner.resources``, ``runner.maxResources``,
+``runner.nodeSelector``, ``runner.tolerations``, ``runner.allowedSecrets``,
+``runner.allowedMountPaths``, ``runner.allowedMetadataKeys``, ``runner.allowedServiceAccounts``)
+are applied by the operator on top.
 """
 
 from __future__ import annotations
@@ -33,9 +36,6 @@ LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-RESERVED_ENV_PREFIX = "AGENTENSOR_"
-"""Env names the operator sets itself (DSN, allow-list, outage settings): refused in ``spec.runner.env``."""
 
 DENIED_ENV_NAMES: dict[str, str] = {
     "PATH": "decides which programs run",
@@ -68,7 +68,7 @@ shell it starts) loads, where its network traffic goes, whom it trusts over TLS,
 operator set. The reason is part of the refusal message."""
 
 DENIED_ENV_PREFIXES: dict[str, str] = {
-    "AGENTENSOR_": "is set by the operator (database URL, entrypoint allow-list)",
+    "AGENTENSOR_": "is set by the operator (database URL, entrypoint allow-list, outage settings)",
     "PYTHON": "changes what the Python interpreter loads (PYTHONPATH, PYTHONSTARTUP, PYTHONHOME...)",
     "LD_": "changes what the dynamic loader loads (LD_PRELOAD, LD_LIBRARY_PATH...)",
     "DYLD_": "changes what the dynamic loader loads",
