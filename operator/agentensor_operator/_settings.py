@@ -177,8 +177,9 @@ class JobSettings(BaseSettings):
     decision, and a Secret in the namespace may hold anything (the operator's own database URL,
     another team's keys). The database Secret (``AGENTENSOR_DB_SECRET_NAME``) is never allowed:
     listing it stops the operator at startup (``ConfigurationError``; the chart refuses to render
-    it), and a run naming it is refused whatever the list says. A run naming another Secret gets ``Accepted=False`` reason InvalidSpec naming
-    the field. Raises ``ValidationError`` for an entry that is not ``NAME`` or ``NAME/KEY``."""
+    it), and a run naming it is refused whatever the list says. A run naming another Secret gets
+    ``Accepted=False`` reason InvalidSpec naming the field. Raises ``ValidationError`` for an
+    entry that is not ``NAME`` or ``NAME/KEY``."""
 
     allowed_mount_paths: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_MOUNT_PATHS))
     """Folders under which ``spec.runner.volumeMounts[].mountPath`` may lie (env
