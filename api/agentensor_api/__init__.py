@@ -54,7 +54,16 @@ from ._runnable_config import (
     RUNNABLE_CONFIG_KEYS,
     RunnableConfigSpec,
 )
-from ._runner import EnvVar, ResourceRequirements, RunnerSpec, Toleration, Volume, VolumeMount
+from ._runner import (
+    EnvVar,
+    ResourceRequirements,
+    RunnerSpec,
+    Toleration,
+    Volume,
+    VolumeMount,
+    denied_env_name,
+    normal_path,
+)
 from ._runs import (
     BudgetSpec,
     CheckpointSpec,
@@ -156,12 +165,14 @@ __all__ = [
     "condition_of",
     "config_checksum",
     "crd_for",
+    "denied_env_name",
     "display_of",
     "load_manifests",
     "mark_failed",
     "mark_pass_criteria",
     "mark_running",
     "mark_succeeded",
+    "normal_path",
     "now_rfc3339",
     "parse_resource",
     "render_api_docs",

@@ -51,14 +51,27 @@ class ConfigurationError(OperatorError):
     """The operator cannot start with these settings (the message names the setting)."""
 
 
+def _check_grants(settings: OperatorSettings) -> None:
+    """Refuse allowed Secrets that name the database Secret: the admin believes runs may read it, and they never may."""
+    dsn = settings.database.secret_name
+    listed = [s for s in settings.jobs.allowed_secrets if s.split("/", 1)[0] == dsn]
+    if listed:
+        raise ConfigurationError(
+            f"AGENTENSOR_JOB_ALLOWED_SECRETS (chart runner.allowedSecrets) lists {', '.join(map(repr, listed))}, "
+            f"the database Secret (AGENTENSOR_DB_SECRET_NAME={dsn}): no run may read the database URL; remove it"
+        )
+
+
 def build(
     settings: OperatorSettings, *, kube: Kube | None = None, store: Store | None = None
 ) -> tuple[kopf.OperatorRegistry, Deps]:
     """The kopf registry with every handler, and the dependencies they share.
 
     Raises:
-        ConfigurationError: no database URL (``AGENTENSOR_DATABASE_URL`` / ``--db``).
+        ConfigurationError: no database URL (``AGENTENSOR_DATABASE_URL`` / ``--db``), or the
+            allowed Secrets list the database Secret (which no run may read).
     """
+    _check_grants(settings)
     if store is None:
         if settings.database.url is None:
             raise ConfigurationError("AGENTENSOR_DATABASE_URL is not set (or pass --db): the operator needs the DSN")

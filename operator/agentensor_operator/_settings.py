@@ -18,11 +18,19 @@ from typing import Annotated
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agentensor_api import ResourceRequirements, Toleration
+from agentensor_api import ResourceRequirements, Toleration, normal_path
 
 MODULE_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 """A Python dotted module name (``mycompany.agents``): what an allow-list entry must be. The chart's
 values.schema.json carries the same pattern for ``runner.allowedModules``."""
+
+
+SECRET_ENTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[-._a-zA-Z0-9]+)?$")
+"""An allowed-Secret entry: ``NAME`` (every key, and the Secret as a volume) or ``NAME/KEY`` (one key,
+only through ``secretKeyRef``/``apiKeySecretRef``)."""
+
+DEFAULT_MOUNT_PATHS = ("/data", "/mnt", "/models", "/cache", "/scratch", "/var/agentensor")
+"""Where ``spec.runner.volumeMounts`` may mount by default: data folders that hold no code."""
 
 
 def _split_commas(value: object) -> object:
@@ -160,16 +168,95 @@ class JobSettings(BaseSettings):
     ``AGENTENSOR_JOB_PRIORITY_CLASS_NAME``; chart ``runner.priorityClassName``). Unset: the
     cluster's default priority."""
 
+    allowed_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Secrets, in the run's namespace, that a run may reference (env ``AGENTENSOR_JOB_ALLOWED_SECRETS``,
+    comma-separated; chart value ``runner.allowedSecrets``): ``NAME`` allows every key of Secret
+    NAME through ``spec.models.*.apiKeySecretRef`` and ``spec.runner.env[].valueFrom.secretKeyRef``
+    and mounting it as a ``spec.runner.volumes[].secret``; ``NAME/KEY`` allows that one key, by
+    reference only. Empty by default: which Secrets a run author may read is the cluster admin's
+    decision, and a Secret in the namespace may hold anything (the operator's own database URL,
+    another team's keys). The database Secret (``AGENTENSOR_DB_SECRET_NAME``) is never allowed:
+    listing it stops the operator at startup (``ConfigurationError``; the chart refuses to render
+    it), and a run naming it is refused whatever the list says. A run naming another Secret gets
+    ``Accepted=False`` reason InvalidSpec naming the field. Raises ``ValidationError`` for an
+    entry that is not ``NAME`` or ``NAME/KEY``."""
+
+    allowed_mount_paths: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_MOUNT_PATHS))
+    """Folders under which ``spec.runner.volumeMounts[].mountPath`` may lie (env
+    ``AGENTENSOR_JOB_ALLOWED_MOUNT_PATHS``, comma-separated absolute paths; chart value
+    ``runner.allowedMountPaths``). A volume mounted over the Python installation, ``/usr``,
+    ``/lib``, ``/etc`` or the home folder would make the runner load the author's code or
+    configuration, so mounts are allowed where data lives, not refused where code lives. The
+    default (``/data``, ``/mnt``, ``/models``, ``/cache``, ``/scratch``, ``/var/agentensor``)
+    holds no code in the agentensor image; replace it to fit your image. Raises
+    ``ValidationError`` for a relative path, ``/`` or a ``..`` part."""
+
+    allowed_metadata_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Pod label and annotation keys a run may set although their domain is refused (env
+    ``AGENTENSOR_JOB_ALLOWED_METADATA_KEYS``, comma-separated; chart value
+    ``runner.allowedMetadataKeys``): an exact key (``kubectl.kubernetes.io/default-container``)
+    or a prefix ending in ``/`` (``example.kubernetes.io/``). Refused otherwise: keys of the
+    ``kubernetes.io`` and ``k8s.io`` domains and their subdomains (AppArmor, seccomp, eviction
+    and scheduling controls) and of the controllers that grant credentials or change a Pod's
+    network from a key (Vault, IAM, workload identity, service meshes, CNI; see
+    ``_decisions.DENIED_METADATA_DOMAINS``). Empty by default: none of them is the run author's."""
+
+    allowed_service_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """ServiceAccounts a run may pick with ``spec.runner.serviceAccountName`` besides
+    :attr:`service_account_name` (env ``AGENTENSOR_JOB_ALLOWED_SERVICE_ACCOUNTS``, comma-separated;
+    chart value ``runner.allowedServiceAccounts``). No API token is mounted in runner Pods, but a
+    ServiceAccount still carries credentials: its image pull secrets, and cloud identities bound to
+    it (EKS IRSA, GKE and Azure workload identity), which webhooks and metadata servers hand to
+    any Pod running as it. Empty by default: runs use the chart's runner account."""
+
+    allowed_images: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Image prefixes ``spec.workflow.image`` must start with (env ``AGENTENSOR_JOB_ALLOWED_IMAGES``,
+    comma-separated, e.g. ``registry.example.com/agents/``; chart value ``runner.allowedImages``).
+    A run's image is code the run executes; empty (the default) allows any image, as before.
+    :attr:`image`, the default runner image, is always allowed."""
+
     @field_validator("max_resources", mode="before")
     @classmethod
     def _quantities(cls, value: dict[str, str]) -> dict[str, str]:
         """Resource names and quantities checked as the API checks ``spec.runner.resources``."""
         return ResourceRequirements(limits=value).limits or {}
 
-    @field_validator("allowed_modules", mode="before")
+    @field_validator(
+        "allowed_modules",
+        "allowed_secrets",
+        "allowed_mount_paths",
+        "allowed_metadata_keys",
+        "allowed_service_accounts",
+        "allowed_images",
+        mode="before",
+    )
     @classmethod
-    def _split_modules(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("allowed_secrets")
+    @classmethod
+    def _secret_entries(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not SECRET_ENTRY.match(s)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(repr(s) for s in bad)} is not a Secret name or NAME/KEY "
+                "(e.g. 'llm-keys' or 'llm-keys/openai')"
+            )
+        return list(dict.fromkeys(value))
+
+    @field_validator("allowed_mount_paths")
+    @classmethod
+    def _mount_paths(cls, value: list[str]) -> list[str]:
+        out = []
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"{path!r} is not an absolute path")
+            normal = normal_path(path, "allowed mount path")
+            if normal == "/":
+                raise ValueError("'/' would allow mounts over the Python installation and the system")
+            out.append(normal)
+        return list(dict.fromkeys(out))
 
     @field_validator("allowed_modules")
     @classmethod

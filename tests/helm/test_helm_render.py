@@ -39,6 +39,11 @@ NON_DEFAULT: dict[str, Any] = {
         "image": "registry.example.com/ml/agentensor-runner:2",
         "dataDir": "/data",
         "allowedModules": ["mycompany.agents", "mycompany.scorers"],
+        "allowedSecrets": ["llm-keys", "hf/token"],
+        "allowedMountPaths": ["/data", "/srv/datasets"],
+        "allowedMetadataKeys": ["kubectl.kubernetes.io/default-container"],
+        "allowedServiceAccounts": ["team-runner"],
+        "allowedImages": ["registry.example.com/ml/"],
         "backoffLimit": 1,
         "activeDeadlineSeconds": 600,
         "ttlSecondsAfterFinished": 60,
@@ -144,6 +149,11 @@ def test_deployment_env_configures_the_operator(values: dict[str, Any], monkeypa
     assert settings.jobs.service_account_name == runner["serviceAccount"]["name"]
     assert settings.jobs.data_dir == runner["dataDir"]
     assert settings.jobs.allowed_modules == runner["allowedModules"]
+    assert settings.jobs.allowed_secrets == runner["allowedSecrets"]
+    assert settings.jobs.allowed_mount_paths == runner["allowedMountPaths"]
+    assert settings.jobs.allowed_metadata_keys == runner["allowedMetadataKeys"]
+    assert settings.jobs.allowed_service_accounts == runner["allowedServiceAccounts"]
+    assert settings.jobs.allowed_images == runner["allowedImages"]
     assert settings.jobs.backoff_limit == runner["backoffLimit"]
     assert settings.jobs.active_deadline_seconds == runner["activeDeadlineSeconds"]
     assert settings.jobs.ttl_seconds_after_finished == runner["ttlSecondsAfterFinished"]
@@ -175,6 +185,7 @@ def _default_env_value(name: str, monkeypatch: pytest.MonkeyPatch) -> str | None
         "AGENTENSOR_JOB_BACKOFF_LIMIT": defaults["jobs"]["backoff_limit"],
         "AGENTENSOR_JOB_ACTIVE_DEADLINE_SECONDS": defaults["jobs"]["active_deadline_seconds"],
         "AGENTENSOR_JOB_TTL_SECONDS_AFTER_FINISHED": defaults["jobs"]["ttl_seconds_after_finished"],
+        "AGENTENSOR_JOB_ALLOWED_MOUNT_PATHS": ",".join(defaults["jobs"]["allowed_mount_paths"]),
         # JSON, as Helm's toJson writes it (sorted keys, compact)
         "AGENTENSOR_JOB_RESOURCES": json.dumps(defaults["jobs"]["resources"], sort_keys=True, separators=(",", ":")),
         "AGENTENSOR_DB_SECRET_NAME": defaults["database"]["secret_name"],
@@ -195,6 +206,21 @@ def test_allowed_modules_reach_the_operator_env_comma_joined() -> None:
     assert "AGENTENSOR_JOB_ALLOWED_MODULES" not in plain_env(operator_container(render()))
     env = plain_env(operator_container(render({"runner": {"allowedModules": ["mycompany.agents", "tests"]}})))
     assert env["AGENTENSOR_JOB_ALLOWED_MODULES"] == "mycompany.agents,tests"
+
+
+def test_what_a_run_may_reach_is_the_admins_chart_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults: no Secret, the data folders, no refused Pod key, the runner account, any image."""
+    env = plain_env(operator_container(render()))
+    for name in ("SECRETS", "METADATA_KEYS", "SERVICE_ACCOUNTS", "IMAGES"):
+        assert f"AGENTENSOR_JOB_ALLOWED_{name}" not in env
+    jobs = _settings_from_env(env, monkeypatch).jobs
+    assert jobs.allowed_secrets == [] and jobs.allowed_service_accounts == [] and jobs.allowed_images == []
+    assert jobs.allowed_mount_paths == ["/data", "/mnt", "/models", "/cache", "/scratch", "/var/agentensor"]
+    # an empty list is "no mounts", not "the operator's default"
+    env = plain_env(operator_container(render({"runner": {"allowedMountPaths": [], "allowedSecrets": ["a", "a/k"]}})))
+    assert env["AGENTENSOR_JOB_ALLOWED_MOUNT_PATHS"] == ""
+    assert env["AGENTENSOR_JOB_ALLOWED_SECRETS"] == "a,a/k"
+    assert _settings_from_env(env, monkeypatch).jobs.allowed_mount_paths == []
 
 
 def test_schema_module_pattern_is_the_operator_settings_pattern() -> None:
@@ -336,6 +362,17 @@ def test_no_database_is_refused_naming_the_value() -> None:
         render({"database": {"existingSecret": ""}})
 
 
+@pytest.mark.parametrize("entry", [pytest.param("pg-dsn", id="name"), pytest.param("pg-dsn/dsn", id="name-key")])
+def test_allowed_secrets_may_not_list_the_database_secret(entry: str) -> None:
+    values = {
+        "database": {"existingSecret": "pg-dsn", "existingSecretKey": "dsn"},
+        "runner": {"allowedSecrets": [entry]},
+    }
+    with pytest.raises(helm.HelmRenderError, match=r"runner\.allowedSecrets: .*database Secret"):
+        render(values)
+    render({**values, "runner": {"allowedSecrets": ["pg-dsn-other", "llm/pg-dsn"]}})  # names that only look alike
+
+
 def test_runner_serviceaccount_needs_a_name_when_created() -> None:
     with pytest.raises(helm.HelmRenderError, match=r"runner\.serviceAccount\.name"):
         render({"runner": {"serviceAccount": {"create": True, "name": ""}}})
@@ -441,6 +478,15 @@ def test_notes_tell_how_to_create_the_database_secret() -> None:
         pytest.param({"runner": {"backoffLimit": -1}}, "/runner/backoffLimit", id="negative-backoff"),
         pytest.param({"runner": {"dataDir": "app"}}, "/runner/dataDir", id="relative-data-dir"),
         pytest.param({"runner": {"allowedModules": "mycompany"}}, "/runner/allowedModules", id="modules-not-a-list"),
+        pytest.param({"runner": {"allowedSecrets": ["Bad_Name"]}}, "/runner/allowedSecrets/0", id="secret-name"),
+        pytest.param({"runner": {"allowedMountPaths": ["/"]}}, "/runner/allowedMountPaths/0", id="mount-root"),
+        pytest.param({"runner": {"allowedMountPaths": ["data"]}}, "/runner/allowedMountPaths/0", id="mount-relative"),
+        pytest.param(
+            {"runner": {"allowedMountPaths": ["/a/../usr"]}}, "/runner/allowedMountPaths/0", id="mount-dotdot"
+        ),
+        pytest.param(
+            {"runner": {"allowedServiceAccounts": ["Admin"]}}, "/runner/allowedServiceAccounts/0", id="account-name"
+        ),
         pytest.param(
             {"runner": {"allowedModules": ["mycompany.agents", "my-company"]}},
             "/runner/allowedModules/1",

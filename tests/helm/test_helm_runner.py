@@ -8,6 +8,7 @@ from typing import Any
 import helm_python as helm
 import pytest
 
+from agentensor_api import ManifestError
 from agentensor_operator import OperatorSettings
 from agentensor_operator import _decisions as d
 from tests.helm.helm_support import CHART, operator_container, plain_env, render
@@ -76,3 +77,53 @@ def test_schema_rejects_bad_placement_values(values: dict[str, Any], where: str)
     with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError) as raised:
         chart.validate_schema(values)
     assert where in str(raised.value)
+
+
+def _run(runner: dict[str, Any], models: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "workflow": {"template": "embedding-router", "options": {"embedder": "hashing"}},
+        "promptConfigRef": {"name": "router"},
+        "dataset": {"inline": [{"input": "hi", "expected": "a"}]},
+        "evaluators": [{"name": "accuracy", "type": "exact_match"}],
+        "runner": runner,
+    }
+    if models is not None:
+        spec["models"] = models
+    return {
+        "apiVersion": "agentensor.dev/v1alpha1",
+        "kind": "EvaluationRun",
+        "metadata": {"name": "r", "namespace": "team-a", "uid": "u"},
+        "spec": spec,
+    }
+
+
+KEY = {"judge": {"model": "openai:m", "apiKeySecretRef": {"name": "llm-keys", "key": "openai"}}}
+DSN_KEY = {"judge": {"model": "openai:m", "apiKeySecretRef": {"name": "pg-dsn", "key": "url"}}}
+MOUNT = {"volumes": [{"name": "d", "emptyDir": {}}], "volumeMounts": [{"name": "d", "mountPath": "/srv/x"}]}
+GRANTED = {
+    "runner": {"allowedSecrets": ["llm-keys/openai"], "allowedMountPaths": ["/srv"]},
+    "database": {"existingSecret": "pg-dsn"},
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "body", "refused"),
+    [
+        pytest.param({}, _run({}, KEY), "allowed Secrets", id="default-no-secret"),
+        pytest.param(GRANTED, _run({}, KEY), None, id="granted-secret-key"),
+        pytest.param({}, _run(MOUNT), "allowed mount paths", id="default-mount-folders"),
+        pytest.param(GRANTED, _run(MOUNT), None, id="granted-mount-folder"),
+        pytest.param(GRANTED, _run({}, DSN_KEY), "database URL", id="dsn-secret-refused"),
+    ],
+)
+def test_the_grants_in_values_are_what_the_operator_allows(
+    values: dict[str, Any], body: dict[str, Any], refused: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """chart value -> operator env -> OperatorSettings -> check_grants."""
+    settings = _settings(values, monkeypatch)
+    facts = d.run_facts(body)
+    if refused is None:
+        d.check_grants(facts.grants, facts.runner, facts.image, settings.jobs, settings.database)
+    else:
+        with pytest.raises(ManifestError, match=refused):
+            d.check_grants(facts.grants, facts.runner, facts.image, settings.jobs, settings.database)

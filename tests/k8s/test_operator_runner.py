@@ -7,6 +7,10 @@
   toleration operator; a request above the chart's ``runner.maxResources`` is InvalidSpec naming it.
 - Kueue: the queue-name label passes through to the Job; ``spec.suspend`` set on a running run
   deletes its Job, and unsetting it resumes from the last checkpoint.
+- Issue 20's trust boundary: a run naming the database Secret, a Secret the chart does not allow,
+  ``PYTHONPATH``, an AppArmor annotation, a ``/x/../tmp`` mount or a mount over the Python
+  installation is Accepted=False InvalidSpec naming the field, and gets no ConfigMap or Job; a
+  Secret key the chart allows reaches the Job.
 
 One namespace, one database and one operator process serve the module. The node agent runs Pods
 as local processes and kills a deleted Pod's process (a kubelet would send SIGTERM first, see
@@ -39,6 +43,7 @@ pytestmark = [pytest.mark.k8s, pytest.mark.postgres, pytest.mark.slow]
 
 NS = "op-runner"
 MAX_CPU = "2"
+ALLOWED = "llm-keys/token"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,7 @@ def cluster(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    env = {"AGENTENSOR_JOB_MAX_RESOURCES": json.dumps({"cpu": MAX_CPU})}
+    env = {"AGENTENSOR_JOB_MAX_RESOURCES": json.dumps({"cpu": MAX_CPU}), "AGENTENSOR_JOB_ALLOWED_SECRETS": ALLOWED}
     op = cluster.operator(max_concurrent_jobs=3, extra_env=env).start()
     try:
         yield op
@@ -146,6 +151,9 @@ def test_runner_pods_carry_the_run_name_and_spec_runner(cluster: Cluster, operat
     assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"} in spec["tolerations"]
     assert {"name": "scratch", "mountPath": "/scratch"} in container["volumeMounts"]
+    # no API token, whatever the ServiceAccount says: set on the Pod, which wins over the account
+    assert spec["automountServiceAccountToken"] is False
+    assert not any(m["mountPath"].startswith("/var/run/secrets") for m in container["volumeMounts"])
     names = [e["name"] for e in container["env"]]
     assert names[0] == "RUNNER_NOTE" and names[-1] == "AGENTENSOR_EVALUATOR_ALLOWLIST"
 
@@ -216,3 +224,86 @@ def test_suspend_stops_a_running_run_and_resume_continues_from_its_checkpoint(
     finally:
         store.close()
         cluster.env.kubectl("delete", "trainingrun", "long", "-n", NS, "--wait=false", check=False)
+
+
+DSN_REF = {"name": "agentensor-db", "key": "url"}
+APPARMOR = "container.apparmor.security.beta.kubernetes.io/runner"
+
+
+def _secret_env(name: str, key: str) -> dict[str, Any]:
+    return {"env": [{"name": "TEAM_TOKEN", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}]}
+
+
+def _mount(path: str) -> dict[str, Any]:
+    return {"volumes": [{"name": "d", "emptyDir": {}}], "volumeMounts": [{"name": "d", "mountPath": path}]}
+
+
+@pytest.mark.parametrize(
+    ("name", "runner", "models", "field", "needle"),
+    [
+        pytest.param("dsn-env", _secret_env("agentensor-db", "url"), None,
+                     "spec.runner.env[0].valueFrom.secretKeyRef.name", "operator's database URL", id="dsn-secret-env"),
+        pytest.param("dsn-model", None, {"judge": {"model": "openai:m", "apiKeySecretRef": DSN_REF}},
+                     "spec.models.judge.apiKeySecretRef.name", "operator's database URL", id="dsn-secret-model-key"),
+        pytest.param("other-secret", _secret_env("other-team", "token"), None,
+                     "spec.runner.env[0].valueFrom.secretKeyRef.name",
+                     "Secret 'other-team' is not in the operator's allowed Secrets (chart value runner.allowedSecrets)",
+                     id="secret-not-allowed"),
+        pytest.param("other-key", _secret_env("llm-keys", "admin"), None,
+                     "spec.runner.env[0].valueFrom.secretKeyRef.name", "allowed Secrets", id="key-not-allowed"),
+        pytest.param("secret-volume", {"volumes": [{"name": "k", "secret": {"secretName": "agentensor-db"}}]}, None,
+                     "spec.runner.volumes[0].secret.secretName", "database URL", id="dsn-secret-volume"),
+        pytest.param("pythonpath", {"env": [{"name": "PYTHONPATH", "value": "/data"}]}, None,
+                     "spec.runner.env[0]", "PYTHONPATH: a run may not set this variable", id="pythonpath"),
+        pytest.param("proxy", {"env": [{"name": "https_proxy", "value": "http://evil:3128"}]}, None,
+                     "spec.runner.env[0]", "proxy", id="proxy"),
+        pytest.param("apparmor", {"annotations": {APPARMOR: "unconfined"}},
+                     None, f"spec.runner.annotations.{APPARMOR}",
+                     "runner.allowedMetadataKeys", id="apparmor-unconfined"),
+        pytest.param("dotdot", _mount("/x/../tmp"), None, "spec.runner.volumeMounts[0].mountPath", "'..' part",
+                     id="dotdot-mount"),
+        pytest.param("site-packages", _mount("/opt/agentensor/lib/python3.11/site-packages"), None,
+                     "spec.runner.volumeMounts[0].mountPath", "allowed mount paths", id="mount-over-python"),
+    ],
+)  # fmt: skip
+def test_a_run_reaching_past_the_admins_grants_is_invalid_spec_with_no_job(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    name: str,
+    runner: dict[str, Any] | None,
+    models: dict[str, Any] | None,
+    field: str,
+    needle: str,
+) -> None:
+    run = synthetic(name, "router")
+    if runner is not None:
+        run["spec"]["runner"] = runner
+    if models is not None:
+        run["spec"]["models"] = models
+    cluster.apply(run)  # the API server accepts it: the schema cannot express these rules
+    accepted = wait_for(
+        lambda: (c := condition(cluster.get("trainingrun", name), "Accepted")) and c["status"] == "False" and c,
+        60,
+        f"trainingrun/{name} Accepted=False",
+    )
+    assert accepted["reason"] == "InvalidSpec", accepted
+    assert accepted["message"].startswith(field), accepted
+    assert needle in accepted["message"], accepted
+    uid = _uid(cluster, name)
+    assert not cluster.items("jobs", f"agentensor.dev/run-uid={uid}")
+    assert not cluster.items("configmaps", f"agentensor.dev/run-uid={uid}")
+    cluster.env.kubectl("delete", "trainingrun", name, "-n", NS, "--wait=false", check=False)
+
+
+def test_a_secret_key_the_chart_allows_reaches_the_job(cluster: Cluster, operator: OperatorProcess) -> None:
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm-keys"}, "stringData": {"token": "t"}}
+    )
+    run = synthetic("allowed-key", "router")
+    run["spec"]["runner"] = _secret_env("llm-keys", "token")
+    cluster.apply(run)
+    uid = _uid(cluster, "allowed-key")
+    (job,) = wait_for(lambda: cluster.items("jobs", f"agentensor.dev/run-uid={uid}"), 60, "the runner Job")
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[0] == {"name": "TEAM_TOKEN", "valueFrom": {"secretKeyRef": {"name": "llm-keys", "key": "token"}}}
+    assert phase(_finished(cluster, "allowed-key")) == "Succeeded"

@@ -132,7 +132,7 @@ def test_placement_env_and_volumes_reach_the_pod() -> None:
         "nodeSelector": {"pool": "runners"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
         "env": [
-            {"name": "OPENAI_BASE_URL", "value": "http://llm:8080/v1"},
+            {"name": "LOG_FORMAT", "value": "json"},
             {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}},
         ],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "datasets", "readOnly": True}}],

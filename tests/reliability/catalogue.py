@@ -738,6 +738,73 @@ CATALOGUE: list[Entry] = [
         "more than the 255 a case id may hold",
         check=_case_ids_fit,
     ),
+    # issue 20: spec.runner reaching past what the admin granted (the API model's part; the
+    # operator's part, Secrets, mount folders and Pod keys, is tests/k8s/test_operator_runner.py)
+    *(
+        Entry(
+            f"runner-env-{name.lower().replace('_', '-')}",
+            f"spec.runner.env sets {name} ({what})",
+            _set("spec.runner", {"env": [{"name": name, "value": value}]}),
+            R,
+            "spec.runner.env[0]",
+            f"{name}: a run may not set this variable",
+        )
+        for name, value, what in (
+            ("PYTHONPATH", "/data/inject", "a sitecustomize.py on a ConfigMap volume would run"),
+            ("PYTHONSTARTUP", "/data/x.py", "interpreter startup code"),
+            ("LD_PRELOAD", "/data/evil.so", "the loader loads a library first"),
+            ("GCONV_PATH", "/data", "glibc loads charset modules"),
+            ("https_proxy", "http://evil:3128", "traffic, API keys included, through the author's proxy"),
+            ("PGHOST", "evil.example.com", "libpq connects elsewhere"),
+            ("PGPASSFILE", "/data/pgpass", "libpq reads another password file"),
+            ("SSL_CERT_FILE", "/data/ca.pem", "the author's CA is trusted"),
+            ("REQUESTS_CA_BUNDLE", "/data/ca.pem", "the author's CA is trusted"),
+            ("HF_ENDPOINT", "http://evil", "models come from the author's hub"),
+            ("OPENAI_BASE_URL", "http://evil/v1", "the API key goes to the author's server"),
+            ("BASH_ENV", "/data/x.sh", "every bash runs a script"),
+            ("PATH", "/data/bin", "other programs run"),
+            ("AGENTENSOR_EVALUATOR_ALLOWLIST", "os", "the operator's variables"),
+        )
+    ),
+    Entry(
+        "runner-mount-dotdot",
+        "spec.runner.volumeMounts[].mountPath is /x/../tmp (the operator's /tmp, compared as a string)",
+        _set(
+            "spec.runner",
+            {"volumes": [{"name": "d", "emptyDir": {}}], "volumeMounts": [{"name": "d", "mountPath": "/x/../tmp"}]},
+        ),
+        R,
+        "spec.runner.volumeMounts[0].mountPath",
+        "'..' part",
+    ),
+    Entry(
+        "runner-mount-double-slash",
+        "spec.runner.volumeMounts[].mountPath is //etc/agentensor/run (over the run's manifest)",
+        _set(
+            "spec.runner",
+            {
+                "volumes": [{"name": "d", "emptyDir": {}}],
+                "volumeMounts": [{"name": "d", "mountPath": "//etc/agentensor/run"}],
+            },
+        ),
+        R,
+        "spec.runner.volumeMounts[0]",
+        "overlaps /etc/agentensor",
+    ),
+    Entry(
+        "runner-subpath-dotdot",
+        "spec.runner.volumeMounts[].subPath climbs out of the volume",
+        _set(
+            "spec.runner",
+            {
+                "volumes": [{"name": "d", "emptyDir": {}}],
+                "volumeMounts": [{"name": "d", "mountPath": "/data", "subPath": "../../etc"}],
+            },
+        ),
+        R,
+        "spec.runner.volumeMounts[0].subPath",
+        "'..' part",
+    ),
 ]
 
 

@@ -89,7 +89,8 @@ def test_api_key_and_db_password_appear_nowhere(k8s_with_crds: Any, tmp_path: Pa
                 },
             },
         )
-        op = cluster.operator(verbose=True).start()  # DEBUG logging: the most it ever writes
+        # DEBUG logging: the most it ever writes; the admin allows the one Secret key the run names
+        op = cluster.operator(verbose=True, extra_env={"AGENTENSOR_JOB_ALLOWED_SECRETS": "llm/apiKey"}).start()
         try:
             wait_for(lambda: phase(cluster.get("evaluationrun", "secret-eval")) in ("Succeeded", "Failed"), 120, "done")
             run = cluster.get("evaluationrun", "secret-eval")

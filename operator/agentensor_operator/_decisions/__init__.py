@@ -11,6 +11,7 @@ decision needs, call it, and apply the result. One concern per module:
     _status        status transitions, merge patches, milestone Events
     _reflect       a started run's status from its Job(s) and the runner's rows; promotion
     _promptconfig  the ``<name>-active`` ConfigMap and PromptConfig status
+    _trust         what the admin granted a run: Secrets, mount folders, Pod keys, accounts, images
 
 Conditions are set and read with :mod:`agentensor_api`'s status vocabulary
 (``ConditionType``, ``Reason``, ``set_condition``, ``condition_of``, ``mark_*``), never with
@@ -108,6 +109,18 @@ from ._status import (
     started_status,
     status_patch,
 )
+from ._trust import (
+    DENIED_METADATA_DOMAINS,
+    Grants,
+    SecretUse,
+    check_grants,
+    check_identity,
+    check_mount_paths,
+    check_pod_metadata,
+    check_secrets,
+    grants,
+    metadata_key_allowed,
+)
 
 __all__ = [
     "ALLOWLIST_ENV",
@@ -116,6 +129,7 @@ __all__ = [
     "API_VERSION_NAME",
     "CONTAINER_NAME",
     "DATABASE_URL_ENV",
+    "DENIED_METADATA_DOMAINS",
     "GROUP_NAME",
     "IMMUTABLE_EXEMPT",
     "KUEUE_QUEUE_LABEL",
@@ -135,6 +149,7 @@ __all__ = [
     "SHORT_KIND",
     "Admission",
     "FailedCase",
+    "Grants",
     "JobPhase",
     "JobState",
     "JsonDict",
@@ -143,22 +158,30 @@ __all__ = [
     "RunCensus",
     "RunFacts",
     "RunRef",
+    "SecretUse",
     "accepted_spec",
     "accepted_status",
     "active_config_map",
     "active_config_map_name",
     "admission",
     "census",
+    "check_grants",
+    "check_identity",
+    "check_mount_paths",
+    "check_pod_metadata",
     "check_runner",
+    "check_secrets",
     "count_active",
     "effective_resources",
     "failure_message",
+    "grants",
     "invalid_status",
     "job_name",
     "job_shard",
     "job_shards",
     "job_state",
     "labels",
+    "metadata_key_allowed",
     "milestones",
     "model_secret_env",
     "owner_reference",

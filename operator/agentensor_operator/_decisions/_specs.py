@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -21,6 +21,7 @@ from agentensor_api import (
 )
 
 from ._names import IMMUTABLE_EXEMPT, SHORT_KIND, JsonDict
+from ._trust import Grants, grants
 
 
 def _document(body: Mapping[str, Any]) -> JsonDict:
@@ -56,6 +57,8 @@ class RunFacts:
     parallelism: int = 1
     runner: RunnerSpec | None = None
     """``spec.runner``: placement and resources of the runner Pods."""
+    grants: Grants = field(default_factory=Grants)
+    """The Secrets and model env names the run asks for (checked by ``check_grants``)."""
 
 
 def run_facts(body: Mapping[str, Any]) -> RunFacts:
@@ -68,6 +71,7 @@ def run_facts(body: Mapping[str, Any]) -> RunFacts:
         secret_env=tuple(model_secret_env(run)),
         parallelism=run.spec.parallelism,
         runner=run.spec.runner,
+        grants=grants(run),
     )
 
 

@@ -331,6 +331,7 @@ def _validated(deps: Deps, body: Mapping[str, Any], ref: d.RunRef) -> d.RunFacts
     if facts is None:
         facts = d.run_facts(body)
         d.check_runner(facts.runner, deps.settings.jobs)  # chart limits: InvalidSpec naming the field
+        d.check_grants(facts.grants, facts.runner, facts.image, deps.settings.jobs, deps.settings.database)
         if len(deps.validated) >= VALIDATED_CACHE_SIZE:
             deps.validated.pop(next(iter(deps.validated)))
         deps.validated[key] = facts
