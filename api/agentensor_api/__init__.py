@@ -17,12 +17,23 @@ from ._common import (
     SplitSpec,
     WorkflowSpec,
     api_key_env_name,
+    default_api_key_env,
 )
 from ._conditions import ConditionType, Reason, condition_of, mark_failed, mark_running, mark_succeeded, set_condition
 from ._crd import crd_for, render_crds, schema_for
 from ._display import StatusDisplay, display_of
 from ._docs import render_api_docs
 from ._errors import AgentensorError, ManifestError, UnknownKindError
+from ._model_access import (
+    HOST_ALLOWLIST_ENV,
+    HOST_STRICT_ENV,
+    KEY_ENV_ALLOWLIST_ENV,
+    PROVIDER_KEY_ENVS,
+    ModelAccess,
+    base_url_host,
+    check_key_env_grant,
+    parse_host_pattern,
+)
 from ._pass_criteria import mark_pass_criteria
 from ._prompt_config import ActiveSnapshot, PromotionSpec, PromptConfigSpec, PromptSpec
 from ._resources import (
@@ -134,6 +145,15 @@ __all__ = [
     "VolumeMount",
     "WorkflowSpec",
     "api_key_env_name",
+    "default_api_key_env",
+    "HOST_ALLOWLIST_ENV",
+    "HOST_STRICT_ENV",
+    "KEY_ENV_ALLOWLIST_ENV",
+    "PROVIDER_KEY_ENVS",
+    "ModelAccess",
+    "base_url_host",
+    "check_key_env_grant",
+    "parse_host_pattern",
     "canonical_json",
     "condition_of",
     "config_checksum",

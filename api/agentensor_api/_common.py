@@ -221,8 +221,16 @@ def api_key_env_name(model_name: str, spec: ModelSpec) -> str | None:
     if spec.api_key_env:
         return spec.api_key_env
     if spec.api_key_secret_ref is not None:
-        return "AGENTENSOR_MODEL_" + re.sub(r"[^A-Z0-9]+", "_", model_name.upper()).strip("_") + "_API_KEY"
+        return default_api_key_env(model_name)
     return None
+
+
+def default_api_key_env(model_name: str) -> str:
+    """``AGENTENSOR_MODEL_<NAME>_API_KEY`` of ``spec.models[model_name]`` (upper-cased, non-alphanumerics as ``_``).
+
+    The one ``AGENTENSOR_*`` variable a model may read its key from (see ``agentensor_api.ModelAccess``).
+    """
+    return "AGENTENSOR_MODEL_" + re.sub(r"[^A-Z0-9]+", "_", model_name.upper()).strip("_") + "_API_KEY"
 
 
 class PriceSpec(ApiModel):
