@@ -26,6 +26,7 @@ from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunLease, Store, StoreError, lease_seconds_from_env, new_owner_id
 
 from ._context import RunContext, StatusSink, build_context
+from ._paths import DataRoots
 from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
 from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
@@ -188,8 +189,12 @@ async def execute(
     on_status: StatusSink | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     workflow: Workflow | None = None,
+    data_roots: DataRoots | None = None,
 ) -> RunStatus:
     """Run one TrainingRun or EvaluationRun to completion and return its final status.
+
+    Files the manifest names resolve against ``base_dir`` and must lie under it or under
+    ``data_roots`` (:class:`DataRoots`: granted folders, denied paths).
 
     When ``spec.parallelism`` is 32 or more and the machine has several CPUs, cases are spread
     over worker processes (see ``_workers``). Invalid manifests raise before anything is written.
@@ -200,7 +205,7 @@ async def execute(
         ManifestError: a field of the run or its PromptConfig is invalid (named in the message).
     """
     run_id = run_id or run.metadata.uid or uuid.uuid4().hex
-    ctx = build_context(run, pc, store, run_id=run_id, base_dir=base_dir, workflow=workflow)
+    ctx = build_context(run, pc, store, run_id=run_id, base_dir=base_dir, workflow=workflow, roots=data_roots)
     ctx.on_status, ctx.on_progress = on_status, on_progress
     store.create_run(
         run_id=run_id,
@@ -220,7 +225,8 @@ async def execute(
         raise
     processes = workers_for(run.spec.parallelism) if workflow is None else 1
     if processes > 1:
-        pool = WorkerPool(WorkerRecipe(run.spec, str(base_dir)), processes, ledger=ctx.llm.ledger if ctx.llm else None)
+        recipe = WorkerRecipe(run.spec, str(base_dir), roots=data_roots)
+        pool = WorkerPool(recipe, processes, ledger=ctx.llm.ledger if ctx.llm else None)
         pool.warm()
         ctx.pool = pool
     try:
