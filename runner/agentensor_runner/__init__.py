@@ -14,9 +14,9 @@ from .workflows import Feedback, Workflow, load_workflow, render
 
 __all__ = [
     "DATA_ROOTS_ENV",
-    "DataRoots",
     "Case",
     "CaseResult",
+    "DataRoots",
     "Evaluation",
     "Feedback",
     "PromptSet",

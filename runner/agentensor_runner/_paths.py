@@ -79,7 +79,9 @@ class DataRoots:
         real = _real(path if path.is_absolute() else base_dir / path)
         for never in [*NEVER_READ, *self.denied]:
             if _under(real, _real(never)) or _under(real, never):
-                raise ManifestError(field, f"{raw!r} resolves to {real}, under {never}, which a manifest may never read")
+                raise ManifestError(
+                    field, f"{raw!r} resolves to {real}, under {never}, which a manifest may never read"
+                )
         roots = self.roots(base_dir)
         if not any(_under(real, root) for root in roots):
             raise ManifestError(

@@ -44,8 +44,8 @@ def shard_run(
     Cases keep their ids (a ``_case`` column carries the original id when the dataset has no
     ``idField``), so shards' rows never collide and their union is the whole dataset. The dataset's
     ``limit`` applies before the split. Concurrency per shard is ``ceil(parallelism / count)``.
-    ``base_dir`` is where a relative ``dataset.path`` resolves, ``roots`` what else it may be under. A shard with no case has an empty
-    ``inline`` list (see :func:`record_empty_shard`).
+    ``base_dir`` is where a relative ``dataset.path`` resolves, ``roots`` what else it may be under.
+    A shard with no case has an empty ``inline`` list (see :func:`record_empty_shard`).
 
     Raises:
         ManifestError: the dataset cannot be read (from :func:`~agentensor_runner.load_cases`).

@@ -150,9 +150,10 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path("."), roots: DataRoot
 
     Raises:
         ManifestError: ``spec.dataset.path`` outside the data roots or under ``/proc``, ``/sys``,
-            ``/dev`` or a denied path (:meth:`DataRoots.resolve`), unreadable file (missing, a directory or a device, over 512 MiB counted
-            as read, binary), empty dataset, or ``inputField``/``expectedField`` absent from
-            every row (names the field and lists the columns that exist).
+            ``/dev`` or a denied path (:meth:`DataRoots.resolve`), unreadable file (missing, a
+            directory or a device, over 512 MiB counted as read, binary), empty dataset, or
+            ``inputField``/``expectedField`` absent from every row (names the field and lists
+            the columns that exist).
     """
     rows = _read_rows(spec, base_dir, roots or DataRoots())
     good = [r for r, err in rows if r is not None and err is None]

@@ -87,7 +87,9 @@ async def run_with(model: dict[str, Any], tmp_path: Path) -> str:
     store = Store(f"sqlite:///{tmp_path / 'a.db'}")
     store.upgrade()
     try:
-        status = await execute(evaluation_run(spec_with(model)), prompt_config({"system": "s"}), store, base_dir=tmp_path)
+        status = await execute(
+            evaluation_run(spec_with(model)), prompt_config({"system": "s"}), store, base_dir=tmp_path
+        )
         return status.phase
     finally:
         store.close()

@@ -177,7 +177,9 @@ def test_manifest_env_cannot_replace_operator_variables() -> None:
     ("jobs", "expected"),
     [
         # empty: still set, so the runner image's own ENV cannot grant anything
-        pytest.param(JobSettings(), {KEY_ENV_ALLOWLIST_ENV: "", HOST_ALLOWLIST_ENV: "", HOST_STRICT_ENV: "false"}, id="none"),
+        pytest.param(
+            JobSettings(), {KEY_ENV_ALLOWLIST_ENV: "", HOST_ALLOWLIST_ENV: "", HOST_STRICT_ENV: "false"}, id="none"
+        ),
         pytest.param(
             JobSettings(model_key_envs=["VLLM_KEY"], model_hosts=["*.llm.svc", "10.0.0.0/8"], model_hosts_strict=True),
             {KEY_ENV_ALLOWLIST_ENV: "VLLM_KEY", HOST_ALLOWLIST_ENV: "*.llm.svc,10.0.0.0/8", HOST_STRICT_ENV: "true"},

@@ -13,7 +13,7 @@ import pytest
 from agentensor_api import ConditionType, Reason, condition_of
 from agentensor_runner import execute
 from agentensor_store import Store
-from tests.llm.conftest import API_KEY, KEY_ENV, prompt_config, set_key, training_run
+from tests.llm.conftest import API_KEY, prompt_config, set_key, training_run
 from tests.llm.scripted_server import ScriptedServer
 from tests.llm.test_textgrad import CASES, GREETING, script, spec
 

@@ -116,7 +116,10 @@ def pod_manifest(root: Path, dataset_path: str, runner: dict[str, Any]) -> None:
 
 
 VOLUMES = {
-    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "d"}}, {"name": "key", "secret": {"secretName": "k"}}],
+    "volumes": [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "d"}},
+        {"name": "key", "secret": {"secretName": "k"}},
+    ],
     "volumeMounts": [{"name": "data", "mountPath": "/mnt/data"}, {"name": "key", "mountPath": "/mnt/secret"}],
 }
 

@@ -26,7 +26,7 @@ from agentensor_runner.executor import CaseResult
 from agentensor_runner.llm import StoreResponseCache, Usage
 from agentensor_runner.llm._usage import CACHE_HIT_KEY
 from agentensor_store import Store
-from tests.llm.conftest import API_KEY, KEY_ENV, model, prompt_config, set_key, training_run
+from tests.llm.conftest import API_KEY, model, prompt_config, set_key, training_run
 from tests.llm.scripted_server import ScriptedServer, system_of, user_of
 from tests.llm.test_textgrad import CASES, GREETING, judge, task_reply
 

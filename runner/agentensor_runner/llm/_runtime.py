@@ -51,7 +51,9 @@ def build_runtime(
     if spec.response_cache.enabled:
         path = default_cache_path()
         if spec.response_cache.path:
-            path = (roots or DataRoots()).resolve(spec.response_cache.path, "spec.responseCache.path", base_dir or Path("."))
+            path = (roots or DataRoots()).resolve(
+                spec.response_cache.path, "spec.responseCache.path", base_dir or Path(".")
+            )
         cache = SqliteResponseCache(path)
         if store is not None:
             cache = StoreResponseCache(store, local=cache)
