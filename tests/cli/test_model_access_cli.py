@@ -3,6 +3,7 @@ records the run Failed; no request is made and no secret value is printed or sto
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,22 +72,24 @@ def test_run_refuses_an_ungranted_key_in_one_line(
     assert server.log == []
 
 
-def test_runner_records_the_refusal_as_the_runs_verdict(server: ScriptedServer, tmp_path: Path) -> None:
-    """In a Pod: exit 2, the run Failed (InvalidSpec) with the message naming the field; no value stored."""
+def test_runner_records_the_refusal_as_the_runs_verdict(server: ScriptedServer, tmp_path: Path, db_url: str) -> None:
+    """In a Pod: exit 2, the run Failed (InvalidSpec) with the message naming the field; no value stored
+    (SQLite and PostgreSQL: the operator reads this verdict and fails the run with it)."""
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(yaml.safe_dump_all(docs({"baseUrl": server.base_url, "apiKeyEnv": "GITHUB_TOKEN"}, UID)))
-    db = tmp_path / "a.db"
     env = {"AGENTENSOR_DATABASE_URL": "", "GITHUB_TOKEN": GITHUB, "AGENTENSOR_LLM_CACHE": str(tmp_path / "c")}
-    res = agentensor("runner", "--manifest", str(manifest), "--db", f"sqlite:///{db}", env=env)
+    res = agentensor("runner", "--manifest", str(manifest), "--db", db_url, env=env)
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr and GITHUB not in res.stderr + res.stdout
-    store = Store(f"sqlite:///{db}")
+    store = Store(db_url)
     try:
         run = store.get_run(UID)
         assert run is not None and run.phase == "Failed"
         assert run.status["message"].startswith("spec.models.task.apiKeyEnv: GITHUB_TOKEN is not a granted")
         assert {c["type"]: c["reason"] for c in run.status["conditions"]}["Failed"] == "InvalidSpec"
+        assert GITHUB not in json.dumps(run.status) + json.dumps(run.spec)
     finally:
         store.close()
-    assert GITHUB.encode() not in db.read_bytes()
+    if db_url.startswith("sqlite:///"):
+        assert GITHUB.encode() not in Path(db_url.removeprefix("sqlite:///")).read_bytes()
     assert server.log == []
