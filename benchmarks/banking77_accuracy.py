@@ -61,7 +61,8 @@ def write_unseen(shared: Path, dataset: Path, out: Path) -> int:
 
 
 def agentensor(*args: str, cwd: Path) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # examples/banking77-full/trainingrun-subset.yaml reads ../banking77/: grant examples/ as a data root
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "AGENTENSOR_DATA_ROOTS": str(REPO / "examples")}
     env.pop("AGENTENSOR_DATABASE_URL", None)
     subprocess.run(
         [sys.executable, "-m", "agentensor_cli", *args], cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL

@@ -36,6 +36,7 @@ async def run(batch_size: int, candidates: int, prompts: int) -> None:
         server.add(system="Diagnose what in the prompt", reply="Answer B for these.", latency_seconds=0.2)
         server.add(system="You rewrite one prompt", reply="".join(f"<prompt>v{k}</prompt>" for k in range(candidates)))
         os.environ["BENCH_KEY"] = KEY
+        os.environ["AGENTENSOR_MODEL_KEY_ENV_ALLOWLIST"] = "BENCH_KEY"  # the user's grant of that variable
         names = [f"p{i}" for i in range(prompts)]
         pc = parse_resource(
             {

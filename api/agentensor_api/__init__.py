@@ -17,6 +17,7 @@ from ._common import (
     SplitSpec,
     WorkflowSpec,
     api_key_env_name,
+    default_api_key_env,
 )
 from ._conditions import (
     ConditionType,
@@ -33,6 +34,16 @@ from ._crd import crd_for, render_crds, schema_for
 from ._display import StatusDisplay, display_of
 from ._docs import render_api_docs
 from ._errors import AgentensorError, ManifestError, UnknownKindError
+from ._model_access import (
+    HOST_ALLOWLIST_ENV,
+    HOST_STRICT_ENV,
+    KEY_ENV_ALLOWLIST_ENV,
+    PROVIDER_KEY_ENVS,
+    ModelAccess,
+    base_url_host,
+    check_key_env_grant,
+    parse_host_pattern,
+)
 from ._pass_criteria import mark_pass_criteria
 from ._phases import RUN_KINDS, TERMINAL_PHASES, WAITING_PHASES, Phase, PhaseValue
 from ._prompt_config import ActiveSnapshot, PromotionSpec, PromptConfigSpec, PromptSpec
@@ -94,9 +105,13 @@ from ._status import (
 __all__ = [
     "API_VERSION",
     "GROUP",
+    "HOST_ALLOWLIST_ENV",
+    "HOST_STRICT_ENV",
+    "KEY_ENV_ALLOWLIST_ENV",
     "KINDS",
     "MAX_CONCURRENCY",
     "MAX_RECURSION_LIMIT",
+    "PROVIDER_KEY_ENVS",
     "RUNNABLE_CONFIG_KEYS",
     "RUN_KINDS",
     "TERMINAL_PHASES",
@@ -127,6 +142,7 @@ __all__ = [
     "HoldoutScores",
     "LeakedInput",
     "ManifestError",
+    "ModelAccess",
     "ModelSpec",
     "ObjectMeta",
     "ObjectiveSpec",
@@ -161,10 +177,13 @@ __all__ = [
     "VolumeMount",
     "WorkflowSpec",
     "api_key_env_name",
+    "base_url_host",
     "canonical_json",
+    "check_key_env_grant",
     "condition_of",
     "config_checksum",
     "crd_for",
+    "default_api_key_env",
     "denied_env_name",
     "display_of",
     "load_manifests",
@@ -174,6 +193,7 @@ __all__ = [
     "mark_succeeded",
     "normal_path",
     "now_rfc3339",
+    "parse_host_pattern",
     "parse_resource",
     "render_api_docs",
     "render_crds",

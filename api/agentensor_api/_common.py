@@ -85,7 +85,11 @@ class SplitSpec(ApiModel):
 class DatasetSpec(ApiModel):
     """Where the cases come from and which fields hold input and expected output."""
 
-    path: str | None = Field(default=None, description="File path (relative to the manifest) or URL-less local path.")
+    path: str | None = Field(
+        default=None,
+        description="Local file path, relative to the manifest's folder (in a cluster: the runner's data folder); "
+        "it must resolve, symlinks included, under a folder the user or admin granted (never /proc, /sys, /dev).",
+    )
     inline: list[dict[str, Any]] | None = Field(
         default=None,
         max_length=10_000,
@@ -175,7 +179,8 @@ class ModelSpec(ApiModel):
         default=None,
         pattern=r"^https?://",
         max_length=2048,
-        description="Endpoint of an OpenAI-compatible server (vLLM, llama.cpp, a proxy); unset: the provider's.",
+        description="Endpoint of an OpenAI-compatible server (vLLM, llama.cpp, a proxy); unset: the provider's. "
+        "An API key is sent only to a loopback host or one on the admin's (locally: the user's) host allow-list.",
     )
     api_key_secret_ref: SecretKeyRef | None = Field(
         default=None,
@@ -187,7 +192,9 @@ class ModelSpec(ApiModel):
         pattern=ENV_VAR_PATTERN,
         max_length=253,
         description="Environment variable holding the API key (locally); unset with no apiKeySecretRef: "
-        "the provider's own default (e.g. OPENAI_API_KEY).",
+        "the provider's own default (e.g. OPENAI_API_KEY). Only a granted variable is read: the provider's "
+        "well-known one, this model's AGENTENSOR_MODEL_<NAME>_API_KEY, or one on the key allow-list; "
+        "never another AGENTENSOR_* variable.",
     )
     max_retries: int = Field(default=2, ge=0, le=10, description="Client retries of a failed request.")
     timeout_seconds: float = Field(
@@ -221,8 +228,16 @@ def api_key_env_name(model_name: str, spec: ModelSpec) -> str | None:
     if spec.api_key_env:
         return spec.api_key_env
     if spec.api_key_secret_ref is not None:
-        return "AGENTENSOR_MODEL_" + re.sub(r"[^A-Z0-9]+", "_", model_name.upper()).strip("_") + "_API_KEY"
+        return default_api_key_env(model_name)
     return None
+
+
+def default_api_key_env(model_name: str) -> str:
+    """``AGENTENSOR_MODEL_<NAME>_API_KEY`` of ``spec.models[model_name]`` (upper-cased, non-alphanumerics as ``_``).
+
+    The one ``AGENTENSOR_*`` variable a model may read its key from (see ``agentensor_api.ModelAccess``).
+    """
+    return "AGENTENSOR_MODEL_" + re.sub(r"[^A-Z0-9]+", "_", model_name.upper()).strip("_") + "_API_KEY"
 
 
 class PriceSpec(ApiModel):

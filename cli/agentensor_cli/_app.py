@@ -91,21 +91,37 @@ class _Progress:
             )
 
 
+RunIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        help="Resume (or name) a run by id (1-64 characters).",
+        callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
+    ),
+]
+DataRootOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--data-root",
+        help="A folder the manifests may read files under, besides their own (repeatable; also "
+        "$AGENTENSOR_DATA_ROOTS).",
+    ),
+]
+
+
 @app.command()
 def run(
     file: Annotated[list[Path], typer.Option("-f", "--file", help="Manifest file(s); multi-document YAML allowed.")],
     db: DbOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where summary.json and report.html go.")] = Path("out"),
-    run_id: Annotated[
-        str | None,
-        typer.Option(
-            "--run-id",
-            help="Resume (or name) a run by id (1-64 characters).",
-            callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
-        ),
-    ] = None,
+    run_id: RunIdOption = None,
+    data_root: DataRootOption = None,
 ) -> None:
-    """Run the TrainingRun/EvaluationRun documents in FILE(s) with the PromptConfigs they reference."""
+    """Run the TrainingRun/EvaluationRun documents in FILE(s) with the PromptConfigs they reference.
+
+    A file a manifest names (``spec.dataset.path``) is read only when it resolves, symlinks and
+    ``..`` included, under the manifest's folder, a ``--data-root`` or ``$AGENTENSOR_DATA_ROOTS``.
+    """
     from agentensor_runner import write_outputs
 
     try:
@@ -126,7 +142,7 @@ def run(
     try:
         for res in runs:
             target = out_dir if len(runs) == 1 else out_dir / f"{res.kind.lower()}-{res.name}"
-            status = _execute_one(res, configs, store, run_id)
+            status = _execute_one(res, configs, store, run_id, data_root or [])
             try:
                 paths = write_outputs(
                     target, f"{res.kind}/{res.name}", status, store, training=isinstance(res, TrainingRun)
@@ -158,10 +174,14 @@ def _gate_failed(res: TrainingRun | EvaluationRun, status: RunStatus) -> bool:
 
 
 def _execute_one(
-    res: TrainingRun | EvaluationRun, configs: list[PromptConfig], store: Store, run_id: str | None
+    res: TrainingRun | EvaluationRun,
+    configs: list[PromptConfig],
+    store: Store,
+    run_id: str | None,
+    data_roots: list[Path],
 ) -> RunStatus:
     """Execute one run with live progress; every known failure exits 2 with a message naming it."""
-    from agentensor_runner import execute, find_prompt_config, tuned_gc
+    from agentensor_runner import DataRoots, execute, find_prompt_config, tuned_gc
 
     assert res.source is not None
     base_dir = Path(res.source.rsplit("#", 1)[0]).parent
@@ -177,6 +197,7 @@ def _execute_one(
                     run_id=run_id,
                     on_status=progress.on_status,
                     on_progress=progress.on_progress,
+                    data_roots=DataRoots.of(data_roots),
                 )
             )
     except ManifestError as e:
@@ -243,7 +264,9 @@ NamespaceOption = Annotated[
 
 
 @checkpoints_app.command("list")
-def checkpoints_list(workflow: WorkflowArg, namespace: NamespaceOption = DEFAULT_NAMESPACE, db: DbOption = None) -> None:
+def checkpoints_list(
+    workflow: WorkflowArg, namespace: NamespaceOption = DEFAULT_NAMESPACE, db: DbOption = None
+) -> None:
     """List the checkpoints of WORKFLOW in a namespace (version, epoch, validation score, run, checksum).
 
     Only reads: a --db that names no existing database is refused (exit 2), nothing is created.

@@ -25,6 +25,7 @@ from ._promote import promote
 if TYPE_CHECKING:
     from agentensor_api import EvaluationRun, ManifestError, PromptConfig, RunStatus, TrainingRun
     from agentensor_operator import ServerSettings
+    from agentensor_runner import DataRoots
     from agentensor_store import Store
 
 ROOT_ENV = "AGENTENSOR_ROOT"
@@ -239,12 +240,14 @@ def _run_to_completion(
         store.upgrade()
         store.outage_retry_seconds = outage_retry_seconds()
         pc = find_prompt_config(run, configs)
+        roots = pod_data_roots(run)
         if shard is not None and isinstance(run, EvaluationRun):
-            run = shard_run(run, base, shard)
+            run = shard_run(run, base, shard, roots)
             if not run.spec.dataset.inline:
                 return record_empty_shard(store, run, pc, run_id)
         with tuned_gc():
-            return asyncio.run(_cancel_on_sigterm(execute(run, pc, store, base_dir=base, run_id=run_id)))
+            work = execute(run, pc, store, base_dir=base, run_id=run_id, data_roots=roots)
+            return asyncio.run(_cancel_on_sigterm(work))
     except AgentensorError as e:
         err.print(f"error: {e}", highlight=False)
         if isinstance(e, ManifestError):
@@ -252,6 +255,23 @@ def _run_to_completion(
         raise typer.Exit(EXIT_INVALID) from e
     finally:
         store.close()
+
+
+def pod_data_roots(run: TrainingRun | EvaluationRun) -> DataRoots:
+    """What a runner Pod's manifest may read besides ``--base-dir``: its declared data volumes.
+
+    The mount paths of ``spec.runner.volumes`` that are ConfigMaps, PVCs or emptyDirs are roots;
+    those of Secret volumes are denied (a Secret is a credential, not data, even under a root).
+    """
+    from agentensor_runner import DataRoots
+
+    spec = run.spec.runner
+    secrets = {v.name for v in (spec.volumes or []) if v.secret is not None} if spec else set()
+    mounts = (spec.volume_mounts or []) if spec else []
+    return DataRoots.of(
+        extra=[_container_path(Path(m.mount_path)) for m in mounts if m.name not in secrets],
+        denied=[_container_path(Path(m.mount_path)) for m in mounts if m.name in secrets],
+    )
 
 
 def _record_config_error(

@@ -28,6 +28,8 @@ trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm
 cp -r examples/local-llm/. "$work/"
 sed -i "s|http://127.0.0.1:8080/v1|http://127.0.0.1:$PORT/v1|" "$work"/*.yaml
 export LOCAL_LLM_API_KEY="${LOCAL_LLM_API_KEY:-local-no-key}"
+# The manifests' apiKeyEnv is not a provider's well-known variable: grant it (docs/llm.md "API keys").
+export AGENTENSOR_MODEL_KEY_ENV_ALLOWLIST="${AGENTENSOR_MODEL_KEY_ENV_ALLOWLIST:+$AGENTENSOR_MODEL_KEY_ENV_ALLOWLIST,}LOCAL_LLM_API_KEY"
 export AGENTENSOR_LLM_CACHE="${AGENTENSOR_LLM_CACHE:-$OUT/llm-cache.sqlite}"
 start=$(date +%s)
 "$AGENTENSOR" run -f "$work/promptconfig.yaml" -f "$work/trainingrun.yaml" --db "sqlite:///$OUT/agentensor.db" --out "$OUT"

@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agentensor_api import ResourceRequirements, Toleration, normal_path
+from agentensor_api import ResourceRequirements, Toleration, check_key_env_grant, normal_path, parse_host_pattern
 
 MODULE_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 """A Python dotted module name (``mycompany.agents``): what an allow-list entry must be. The chart's
@@ -131,6 +131,28 @@ class JobSettings(BaseSettings):
     workflow templates and evaluators need none). Raises ``ValidationError`` naming
     ``allowed_modules`` for an entry that is not a dotted Python name."""
 
+    model_key_envs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Variable names a run's ``spec.models.*.apiKeyEnv`` may read its API key from, beyond each
+    provider's well-known one (``OPENAI_API_KEY`` for ``openai:``...) and the model's own
+    ``AGENTENSOR_MODEL_<NAME>_API_KEY`` (env ``AGENTENSOR_JOB_MODEL_KEY_ENVS``, comma-separated;
+    chart ``runner.modelKeyEnvs``). Runner containers get them as
+    ``AGENTENSOR_MODEL_KEY_ENV_ALLOWLIST``. Empty by default: which variables of the runner's
+    environment may leave the process is the admin's decision. ``AGENTENSOR_*`` names are refused
+    (``ValidationError``): they hold the runner's own settings and the database URL."""
+
+    model_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts a ``spec.models.*.baseUrl`` may send an API key to (env ``AGENTENSOR_JOB_MODEL_HOSTS``,
+    comma-separated: a name, ``*.suffix``, an IP or a CIDR network; chart ``runner.modelHosts``).
+    Runner containers get them as ``AGENTENSOR_MODEL_HOST_ALLOWLIST``. Empty by default: keys go only
+    to the provider's own endpoint (no ``baseUrl``) or to loopback, so a manifest cannot point the
+    cluster's key at a server of its choosing."""
+
+    model_hosts_strict: bool = False
+    """Every ``baseUrl`` host must be on ``model_hosts``, keyed or not (env
+    ``AGENTENSOR_JOB_MODEL_HOSTS_STRICT``; chart ``runner.modelHostsStrict``; runner env
+    ``AGENTENSOR_MODEL_HOST_STRICT``): egress control for clusters that allow-list model servers.
+    Off by default: a keyless model of a provider that reads no key may use any host."""
+
     resources: ResourceRequirements = Field(
         default_factory=lambda: ResourceRequirements(
             requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}
@@ -228,6 +250,8 @@ class JobSettings(BaseSettings):
         "allowed_metadata_keys",
         "allowed_service_accounts",
         "allowed_images",
+        "model_key_envs",
+        "model_hosts",
         mode="before",
     )
     @classmethod
@@ -257,6 +281,18 @@ class JobSettings(BaseSettings):
                 raise ValueError("'/' would allow mounts over the Python installation and the system")
             out.append(normal)
         return list(dict.fromkeys(out))
+
+    @field_validator("model_key_envs")
+    @classmethod
+    def _key_envs(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(check_key_env_grant(n) for n in value))
+
+    @field_validator("model_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            parse_host_pattern(host)
+        return list(dict.fromkeys(value))
 
     @field_validator("allowed_modules")
     @classmethod

@@ -2,6 +2,7 @@
 
 from ._errors import EntrypointRefused, LlmCallError, OptimizerConfigError, RunFailed, RunnerError
 from ._gc import tune_gc, tuned_gc
+from ._paths import DATA_ROOTS_ENV, DataRoots
 from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
 from ._shards import record_empty_shard, shard_of, shard_run
 from .datasets import Case, Splits, load_cases, split_cases
@@ -13,8 +14,10 @@ from .trainer import Trainer
 from .workflows import Feedback, Workflow, load_workflow, render
 
 __all__ = [
+    "DATA_ROOTS_ENV",
     "Case",
     "CaseResult",
+    "DataRoots",
     "EntrypointRefused",
     "Evaluation",
     "Feedback",

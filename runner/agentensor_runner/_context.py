@@ -17,6 +17,7 @@ from agentensor_api import (
 )
 from agentensor_store import CaseRow, Store, VersionRecord
 
+from ._paths import DataRoots
 from ._runnable_config import resolve_run_config
 from .datasets import Case, load_cases
 from .evaluators import Evaluator, build_evaluators
@@ -157,23 +158,24 @@ def build_context(
     base_dir: Path,
     workflow: Workflow | None = None,
     llm: LlmRuntime | None = None,
+    roots: DataRoots | None = None,
 ) -> RunContext:
     """Resolve a run's manifest into a :class:`RunContext`.
 
     Raises:
         ManifestError: naming the field, for anything the manifests get wrong (a missing
             dataset field, an unknown evaluator, a bad entrypoint, an unresolved placeholder,
-            an unset API key variable).
+            an API key variable not granted or unset, a file outside the data roots).
     """
     spec = resource.spec
     if spec.prompt_config_ref.name != pc.name:
         raise ManifestError("spec.promptConfigRef.name", f"expected {pc.name!r}")
     start, version = resolve_start(pc, store, spec.prompt_config_ref.version)
     check_interpolation(spec.workflow.options, start, "spec.workflow.options")
-    llm = llm or build_runtime(spec, base_dir=base_dir, store=store, run_id=run_id)
+    llm = llm or build_runtime(spec, base_dir=base_dir, store=store, run_id=run_id, roots=roots)
     wf = workflow or load_workflow(spec.workflow, llm=llm)
     evaluators = build_evaluators(spec.evaluators, llm=llm)
-    cases = load_cases(spec.dataset, base_dir=base_dir)
+    cases = load_cases(spec.dataset, base_dir=base_dir, roots=roots)
     fields = {e.name: e.expected_field for e in spec.evaluators if e.expected_field}
     return RunContext(
         run_id=run_id,

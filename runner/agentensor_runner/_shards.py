@@ -27,6 +27,7 @@ from agentensor_api import (
 )
 from agentensor_store import Store
 
+from ._paths import DataRoots
 from .datasets import load_cases
 
 CASE_ID_COLUMN = "_case"
@@ -44,14 +45,16 @@ def shard_of(case_id: str, shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % shards
 
 
-def shard_run(run: EvaluationRun, base_dir: Path, shard: tuple[int, int]) -> EvaluationRun:
+def shard_run(
+    run: EvaluationRun, base_dir: Path, shard: tuple[int, int], roots: DataRoots | None = None
+) -> EvaluationRun:
     """The EvaluationRun restricted to shard ``(index, count)``'s cases, as an inline dataset.
 
     Cases keep their ids (a ``_case`` column carries the original id when the dataset has no
     ``idField``), so shards' rows never collide and their union is the whole dataset. The dataset's
     ``limit`` applies before the split. Concurrency per shard is ``ceil(parallelism / count)``.
-    ``base_dir`` is where a relative ``dataset.path`` resolves. A shard with no case has an empty
-    ``inline`` list (see :func:`record_empty_shard`).
+    ``base_dir`` is where a relative ``dataset.path`` resolves, ``roots`` what else it may be under.
+    A shard with no case has an empty ``inline`` list (see :func:`record_empty_shard`).
 
     Raises:
         ManifestError: the dataset cannot be read (from :func:`~agentensor_runner.load_cases`).
@@ -61,7 +64,7 @@ def shard_run(run: EvaluationRun, base_dir: Path, shard: tuple[int, int]) -> Eva
     id_field = spec.dataset.id_field or CASE_ID_COLUMN
     rows = [
         {**case.row, id_field: case.case_id}
-        for case in load_cases(spec.dataset, base_dir=base_dir)
+        for case in load_cases(spec.dataset, base_dir=base_dir, roots=roots)
         if shard_of(case.case_id, count) == index
     ]
     dataset = spec.dataset.model_copy(

@@ -36,6 +36,7 @@ from typing import Any
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
 from ._gc import tune_gc
+from ._paths import DataRoots
 from .datasets import Case
 from .evaluators import Evaluator, build_evaluators
 from .executor import CaseResult, run_cases
@@ -76,6 +77,7 @@ class WorkerRecipe:
     spec: TrainingRunSpec | EvaluationRunSpec
     base_dir: str
     env: Mapping[str, str] | None = field(default=None, repr=False)
+    roots: DataRoots | None = None
 
 
 _worker: tuple[Workflow, list[Evaluator]] | None = None
@@ -84,7 +86,7 @@ _loop: asyncio.Runner | None = None
 
 def _init_worker(recipe: WorkerRecipe) -> None:
     global _worker, _loop
-    llm = build_runtime(recipe.spec, base_dir=Path(recipe.base_dir), env=recipe.env)
+    llm = build_runtime(recipe.spec, base_dir=Path(recipe.base_dir), env=recipe.env, roots=recipe.roots)
     workflow = load_workflow(recipe.spec.workflow, llm=llm)
     _worker = (workflow, build_evaluators(recipe.spec.evaluators, llm=llm))
     _loop = asyncio.Runner()

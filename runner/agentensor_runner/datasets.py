@@ -21,6 +21,8 @@ from typing import Any
 from agentensor_api import DatasetSpec, ManifestError, SplitSpec, canonical_json
 from agentensor_api._limits import read_bounded
 
+from ._paths import DataRoots
+
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 """Refuse dataset files above 512 MiB: the runner holds cases in memory."""
 
@@ -101,7 +103,7 @@ def _case_id(spec: DatasetSpec, row: dict[str, Any], i: int, err: str | None) ->
     return short, err or why
 
 
-def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] | None, str | None]]:
+def _read_rows(spec: DatasetSpec, base_dir: Path, roots: DataRoots) -> list[tuple[dict[str, Any] | None, str | None]]:
     """The dataset's rows, each ``(row, None)`` or ``(row or None, why it is unusable)``.
 
     A file is decoded and parsed a line at a time (no decoded copy of the whole file, no list
@@ -112,7 +114,7 @@ def _read_rows(spec: DatasetSpec, base_dir: Path) -> list[tuple[dict[str, Any] |
     if spec.inline is not None:
         return [(dict(r), None) for r in spec.inline]
     assert spec.path is not None
-    path = (base_dir / spec.path) if not Path(spec.path).is_absolute() else Path(spec.path)
+    path = roots.resolve(spec.path, "spec.dataset.path", base_dir)
     raw = read_bounded(path, MAX_DATASET_BYTES, field="spec.dataset.path", binary_check=True)
     if spec.format == "jsonl":
         return _jsonl_rows(io.BytesIO(raw))
@@ -159,12 +161,14 @@ def _jsonl_rows(lines: io.BytesIO) -> list[tuple[dict[str, Any] | None, str | No
     return rows
 
 
-def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
+def load_cases(spec: DatasetSpec, *, base_dir: Path = Path("."), roots: DataRoots | None = None) -> list[Case]:
     """Read the dataset described by ``spec`` into cases.
 
     Args:
         spec: the manifest's ``spec.dataset``.
         base_dir: directory relative paths are resolved against (the manifest's folder).
+        roots: folders granted beyond ``base_dir`` and paths denied (:class:`DataRoots`); the file
+            must resolve, symlinks and ``..`` included, under ``base_dir`` or one of them.
 
     Returns:
         Cases in file order (after seeded sampling when ``limit`` is set).
@@ -175,11 +179,13 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path(".")) -> list[Case]:
     dropped.
 
     Raises:
-        ManifestError: unreadable file (missing, a directory or a device, over 512 MiB counted
-            as read, binary), empty dataset, or ``inputField``/``expectedField`` absent from
-            every row (names the field and lists the columns that exist).
+        ManifestError: ``spec.dataset.path`` outside the data roots or under ``/proc``, ``/sys``,
+            ``/dev`` or a denied path (:meth:`DataRoots.resolve`), unreadable file (missing, a
+            directory or a device, over 512 MiB counted as read, binary), empty dataset, or
+            ``inputField``/``expectedField`` absent from every row (names the field and lists
+            the columns that exist).
     """
-    rows = _read_rows(spec, base_dir)
+    rows = _read_rows(spec, base_dir, roots or DataRoots())
     good = [r for r, err in rows if r is not None and err is None]
     if not rows:
         raise ManifestError("spec.dataset", "the dataset has no rows")

@@ -28,6 +28,7 @@ from agentensor_store import RunLease, RunLeaseLostError, Store, StoreError, lea
 
 from ._context import RunContext, StatusSink, build_context
 from ._errors import LlmCallError, RunFailed
+from ._paths import DataRoots
 from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
 from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
@@ -190,8 +191,12 @@ async def execute(
     on_status: StatusSink | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     workflow: Workflow | None = None,
+    data_roots: DataRoots | None = None,
 ) -> RunStatus:
     """Run one TrainingRun or EvaluationRun to completion and return its final status.
+
+    Files the manifest names resolve against ``base_dir`` and must lie under it or under
+    ``data_roots`` (:class:`DataRoots`: granted folders, denied paths).
 
     When ``spec.parallelism`` is 32 or more and the machine has several CPUs, cases are spread
     over worker processes (see ``_workers``). Invalid manifests raise before anything is written.
@@ -205,7 +210,7 @@ async def execute(
             run was cancelled at once and this process wrote nothing more.
     """
     run_id = run_id or run.metadata.uid or uuid.uuid4().hex
-    ctx = build_context(run, pc, store, run_id=run_id, base_dir=base_dir, workflow=workflow)
+    ctx = build_context(run, pc, store, run_id=run_id, base_dir=base_dir, workflow=workflow, roots=data_roots)
     ctx.on_status, ctx.on_progress = on_status, on_progress
     store.create_run(
         run_id=run_id,
@@ -219,15 +224,25 @@ async def execute(
     try:
         lease = _claim(store, run, run_id, on_lost=_canceller())
     except StoreError:
-        if ctx.llm is not None:
-            await ctx.llm.aclose()
-            ctx.llm.close()
+        await _close_llm(ctx)
         raise
     processes = workers_for(run.spec.parallelism) if workflow is None else 1
     if processes > 1:
-        pool = WorkerPool(WorkerRecipe(run.spec, str(base_dir)), processes, ledger=ctx.llm.ledger if ctx.llm else None)
+        recipe = WorkerRecipe(run.spec, str(base_dir), roots=data_roots)
+        pool = WorkerPool(recipe, processes, ledger=ctx.llm.ledger if ctx.llm else None)
         pool.warm()
         ctx.pool = pool
+    try:
+        return await _run_holding(ctx, run, lease)
+    finally:
+        lease.close()
+        if isinstance(ctx.pool, WorkerPool):
+            ctx.pool.close()
+        await _close_llm(ctx)
+
+
+async def _run_holding(ctx: RunContext, run: TrainingRun | EvaluationRun, lease: RunLease) -> RunStatus:
+    """:func:`_run` while ``lease`` is held; a cancellation caused by losing it becomes :class:`RunLeaseLostError`."""
     try:
         return await _run(ctx, run)
     except asyncio.CancelledError:
@@ -235,16 +250,16 @@ async def execute(
             raise
         _uncancel()
         raise RunLeaseLostError(
-            f"run {run_id!r}: its lease was taken by another process while this one ran it; "
+            f"run {lease.run_id!r}: its lease was taken by another process while this one ran it; "
             "stopped without writing further (the other process owns the run now)"
         ) from None
-    finally:
-        lease.close()
-        if isinstance(ctx.pool, WorkerPool):
-            ctx.pool.close()
-        if ctx.llm is not None:
-            await ctx.llm.aclose()
-            ctx.llm.close()
+
+
+async def _close_llm(ctx: RunContext) -> None:
+    """Close the run's model clients (async transports first), if it has any."""
+    if ctx.llm is not None:
+        await ctx.llm.aclose()
+        ctx.llm.close()
 
 
 def _canceller() -> Callable[[], None]:

@@ -23,7 +23,7 @@ import yaml
 from agentensor_api import PromptConfig, RunStatus, TrainingRun, parse_resource
 from agentensor_runner import execute
 from agentensor_store import Store
-from tests.llm.conftest import API_KEY, KEY_ENV, prompt_config, run_doc
+from tests.llm.conftest import API_KEY, KEY_ENV, KEY_ENV_GRANT, prompt_config, run_doc, set_key
 from tests.llm.scripted_server import Rule, ScriptedServer
 from tests.llm.test_textgrad import GREETING, judge, task_reply
 from tests.runner._synthetic import make_rows, manifests
@@ -117,6 +117,7 @@ def _start_runner(tmp_path: Path, server: ScriptedServer, db: str, attempt: int)
         **os.environ,
         "AGENTENSOR_DATABASE_URL": "",
         KEY_ENV: API_KEY,
+        **KEY_ENV_GRANT,
         "AGENTENSOR_LLM_CACHE": str(tmp_path / f"llm-cache-{attempt}.sqlite"),
     }
     argv = [sys.executable, "-m", "agentensor_cli", "runner", "--manifest", str(manifest), "--db", db]
@@ -147,7 +148,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 600) -> str:
 
 async def _uninterrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunStatus:
     """The same run, never interrupted, on its own scripted server and SQLite store."""
-    monkeypatch.setenv(KEY_ENV, API_KEY)
+    set_key(monkeypatch)
     monkeypatch.setenv("AGENTENSOR_LLM_CACHE", str(tmp_path / "llm-cache-reference.sqlite"))
     with ScriptedServer(require_key=API_KEY) as other:
         _script(other, hang=False)

@@ -44,6 +44,9 @@ NON_DEFAULT: dict[str, Any] = {
         "allowedMetadataKeys": ["kubectl.kubernetes.io/default-container"],
         "allowedServiceAccounts": ["team-runner"],
         "allowedImages": ["registry.example.com/ml/"],
+        "modelKeyEnvs": ["VLLM_API_KEY"],
+        "modelHosts": ["vllm.llm.svc", "*.models.example.com", "10.0.0.0/8"],
+        "modelHostsStrict": True,
         "backoffLimit": 1,
         "activeDeadlineSeconds": 600,
         "ttlSecondsAfterFinished": 60,
@@ -154,6 +157,9 @@ def test_deployment_env_configures_the_operator(values: dict[str, Any], monkeypa
     assert settings.jobs.allowed_metadata_keys == runner["allowedMetadataKeys"]
     assert settings.jobs.allowed_service_accounts == runner["allowedServiceAccounts"]
     assert settings.jobs.allowed_images == runner["allowedImages"]
+    assert settings.jobs.model_key_envs == runner["modelKeyEnvs"]
+    assert settings.jobs.model_hosts == runner["modelHosts"]
+    assert settings.jobs.model_hosts_strict == runner["modelHostsStrict"]
     assert settings.jobs.backoff_limit == runner["backoffLimit"]
     assert settings.jobs.active_deadline_seconds == runner["activeDeadlineSeconds"]
     assert settings.jobs.ttl_seconds_after_finished == runner["ttlSecondsAfterFinished"]
@@ -182,6 +188,7 @@ def _default_env_value(name: str, monkeypatch: pytest.MonkeyPatch) -> str | None
         "AGENTENSOR_MAX_CONCURRENT_JOBS": defaults["jobs"]["max_concurrent_jobs"],
         "AGENTENSOR_JOB_IMAGE": defaults["jobs"]["image"],
         "AGENTENSOR_JOB_DATA_DIR": defaults["jobs"]["data_dir"],
+        "AGENTENSOR_JOB_MODEL_HOSTS_STRICT": "false",
         "AGENTENSOR_JOB_BACKOFF_LIMIT": defaults["jobs"]["backoff_limit"],
         "AGENTENSOR_JOB_ACTIVE_DEADLINE_SECONDS": defaults["jobs"]["active_deadline_seconds"],
         "AGENTENSOR_JOB_TTL_SECONDS_AFTER_FINISHED": defaults["jobs"]["ttl_seconds_after_finished"],

@@ -9,13 +9,23 @@ from typing import Any
 
 import pytest
 
-from agentensor_api import EvaluationRun, PromptConfig, TrainingRun, parse_resource
+from agentensor_api import KEY_ENV_ALLOWLIST_ENV, EvaluationRun, PromptConfig, TrainingRun, parse_resource
 
 from .scripted_server import ScriptedServer
 
 API_KEY = "sk-scripted-3f9c1a7e5b2d4c68"
 """The key the scripted server requires; the hygiene tests grep everything for it."""
-KEY_ENV = "AGENTENSOR_TEST_LLM_KEY"
+KEY_ENV = "SCRIPTED_LLM_API_KEY"
+"""Not a well-known provider variable, so it must be granted (:data:`KEY_ENV_GRANT`), as a user would."""
+KEY_ENV_GRANT = {KEY_ENV_ALLOWLIST_ENV: KEY_ENV}
+"""The local user's grant of :data:`KEY_ENV` as an API key variable (``AGENTENSOR_MODEL_KEY_ENV_ALLOWLIST``)."""
+
+
+def set_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export the scripted server's key in :data:`KEY_ENV` and grant that variable."""
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    for name, value in KEY_ENV_GRANT.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -28,7 +38,7 @@ def server() -> Iterator[ScriptedServer]:
 def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The API key in the environment and the response cache in ``tmp_path``; returns the cache path."""
     cache = tmp_path / "llm-cache.sqlite"
-    monkeypatch.setenv(KEY_ENV, API_KEY)
+    set_key(monkeypatch)
     monkeypatch.setenv("AGENTENSOR_LLM_CACHE", str(cache))
     return cache
 

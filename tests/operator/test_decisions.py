@@ -10,6 +10,9 @@ import pytest
 import yaml
 
 from agentensor_api import (
+    HOST_ALLOWLIST_ENV,
+    HOST_STRICT_ENV,
+    KEY_ENV_ALLOWLIST_ENV,
     TERMINAL_PHASES,
     CheckpointSummary,
     ManifestError,
@@ -159,9 +162,38 @@ def test_manifest_env_cannot_replace_operator_variables() -> None:
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     names = [e["name"] for e in env]
     assert len(names) == len(set(names)) and env[0] == keep
-    assert names[-3:] == [d.DATABASE_URL_ENV, "HF_HUB_OFFLINE", d.ALLOWLIST_ENV]
+    assert names[-6:] == [
+        d.DATABASE_URL_ENV,
+        "HF_HUB_OFFLINE",
+        d.ALLOWLIST_ENV,
+        KEY_ENV_ALLOWLIST_ENV,
+        HOST_ALLOWLIST_ENV,
+        HOST_STRICT_ENV,
+    ]
     dsn = next(e for e in env if e["name"] == d.DATABASE_URL_ENV)
     assert dsn["valueFrom"]["secretKeyRef"] == {"name": "agentensor-db", "key": "url"}
+
+
+@pytest.mark.parametrize(
+    ("jobs", "expected"),
+    [
+        # empty: still set, so the runner image's own ENV cannot grant anything
+        pytest.param(
+            JobSettings(), {KEY_ENV_ALLOWLIST_ENV: "", HOST_ALLOWLIST_ENV: "", HOST_STRICT_ENV: "false"}, id="none"
+        ),
+        pytest.param(
+            JobSettings(model_key_envs=["VLLM_KEY"], model_hosts=["*.llm.svc", "10.0.0.0/8"], model_hosts_strict=True),
+            {KEY_ENV_ALLOWLIST_ENV: "VLLM_KEY", HOST_ALLOWLIST_ENV: "*.llm.svc,10.0.0.0/8", HOST_STRICT_ENV: "true"},
+            id="chart-values",
+        ),
+    ],
+)
+def test_runner_job_carries_the_model_grants(jobs: JobSettings, expected: dict[str, str]) -> None:
+    """The admin's lists reach the runner under the names it reads; a manifest's key variable cannot replace them."""
+    hostile = tuple({"name": n, "valueFrom": KEY_FROM_SECRET} for n in expected)
+    job = d.runner_job(REF, image=None, jobs=jobs, database=DatabaseSettings(), secret_env=hostile)
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e for e in env if e["name"] in expected] == [{"name": k, "value": v} for k, v in expected.items()]
 
 
 def test_allowlist_variable_is_the_one_the_runner_reads() -> None:

@@ -122,3 +122,31 @@ def test_kopf_gets_a_bounded_session_with_the_same_credentials(namespaces: int, 
 
     asyncio.run(check())
     assert bounded_session(None) is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        pytest.param("AGENTENSOR_JOB_MODEL_KEY_ENVS", "VLLM_KEY,AGENTENSOR_DATABASE_URL", "never a key", id="dsn"),
+        pytest.param("AGENTENSOR_JOB_MODEL_KEY_ENVS", "VLLM-KEY", "not an environment variable name", id="dash"),
+        pytest.param("AGENTENSOR_JOB_MODEL_HOSTS", "https://vllm:8000/v1", "not a host name", id="url-not-host"),
+    ],
+)
+def test_bad_model_grants_stop_the_operator(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, fragment: str
+) -> None:
+    """The admin's model-credential lists are checked at startup with the rule the runner applies."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as e:
+        OperatorSettings()
+    assert fragment in str(e.value)
+
+
+def test_model_grants_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTENSOR_JOB_MODEL_KEY_ENVS", "VLLM_KEY, VLLM_KEY,OTHER")
+    monkeypatch.setenv("AGENTENSOR_JOB_MODEL_HOSTS", "vllm.llm.svc,*.corp.example,10.0.0.0/8")
+    monkeypatch.setenv("AGENTENSOR_JOB_MODEL_HOSTS_STRICT", "true")
+    jobs = OperatorSettings().jobs
+    assert jobs.model_key_envs == ["VLLM_KEY", "OTHER"]
+    assert jobs.model_hosts == ["vllm.llm.svc", "*.corp.example", "10.0.0.0/8"]
+    assert jobs.model_hosts_strict is True

@@ -198,6 +198,47 @@ def _dataset_dir(docs: Docs, tmp: Path) -> Docs:
     return _set("spec.dataset", {"path": str(tmp), "format": "csv", "inputField": "text"})(docs, tmp)
 
 
+def _dataset_path(path: str | Callable[[Path], str]) -> Callable[[Docs, Path], Docs]:
+    """``spec.dataset.path`` set to ``path`` (or ``path(tmp)``), CSV, columns of the base dataset."""
+
+    def mutate(docs: Docs, tmp: Path) -> Docs:
+        raw = path(tmp) if callable(path) else path
+        ds = {"path": raw, "format": "csv", "inputField": "text", "expectedField": "label"}
+        return _set("spec.dataset", ds)(docs, tmp)
+
+    return mutate
+
+
+def _symlink_to(target: Callable[[Path], Path]) -> Callable[[Path], str]:
+    """A symlink in the granted ``tmp`` pointing at ``target(tmp)``: the path a manifest names."""
+
+    def make(tmp: Path) -> str:
+        link = tmp / "cases.csv"
+        link.symlink_to(target(tmp))
+        return str(link)
+
+    return make
+
+
+def _outside_file(tmp: Path) -> Path:
+    """A real CSV beside the granted folder, not under it."""
+    outside = tmp.parent / f"{tmp.name}-outside.csv"
+    outside.write_text("id,text,label\n1,secret,a\n")
+    return outside
+
+
+def _with_model(model: dict[str, Any], **spec: Any) -> Callable[[Docs, Path], Docs]:
+    """The run given ``spec.models.task`` (and other spec fields): checked before any model is built."""
+
+    def mutate(docs: Docs, tmp: Path) -> Docs:
+        pc, tr = copy.deepcopy(docs)
+        tr["spec"]["models"] = {"task": {"model": "openai:gpt-4o-mini", **model}}
+        tr["spec"].update(spec)
+        return pc, tr
+
+    return mutate
+
+
 def _dataset_binary(docs: Docs, tmp: Path) -> Docs:
     (tmp / "cases.jsonl").write_bytes(b'{"text": "hi", "label": "a"}\n' + bytes(range(256)) * 4)
     return _set("spec.dataset", {"path": str(tmp / "cases.jsonl"), "inputField": "text", "expectedField": "label"})(
@@ -486,7 +527,7 @@ CATALOGUE: list[Entry] = [
     Entry(
         "dataset-missing",
         "dataset file does not exist",
-        _set("spec.dataset", {"path": "/nonexistent/cases.csv", "inputField": "text", "expectedField": "label"}),
+        _dataset_path(lambda tmp: str(tmp / "nonexistent" / "cases.csv")),
         R,
         "spec.dataset.path",
         "cannot read",
@@ -553,9 +594,97 @@ CATALOGUE: list[Entry] = [
         _dataset_device,
         R,
         "spec.dataset.path",
-        "/dev/zero is a device, expected a regular file",
+        "'/dev/zero' resolves to /dev/zero, under /dev, which a manifest may never read",
     ),
     Entry("dataset-directory", "dataset path is a directory", _dataset_dir, R, "spec.dataset.path", "is a directory"),
+    Entry(
+        "dataset-proc-environ",
+        "dataset path /proc/self/environ (the runner's environment: the database URL)",
+        _dataset_path("/proc/self/environ"),
+        R,
+        "spec.dataset.path",
+        "under /proc, which a manifest may never read",
+    ),
+    Entry(
+        "dataset-outside-roots",
+        "an absolute dataset path outside the granted folders (/etc/passwd)",
+        _dataset_path("/etc/passwd"),
+        R,
+        "spec.dataset.path",
+        "outside the folders a manifest may read",
+    ),
+    Entry(
+        "dataset-dotdot",
+        "a relative dataset path climbing out with ..",
+        _dataset_path("../" * 40 + "etc/hostname"),
+        R,
+        "spec.dataset.path",
+        "resolves to /etc/hostname, outside the folders a manifest may read",
+    ),
+    Entry(
+        "dataset-symlink-escape",
+        "a symlink inside the granted folder to a file outside it",
+        _dataset_path(_symlink_to(_outside_file)),
+        R,
+        "spec.dataset.path",
+        "outside the folders a manifest may read",
+    ),
+    Entry(
+        "dataset-symlink-proc",
+        "a symlink inside the granted folder to /proc/self/environ",
+        _dataset_path(_symlink_to(lambda tmp: Path("/proc/self/environ"))),
+        R,
+        "spec.dataset.path",
+        "which a manifest may never read",
+    ),
+    Entry(
+        "response-cache-outside",
+        "spec.responseCache.path outside the granted folders",
+        _with_model({"baseUrl": "http://127.0.0.1:9/v1"}, responseCache={"path": "/etc/agentensor-cache.sqlite"}),
+        R,
+        "spec.responseCache.path",
+        "outside the folders a manifest may read",
+    ),
+    Entry(
+        "model-key-dsn",
+        "apiKeyEnv names AGENTENSOR_DATABASE_URL (the DSN with its password)",
+        _with_model({"apiKeyEnv": "AGENTENSOR_DATABASE_URL"}),
+        R,
+        "spec.models.task.apiKeyEnv",
+        "is never read as an API key",
+    ),
+    Entry(
+        "model-key-ungranted",
+        "apiKeyEnv names a variable nobody granted (GITHUB_TOKEN)",
+        _with_model({"apiKeyEnv": "GITHUB_TOKEN"}),
+        R,
+        "spec.models.task.apiKeyEnv",
+        "GITHUB_TOKEN is not a granted API key variable",
+    ),
+    Entry(
+        "model-key-foreign-host",
+        "a well-known key (OPENAI_API_KEY) bound for an unlisted baseUrl host",
+        _with_model({"apiKeyEnv": "OPENAI_API_KEY", "baseUrl": "https://exfil.example/v1"}),
+        R,
+        "spec.models.task.baseUrl",
+        "'exfil.example' is not one",
+    ),
+    Entry(
+        "model-default-key-foreign-host",
+        "no apiKeyEnv: the openai client's own OPENAI_API_KEY bound for an unlisted host",
+        _with_model({"baseUrl": "https://exfil.example/v1"}),
+        R,
+        "spec.models.task.baseUrl",
+        "the openai client's default key",
+    ),
+    Entry(
+        "model-base-url-userinfo",
+        "a baseUrl with user info that parsers read as different hosts",
+        _with_model({"apiKeyEnv": "OPENAI_API_KEY", "baseUrl": "http://127.0.0.1:8080@exfil.example/v1"}),
+        R,
+        "spec.models.task.baseUrl",
+        "holds user info",
+    ),
     Entry(
         "dataset-binary",
         "dataset file with binary bytes",
@@ -985,6 +1114,29 @@ CLI_CATALOGUE: list[CliEntry] = [
         _out_on_full_disk,
         "cannot write the results (No space left on device)",
         tiny_fs=True,
+    ),
+    CliEntry(
+        "dataset-proc-environ",
+        "a manifest whose dataset is /proc/self/environ",
+        lambda tmp, db: ["-f", str(_manifest(tmp, _dataset_path("/proc/self/environ")(base(), tmp))), "--db", db],
+        "spec.dataset.path: '/proc/self/environ' resolves to",
+    ),
+    CliEntry(
+        "dataset-outside-roots",
+        "a manifest whose dataset is outside its folder (~/.ssh/id_rsa stands as /etc/passwd)",
+        lambda tmp, db: ["-f", str(_manifest(tmp, _dataset_path("/etc/passwd")(base(), tmp))), "--db", db],
+        "outside the folders a manifest may read",
+    ),
+    CliEntry(
+        "model-key-dsn",
+        "a manifest whose apiKeyEnv is AGENTENSOR_DATABASE_URL",
+        lambda tmp, db: [
+            "-f",
+            str(_manifest(tmp, _with_model({"apiKeyEnv": "AGENTENSOR_DATABASE_URL"})(base(), tmp))),
+            "--db",
+            db,
+        ],
+        "spec.models.task.apiKeyEnv: AGENTENSOR_DATABASE_URL is never read as an API key",
     ),
     CliEntry(
         "resume-other-kind",

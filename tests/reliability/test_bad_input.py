@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentensor_api import AgentensorError, EvaluationRun, ManifestError, PromptConfig, TrainingRun, parse_resource
-from agentensor_runner import execute
+from agentensor_runner import DataRoots, execute
 from agentensor_store import Store
 
 from .catalogue import CATALOGUE, Entry, base
@@ -23,11 +23,13 @@ from .catalogue import CATALOGUE, Entry, base
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _execute(store: Store, docs: tuple[dict[str, Any], dict[str, Any]], run_id: str) -> Any:
+def _execute(store: Store, docs: tuple[dict[str, Any], dict[str, Any]], run_id: str, grant: Path | None = None) -> Any:
+    """Execute the run from the repository's folder; ``grant``: the folder the user grants (``--data-root``)."""
     pc = parse_resource(docs[0])
     run = parse_resource(docs[1])
     assert isinstance(pc, PromptConfig) and isinstance(run, (TrainingRun, EvaluationRun))
-    return asyncio.run(execute(run, pc, store, base_dir=Path("."), run_id=run_id))
+    roots = DataRoots.of([grant] if grant else [])
+    return asyncio.run(execute(run, pc, store, base_dir=Path("."), run_id=run_id, data_roots=roots))
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +55,20 @@ def test_bad_input(entry: Entry, seeded: tuple[Store, list[Any], list[Any]], tmp
     reference = store.get_run("reference")
     if entry.outcome == "rejected":
         with pytest.raises(ManifestError) as exc:
-            _execute(store, docs, run_id)
+            _execute(store, docs, run_id, tmp_path)
         assert exc.value.field == entry.field, str(exc.value)
         assert entry.needle in exc.value.reason, str(exc.value)
         assert store.get_run(run_id) is None, "a rejected run writes nothing"
     elif entry.outcome == "refused":
         with pytest.raises(AgentensorError) as refused:
-            _execute(store, docs, run_id)
+            _execute(store, docs, run_id, tmp_path)
         assert entry.needle in str(refused.value) and repr(run_id) in str(refused.value), str(refused.value)
         assert store.get_run(run_id) == reference, "a refused resume changes nothing of the run it names"
     elif entry.outcome == "failed":
-        status = _execute(store, docs, run_id)
+        status = _execute(store, docs, run_id, tmp_path)
         assert status.phase == "Failed" and entry.needle in (status.message or ""), status
     else:
-        status = _execute(store, docs, run_id)
+        status = _execute(store, docs, run_id, tmp_path)
         assert status.phase == "Succeeded", status.conditions
         errors = store.list_cases(run_id, errors_only=True)
         assert errors, "the bad rows are recorded as error rows"

@@ -13,14 +13,14 @@ import pytest
 from agentensor_api import ConditionType, Reason, condition_of
 from agentensor_runner import execute
 from agentensor_store import Store
-from tests.llm.conftest import API_KEY, KEY_ENV, prompt_config, training_run
+from tests.llm.conftest import API_KEY, prompt_config, set_key, training_run
 from tests.llm.scripted_server import ScriptedServer
 from tests.llm.test_textgrad import CASES, GREETING, script, spec
 
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ScriptedServer]:
-    monkeypatch.setenv(KEY_ENV, API_KEY)
+    set_key(monkeypatch)
     monkeypatch.setenv("AGENTENSOR_LLM_CACHE", str(tmp_path / "llm-cache.sqlite"))
     with ScriptedServer(require_key=API_KEY) as srv:
         yield srv

@@ -26,7 +26,7 @@ from agentensor_runner.executor import CaseResult
 from agentensor_runner.llm import StoreResponseCache, Usage
 from agentensor_runner.llm._usage import CACHE_HIT_KEY
 from agentensor_store import Store
-from tests.llm.conftest import API_KEY, KEY_ENV, model, prompt_config, training_run
+from tests.llm.conftest import API_KEY, model, prompt_config, set_key, training_run
 from tests.llm.scripted_server import ScriptedServer, system_of, user_of
 from tests.llm.test_textgrad import CASES, GREETING, judge, task_reply
 
@@ -35,7 +35,7 @@ OPTIMIZER = "Diagnose what in the prompt|You rewrite one prompt"
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ScriptedServer]:
-    monkeypatch.setenv(KEY_ENV, API_KEY)
+    set_key(monkeypatch)
     monkeypatch.setenv("AGENTENSOR_LLM_CACHE", str(tmp_path / "llm-cache.sqlite"))
     with ScriptedServer(require_key=API_KEY) as srv:
         srv.add(system="Diagnose what in the prompt", reply="Ask the agent to greet the customer.")

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from agentensor_api import (
     API_VERSION,
+    HOST_ALLOWLIST_ENV,
+    HOST_STRICT_ENV,
+    KEY_ENV_ALLOWLIST_ENV,
     ManifestError,
     Reason,
     ResourceRequirements,
@@ -170,7 +173,8 @@ def _runner_env(jobs: JobSettings, database: DatabaseSettings, secret_env: Seque
     """The runner container's env: model keys first, then the variables only the operator sets.
 
     ``AGENTENSOR_EVALUATOR_ALLOWLIST`` is always set, to ``jobs.allowed_modules`` comma-joined
-    (``""`` when empty: nothing may run, whatever the runner image's own ``ENV`` says). A
+    (``""`` when empty: nothing may run, whatever the runner image's own ``ENV`` says); so are the
+    model-credential grants (:func:`_model_access_env`). A
     ``secret_env`` entry naming an operator variable (a manifest's ``apiKeyEnv:
     AGENTENSOR_EVALUATOR_ALLOWLIST``) is dropped, and the operator's entries come last (the
     kubelet lets a later duplicate win), so a manifest can neither widen the allow-list nor
@@ -183,9 +187,21 @@ def _runner_env(jobs: JobSettings, database: DatabaseSettings, secret_env: Seque
         },
         {"name": HF_OFFLINE_ENV, "value": "1"},
         {"name": ALLOWLIST_ENV, "value": ",".join(jobs.allowed_modules)},
+        *_model_access_env(jobs),
     ]
     reserved = {e["name"] for e in own}
     return [*(e for e in secret_env if e.get("name") not in reserved), *own]
+
+
+def _model_access_env(jobs: JobSettings) -> list[JsonDict]:
+    """The admin's model-credential grants (chart ``runner.modelKeyEnvs``, ``modelHosts``,
+    ``modelHostsStrict``) as the runner reads them (``agentensor_api.ModelAccess``); always set,
+    so neither the image's ``ENV`` nor a manifest can widen them."""
+    return [
+        {"name": KEY_ENV_ALLOWLIST_ENV, "value": ",".join(jobs.model_key_envs)},
+        {"name": HOST_ALLOWLIST_ENV, "value": ",".join(jobs.model_hosts)},
+        {"name": HOST_STRICT_ENV, "value": "true" if jobs.model_hosts_strict else "false"},
+    ]
 
 
 def _runner_container(image: str, command: list[str], env: list[JsonDict]) -> JsonDict:

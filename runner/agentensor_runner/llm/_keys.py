@@ -1,9 +1,11 @@
 """API keys: where they come from, and keeping them out of everything we write.
 
 A key is read once from the environment variable named by the model spec
-(:func:`agentensor_api.api_key_env_name`) and kept as a ``pydantic.SecretStr``. It is handed to
-the LangChain client and to :class:`Redactor`, nothing else: it is not in the spec, the
-status, the database, the cache key (LangChain serialises it as a secret id) or the report.
+(:func:`agentensor_api.api_key_env_name`), only after :meth:`agentensor_api.ModelAccess.check`
+has found that variable granted and the model's ``baseUrl`` a destination the key may go to,
+and kept as a ``pydantic.SecretStr``. It is handed to the LangChain client and to
+:class:`Redactor`, nothing else: it is not in the spec, the status, the database, the cache key
+(LangChain serialises it as a secret id) or the report.
 """
 
 from __future__ import annotations
@@ -13,23 +15,37 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import SecretStr
 
-from agentensor_api import ManifestError, ModelSpec, api_key_env_name
+from agentensor_api import ManifestError, ModelAccess, ModelSpec
 
 REDACTED = "***"
 
 
-def resolve_api_key(name: str, spec: ModelSpec, env: Mapping[str, str] | None = None) -> SecretStr | None:
-    """The API key of ``spec.models[name]``.
+def model_access(env: Mapping[str, str] | None = None) -> ModelAccess:
+    """The grants of this process: from ``os.environ``, plus every name of an explicit ``env``
+    (a caller who passes keys in code grants them; the destination rule still applies).
+
+    Raises:
+        ManifestError: a malformed grant variable (``$AGENTENSOR_MODEL_HOST_ALLOWLIST``...).
+    """
+    return ModelAccess.from_env(os.environ, extra_key_envs=env.keys() if env is not None else ())
+
+
+def resolve_api_key(
+    name: str, spec: ModelSpec, env: Mapping[str, str] | None = None, access: ModelAccess | None = None
+) -> SecretStr | None:
+    """The API key of ``spec.models[name]``, once the grants allow it (see :func:`model_access`).
 
     Returns:
         The key, or ``None`` when the spec names no variable (the provider client then reads
-        its own default, e.g. ``OPENAI_API_KEY``).
+        its own default, e.g. ``OPENAI_API_KEY``, which the grants allowed for this destination).
 
     Raises:
         ManifestError: field ``spec.models.<name>.apiKeyEnv`` (or ``.apiKeySecretRef``) when the
-            variable is unset or empty; the message names the variable, never a value.
+            variable is not granted, unset or empty; ``spec.models.<name>.baseUrl`` when the key
+            may not go to that host (:meth:`agentensor_api.ModelAccess.check`). Messages name
+            the variable, never a value.
     """
-    var = api_key_env_name(name, spec)
+    var = (access or model_access(env)).check(name, spec)
     if var is None:
         return None
     value = (os.environ if env is None else env).get(var, "")

@@ -27,10 +27,10 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import SecretStr
 
-from agentensor_api import ManifestError, ModelSpec, PriceSpec
+from agentensor_api import ManifestError, ModelAccess, ModelSpec, PriceSpec
 
 from ._call import ainvoke_text
-from ._keys import Redactor, resolve_api_key
+from ._keys import Redactor, model_access, resolve_api_key
 from ._usage import UsageCallback, UsageLedger
 
 PARAMETER_KWARGS: dict[str, str] = {
@@ -98,7 +98,9 @@ class LlmRuntime:
         models: ``spec.models``.
         pricing: ``spec.pricing`` (``provider:name`` -> price).
         cache: LangChain cache for ``task``/``judge`` calls (``None``: no caching).
-        env: where API keys are read (default ``os.environ``).
+        env: where API keys are read (default ``os.environ``); its names count as granted.
+        access: what may be read and where a key may go (default :func:`model_access`: the
+            grants in ``os.environ``).
         factory: builds a model from ``provider:name`` and kwargs (``base_url``, ``api_key``,
             ``cache``, ``callbacks``, sampling kwargs, and for ``openai:`` models with the
             default factory ``http_async_client``); default ``init_chat_model``.
@@ -107,7 +109,9 @@ class LlmRuntime:
             naming the model instead of the case being cancelled from outside.
 
     Raises:
-        ManifestError: an API key variable named by a model spec is unset, or (default
+        ManifestError: an API key variable named by a model spec is not granted or unset, a
+            key would go to a host that may not receive it (all checked before any client
+            exists; :meth:`agentensor_api.ModelAccess.check`), or (default
             factory) a model cannot be built; both checked here, before any call, so a run fails
             before it starts. With the default factory each model is built once here so the
             provider package is imported before any timed call (see :meth:`_preload`).
@@ -122,6 +126,7 @@ class LlmRuntime:
         env: Mapping[str, str] | None = None,
         factory: ModelFactory | None = None,
         timeout_cap: float | None = None,
+        access: ModelAccess | None = None,
     ) -> None:
         self.specs = dict(models)
         self.timeout_cap = timeout_cap
@@ -135,8 +140,9 @@ class LlmRuntime:
         self.ledger = UsageLedger()
         self.redact = Redactor()
         self._keys: dict[str, SecretStr | None] = {}
+        access = access or model_access(env)
         for name, spec in self.specs.items():
-            key = resolve_api_key(name, spec, env)
+            key = resolve_api_key(name, spec, env, access)
             self._keys[name] = key
             self.redact.add(key)
         self._instances: dict[tuple[str, str, tuple[tuple[str, Any], ...]], BaseChatModel] = {}

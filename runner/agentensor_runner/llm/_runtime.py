@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
+from .._paths import DataRoots
 from ._cache import SqliteResponseCache, StoreResponseCache, default_cache_path
 from ._registry import LlmRuntime
 
@@ -24,11 +25,13 @@ def build_runtime(
     env: Mapping[str, str] | None = None,
     store: Store | None = None,
     run_id: str | None = None,
+    roots: DataRoots | None = None,
 ) -> LlmRuntime | None:
     """The runtime for ``spec.models``, or ``None`` when the run declares no model.
 
     The response cache of task and judge calls is the SQLite file ``spec.responseCache.path``
-    (relative to ``base_dir``), else :func:`default_cache_path`; with a ``store`` it is backed
+    (relative to ``base_dir``; like a dataset it must lie under the data roots, ``roots``), else
+    :func:`default_cache_path`; with a ``store`` it is backed
     by the store as well (:class:`StoreResponseCache`, the file consulted first), so a
     restarted runner replays what its predecessor was answered. With a ``store`` the optimizer's
     calls (textgrad gradients and rewrites) are cached too, in the store only, under the
@@ -37,16 +40,20 @@ def build_runtime(
     ``spec.caseTimeoutSeconds``.
 
     Raises:
-        ManifestError: an API key variable is unset (see :func:`resolve_api_key`).
+        ManifestError: an API key variable not granted or unset, a key bound for a host that may
+            not receive it (see :func:`resolve_api_key`), ``spec.responseCache.path`` outside the
+            data roots.
     """
     if not spec.models:
         return None
     cache: BaseCache | None = None
     optimizer_cache: BaseCache | None = None
     if spec.response_cache.enabled:
-        path = Path(spec.response_cache.path) if spec.response_cache.path else default_cache_path()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = default_cache_path()
+        if spec.response_cache.path:
+            path = (roots or DataRoots()).resolve(
+                spec.response_cache.path, "spec.responseCache.path", base_dir or Path(".")
+            )
         cache = SqliteResponseCache(path)
         if store is not None:
             cache = StoreResponseCache(store, local=cache)
