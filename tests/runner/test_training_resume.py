@@ -1,0 +1,69 @@
+"""A resumed run continues exactly where it stopped: its Pareto pool, parents and merge count included."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentensor_api import RunStatus, parse_resource
+from agentensor_runner import execute
+
+from ._synthetic import make_rows, manifests
+
+
+class _Stop(Exception):
+    """Raised from ``on_status`` to stop a run the way a killed runner stops: no cleanup, no checkpoint."""
+
+
+def _run(store: Any, pc: dict[str, Any], tr: dict[str, Any], run_id: str, **kw: Any) -> RunStatus:
+    return asyncio.run(
+        execute(parse_resource(tr), parse_resource(pc), store, base_dir=Path("."), run_id=run_id, **kw)  # type: ignore[arg-type]
+    )
+
+
+def _figures(store: Any, run_id: str) -> list[tuple[Any, ...]]:
+    """Each checkpoint's epoch, accepted count, config checksum, validation score and call counters."""
+    return [
+        (c.epoch, c.accepted, c.checksum, c.score, c.extra.get("calls")) for c in store.list_checkpoints(run_id=run_id)
+    ]
+
+
+def test_a_resumed_pareto_run_continues_its_pool(store: Any) -> None:
+    """Stopped right after epoch 1 and started again, a ``selection: pareto`` run with merges ends with
+    the pool, checkpoints, scores and metric calls of an uninterrupted run with the same seed.
+
+    Before the loop state was saved whole, the resumed run restarted its pool from the latest
+    checkpoint's config, so its parents (and what it trained) differed from epoch 2 on.
+    """
+    pc, tr = manifests(make_rows(), epochs=3, batch_size=16)
+    tr["spec"]["optimizer"].update({"selection": "pareto", "candidates": 2, "maxMerges": 3})
+    reference = _run(store, pc, tr, "pareto-ref")
+    ref_cps = store.list_checkpoints(run_id="pareto-ref")
+    assert ref_cps[1].accepted >= 1, "the premise: epoch 1 kept candidates, so the pool has more than its root"
+
+    def stop_after_epoch_1(status: RunStatus) -> None:
+        if len(status.checkpoints or []) == 2:  # epoch 1's checkpoint was just written
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        _run(store, pc, tr, "pareto-resumed", on_status=stop_after_epoch_1)
+    assert [c.epoch for c in store.list_checkpoints(run_id="pareto-resumed")] == [0, 1]
+    resumed = _run(store, pc, tr, "pareto-resumed")
+
+    assert resumed.phase == "Succeeded", resumed.conditions
+    assert _figures(store, "pareto-resumed") == _figures(store, "pareto-ref")
+    assert (resumed.best_checksum, resumed.best_score, resumed.holdout) == (
+        reference.best_checksum,
+        reference.best_score,
+        reference.holdout,
+    )
+    assert resumed.budget is not None and reference.budget is not None
+    assert resumed.budget.metric_calls.used == reference.budget.metric_calls.used
+    cps = store.list_checkpoints(run_id="pareto-resumed")
+    assert cps[-1].extra["budget"]["metricCalls"] == ref_cps[-1].extra["budget"]["metricCalls"]
+    # the saved loop state: the same pool (configs, validation scores, ancestry) and merge count
+    assert len(ref_cps[-1].extra["loop"]["pool"]) > 2
+    assert cps[-1].extra["loop"] == ref_cps[-1].extra["loop"]
