@@ -29,7 +29,7 @@ from ._context import RunContext, StatusSink, build_context
 from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
 from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
-from .trainer import RunFailed, Trainer
+from .training import RunFailed, Trainer
 from .workflows import Workflow
 
 
