@@ -10,9 +10,10 @@
 - :mod:`.persistence`: every store call of the loop; :mod:`.holdout`: the holdout and overfitting guards.
 """
 
-from .engine import EpochResult, Trainer
+from .engine import Trainer
 from .errors import RunFailed
 from .holdout import promotion_decision
+from .persistence import EpochResult
 from .state import LOOP_KEY, STALE_KEY, LoopState, Scored, stale_after
 
 __all__ = [

@@ -38,7 +38,6 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from agentensor_api import Reason, RunStatus, TrainingRun, mark_failed, mark_running, mark_succeeded, now_rfc3339
 from agentensor_store import CheckpointRecord
@@ -58,20 +57,10 @@ from .evaluation import Scorer
 from .feedback import feedback
 from .gate import passes
 from .opening import open_splits
-from .persistence import RunRecords, checkpoint_extra, summary
+from .persistence import EpochResult, RunRecords, summary
 from .selectors import selector_for
 from .state import LoopState, Scored, restore
 from .stoppers import AnyOf, BudgetOrStop, GoalReached, MaxEpochs, NoImprovement
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """One epoch's figures for its checkpoint: candidates accepted, mean train score, calls, usage."""
-
-    accepted: int
-    train_score: float | None
-    calls: dict[str, int]
-    usage: Usage | None
 
 
 class Trainer:
@@ -156,7 +145,7 @@ class Trainer:
                 break
         last = self._checkpoints[-1]
         if last.checksum != state.current.prompts.checksum():  # e.g. every>1 and early exit
-            self._checkpoint(max(state.epoch, last.epoch + 1), state, splits, train_score=None, accepted=0, calls={})
+            self._checkpoint(max(state.epoch, last.epoch + 1), state, splits, EpochResult(0, None, {}, None))
         return await self._finish(state, splits)
 
     def _open(self) -> Splits:
@@ -199,7 +188,7 @@ class Trainer:
             raise RunFailed(Reason.ALL_CASES_FAILED, f"every validation case failed; case {where}")
         self.status.baseline_score = base_val.objective(self._obj)
         state = LoopState(current=Scored.of(start, base_val, self._obj))
-        self._checkpoint(0, state, splits, train_score=None, accepted=0, calls={}, usage=self._usage_since(snap))
+        self._checkpoint(0, state, splits, EpochResult(0, None, {}, self._usage_since(snap)))
         return state
 
     async def _resume(self, checkpoints: list[CheckpointRecord], splits: Splits) -> LoopState:
@@ -337,15 +326,7 @@ class Trainer:
         state.epoch = epoch
         stop = self._stop.check(state)
         if epoch % self.spec.checkpoint.every == 0 or self._epochs.check(state) is not None or stop is not None:
-            self._checkpoint(
-                epoch,
-                state,
-                splits,
-                train_score=result.train_score,
-                accepted=result.accepted,
-                calls=result.calls,
-                usage=result.usage,
-            )
+            self._checkpoint(epoch, state, splits, result)
         self._emit()
         if stop is not None:
             halted = self._halt.halted
@@ -353,28 +334,10 @@ class Trainer:
             mark_running(self.status, stop, why)
         return stop
 
-    def _checkpoint(
-        self,
-        epoch: int,
-        state: LoopState,
-        splits: Splits,
-        *,
-        train_score: float | None,
-        accepted: int,
-        calls: dict[str, int],
-        usage: Usage | None = None,
-    ) -> None:
+    def _checkpoint(self, epoch: int, state: LoopState, splits: Splits, result: EpochResult) -> None:
         """Checkpoint ``state.current`` (a version with its own validation score) and the whole loop state."""
         state.budget = self._meter.to_extra(self._ledger_total())
-        cp = self._records.checkpoint(
-            epoch,
-            state,
-            splits.dataset_hash,
-            train_score=train_score,
-            accepted=accepted,
-            extra=checkpoint_extra(calls, usage, state),
-        )
-        self._checkpoints.append(cp)
+        self._checkpoints.append(self._records.checkpoint(epoch, state, splits.dataset_hash, result))
         self.status.checkpoints = [summary(c) for c in self._checkpoints]
 
     async def _finish(self, state: LoopState, splits: Splits) -> RunStatus:

@@ -51,32 +51,21 @@ def promotion_decision(
         ``(promotable, reason, message)`` for the ``Promotable`` condition.
     """
     regression = (baseline - best) if direction == "maximize" else (best - baseline)
+    scores = f"holdout {best:.4f} vs baseline {baseline:.4f}"
     if unchanged:
         return False, Reason.NO_IMPROVEMENT, "no candidate beat the baseline on validation; nothing to promote"
     if regression > max_regression + 1e-12:
-        return (
-            False,
-            Reason.HOLDOUT_REGRESSION,
-            (
-                f"best version {best_version} scores {best:.4f} on holdout vs baseline {baseline:.4f}: "
-                f"a regression of {regression:.4f} > maxRegression {max_regression:g}"
-            ),
-        )
+        message = f"best version {best_version} scores {best:.4f} on holdout vs baseline {baseline:.4f}: "
+        return False, Reason.HOLDOUT_REGRESSION, f"{message}a regression of {regression:.4f} > {_bound(max_regression)}"
     tested = f"; {describe(significance)}" if significance is not None else ""
     if significance is not None and not significance.significant:
-        return (
-            False,
-            Reason.NOT_SIGNIFICANT,
-            f"version {best_version}: holdout {best:.4f} vs baseline {baseline:.4f}; the gain could be noise{tested}",
-        )
-    return (
-        True,
-        Reason.HOLDOUT_GUARD_PASSED,
-        (
-            f"version {best_version}: holdout {best:.4f} vs baseline {baseline:.4f} "
-            f"(maxRegression {max_regression:g}){tested}"
-        ),
-    )
+        noise = f"version {best_version}: {scores}; the gain could be noise{tested}"
+        return False, Reason.NOT_SIGNIFICANT, noise
+    return True, Reason.HOLDOUT_GUARD_PASSED, f"version {best_version}: {scores} ({_bound(max_regression)}){tested}"
+
+
+def _bound(max_regression: float) -> str:
+    return f"maxRegression {max_regression:g}"
 
 
 def significance(

@@ -14,6 +14,7 @@ format before ``loop`` (reports, dashboards, older tools), ``stale`` and ``budge
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,16 @@ from .._budget import BUDGET_KEY
 from .._context import RunContext
 from ..llm import Usage
 from .state import LOOP_KEY, STALE_KEY, LoopState
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch's figures for its checkpoint: candidates accepted, mean train score, calls, usage."""
+
+    accepted: int
+    train_score: float | None
+    calls: dict[str, int]
+    usage: Usage | None
 
 
 def checkpoint_extra(calls: dict[str, int], usage: Usage | None, state: LoopState) -> dict[str, Any]:
@@ -79,17 +90,9 @@ class RunRecords:
         """This run's checkpoints so far (none for a new run id)."""
         return self.ctx.store.list_checkpoints(run_id=self.ctx.run_id)
 
-    def checkpoint(
-        self,
-        epoch: int,
-        state: LoopState,
-        dataset_hash: str,
-        *,
-        train_score: float | None,
-        accepted: int,
-        extra: dict[str, Any],
-    ) -> CheckpointRecord:
-        """Register ``state.current`` as a version and checkpoint it with its own validation score."""
+    def checkpoint(self, epoch: int, state: LoopState, dataset_hash: str, result: EpochResult) -> CheckpointRecord:
+        """Register ``state.current`` as a version and checkpoint it with its own validation score,
+        ``result``'s figures and the whole loop state (:func:`checkpoint_extra`)."""
         store, ctx, current = self.ctx.store, self.ctx, state.current
         version = store.register_version(
             ctx.workflow_key,
@@ -106,9 +109,9 @@ class RunRecords:
             version=version,
             score=current.objective,
             scores=current.means,
-            train_score=train_score,
-            accepted=accepted,
+            train_score=result.train_score,
+            accepted=result.accepted,
             seed=self.seed,
             dataset_hash=dataset_hash,
-            extra=extra,
+            extra=checkpoint_extra(result.calls, result.usage, state),
         )
