@@ -11,6 +11,7 @@ import pytest
 
 from agentensor_api import RunStatus, parse_resource
 from agentensor_runner import execute
+from agentensor_runner.training import LOOP_KEY
 from agentensor_store import Store
 
 from ._synthetic import make_rows, manifests
@@ -84,3 +85,60 @@ def test_a_resumed_pareto_run_continues_its_pool(store: Any, reference_store: St
     # the saved loop state: the same pool (configs, validation scores, ancestry) and merge count
     assert len(ref_cps[-1].extra["loop"]["pool"]) > 2
     assert _timeless(cps[-1].extra["loop"]) == _timeless(ref_cps[-1].extra["loop"])
+
+
+def _as_written_before_the_loop_state(store: Store, run_id: str) -> None:
+    """Rewrite the run's checkpoints as a runner before ``extra["loop"]`` wrote them (the other keys stay)."""
+    for c in store.list_checkpoints(run_id=run_id):
+        version = store.get_version(c.workflow, c.version)
+        assert version is not None
+        extra = {k: v for k, v in c.extra.items() if k != LOOP_KEY}
+        store.add_checkpoint(
+            run_id,
+            epoch=c.epoch,
+            version=version,
+            score=c.score,
+            scores=c.scores,
+            train_score=c.train_score,
+            accepted=c.accepted,
+            seed=c.seed,
+            dataset_hash=c.dataset_hash,
+            extra=extra,
+        )
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "same_as_uninterrupted"),
+    [
+        pytest.param({"patience": 2}, True, id="greedy"),
+        pytest.param({"selection": "pareto", "candidates": 2}, False, id="pareto-restarts-its-pool"),
+    ],
+)
+def test_a_checkpoint_written_before_the_loop_state_still_resumes(
+    store: Any, reference_store: Store, optimizer: dict[str, Any], same_as_uninterrupted: bool
+) -> None:
+    """A run stopped by a runner that saved no ``extra["loop"]`` resumes from the keys it did save
+    (``stale``, ``budget``, ``calls``); a greedy run then ends as an uninterrupted one, a pareto run
+    restarts its pool from the latest config (all that such a checkpoint knows) and still finishes."""
+    pc, tr = manifests(make_rows(), epochs=3)
+    tr["spec"]["optimizer"].update(optimizer)
+    reference = _run(reference_store, pc, tr, "old")
+
+    def stop_after_epoch_1(status: RunStatus) -> None:
+        if len(status.checkpoints or []) == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        _run(store, pc, tr, "old", on_status=stop_after_epoch_1)
+    _as_written_before_the_loop_state(store, "old")
+    assert all(LOOP_KEY not in c.extra for c in store.list_checkpoints(run_id="old"))
+    resumed = _run(store, pc, tr, "old")
+
+    assert resumed.phase == "Succeeded", resumed.conditions
+    cps = store.list_checkpoints(run_id="old")
+    assert [c.epoch for c in cps] == [c.epoch for c in reference_store.list_checkpoints(run_id="old")]
+    assert all(LOOP_KEY in c.extra for c in cps[2:]), "the resumed runner saves its state whole again"
+    same = _figures(store, "old") == _figures(reference_store, "old")
+    assert same is same_as_uninterrupted
+    if same_as_uninterrupted:
+        assert (resumed.best_checksum, resumed.best_score) == (reference.best_checksum, reference.best_score)
