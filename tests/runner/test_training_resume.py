@@ -87,12 +87,13 @@ def test_a_resumed_pareto_run_continues_its_pool(store: Any, reference_store: St
     assert _timeless(cps[-1].extra["loop"]) == _timeless(ref_cps[-1].extra["loop"])
 
 
-def _as_written_before_the_loop_state(store: Store, run_id: str) -> None:
-    """Rewrite the run's checkpoints as a runner before ``extra["loop"]`` wrote them (the other keys stay)."""
+def _as_written_before_the_loop_state(store: Store, run_id: str, loop: dict[str, Any] | None = None) -> None:
+    """Rewrite the run's checkpoints as a runner before ``extra["loop"]`` wrote them (the other keys
+    stay), or with ``loop`` as their saved state."""
     for c in store.list_checkpoints(run_id=run_id):
         version = store.get_version(c.workflow, c.version)
         assert version is not None
-        extra = {k: v for k, v in c.extra.items() if k != LOOP_KEY}
+        extra = {k: v for k, v in c.extra.items() if k != LOOP_KEY} | ({LOOP_KEY: loop} if loop is not None else {})
         store.add_checkpoint(
             run_id,
             epoch=c.epoch,
@@ -142,3 +143,21 @@ def test_a_checkpoint_written_before_the_loop_state_still_resumes(
     assert same is same_as_uninterrupted
     if same_as_uninterrupted:
         assert (resumed.best_checksum, resumed.best_score) == (reference.best_checksum, reference.best_score)
+
+
+def test_an_unreadable_saved_state_fails_the_run_naming_it(store: Any) -> None:
+    """A checkpoint whose ``extra.loop`` this runner cannot read (a newer runner's format) fails the
+    resumed run with ``InvalidInput`` naming the checkpoint and the key, not a traceback."""
+    pc, tr = manifests(make_rows(n_per_intent=10), epochs=2)
+
+    def stop_after_epoch_1(status: RunStatus) -> None:
+        if len(status.checkpoints or []) == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        _run(store, pc, tr, "newer", on_status=stop_after_epoch_1)
+    _as_written_before_the_loop_state(store, "newer", loop={"format": 2})
+    status = _run(store, pc, tr, "newer")
+    failed = next(c for c in status.conditions if c.type == "Failed")
+    assert (status.phase, failed.reason) == ("Failed", "InvalidInput")
+    assert failed.message == "checkpoint epoch 1: extra.loop cannot be read: format 2; this runner reads 1"

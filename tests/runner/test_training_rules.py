@@ -93,7 +93,7 @@ def test_the_loop_state_round_trips_through_json() -> None:
 
 def test_a_saved_state_of_another_format_is_refused_by_name() -> None:
     data = {**LoopState(current=_scored(0.5)).to_json(), "format": 99}
-    with pytest.raises(ValueError, match=r"extra\.loop has format 99"):
+    with pytest.raises(ValueError, match="format 99; this runner reads 1"):
         LoopState.from_json(data, TRAINABLE)
 
 
@@ -105,6 +105,21 @@ def test_restore_reads_the_latest_checkpoints_state_whole() -> None:
     assert state.current is rescored
     assert (state.epoch, state.stale, state.merges, state.budget) == (1, 0, 2, {"metricCalls": 40.0})
     assert (state.pool, state.parents) == (saved.pool, [None, 0])
+
+
+@pytest.mark.parametrize(
+    ("loop", "expected"),
+    [
+        pytest.param({"format": 2}, "format 2; this runner reads 1", id="newer-format"),
+        pytest.param({"format": 1, "epoch": 1}, "'current'", id="no-current"),
+        pytest.param({"format": 1, "epoch": 1, "current": _scored(0.5).to_json(), "pool": [{"texts": 3}]}, "",
+                     id="malformed-pool"),
+    ],
+)  # fmt: skip
+def test_an_unreadable_saved_state_names_its_checkpoint(loop: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValueError, match=r"checkpoint epoch 1: extra\.loop cannot be read") as exc:
+        restore([_cp(0, {}), _cp(1, {LOOP_KEY: loop})], _scored(0.5))
+    assert expected in str(exc.value)
 
 
 @pytest.mark.parametrize(

@@ -192,7 +192,11 @@ class Trainer:
         return state
 
     async def _resume(self, checkpoints: list[CheckpointRecord], splits: Splits) -> LoopState:
-        """Restart after the latest checkpoint: its config and the baseline re-scored, the loop state loaded."""
+        """Restart after the latest checkpoint: its config and the baseline re-scored, the loop state loaded.
+
+        Raises:
+            RunFailed: ``InvalidInput`` when the checkpoint's saved loop state cannot be read.
+        """
         latest = max(checkpoints, key=lambda c: c.epoch)
         first = min(checkpoints, key=lambda c: c.epoch)
         trainable = self.ctx.start.trainable
@@ -203,7 +207,10 @@ class Trainer:
         cur_val = await self._validate(
             current, splits, f"epoch-{latest.epoch}/validation", epoch=latest.epoch, version=latest.version
         )
-        state = restore(checkpoints, cur_val)
+        try:
+            state = restore(checkpoints, cur_val)
+        except ValueError as e:
+            raise RunFailed(Reason.INVALID_INPUT, str(e)) from e
         self._meter.restore(state.budget)
         self._checkpoints = list(checkpoints)
         self.status.baseline_score = base_val.objective

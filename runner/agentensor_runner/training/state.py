@@ -133,7 +133,7 @@ class LoopState:
             ValueError: ``data`` is of another :data:`STATE_FORMAT`.
         """
         if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"checkpoint extra.loop has format {data.get('format')!r}; this runner reads 1")
+            raise ValueError(f"format {data.get('format')!r}; this runner reads {STATE_FORMAT}")
         pool = list(data.get("pool") or [])
         return cls(
             current=Scored.from_json(data["current"], trainable),
@@ -154,7 +154,8 @@ def restore(checkpoints: Sequence[CheckpointRecord], current: Scored) -> LoopSta
     re-scored one), else :func:`legacy_state`. ``epoch`` is the latest checkpoint's epoch.
 
     Raises:
-        ValueError: ``checkpoints`` is empty, or the saved state is of another format.
+        ValueError: ``checkpoints`` is empty, or the saved state is malformed or of another format
+            (the message names the checkpoint's epoch and ``extra.loop``).
     """
     if not checkpoints:
         raise ValueError("restore needs at least one checkpoint")
@@ -162,7 +163,10 @@ def restore(checkpoints: Sequence[CheckpointRecord], current: Scored) -> LoopSta
     saved = latest.extra.get(LOOP_KEY) if isinstance(latest.extra, Mapping) else None
     if not isinstance(saved, Mapping):
         return legacy_state(checkpoints, current)
-    state = LoopState.from_json(saved, current.prompts.trainable)
+    try:
+        state = LoopState.from_json(saved, current.prompts.trainable)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint epoch {latest.epoch}: extra.loop cannot be read: {e!s}") from e
     state.current, state.epoch = current, latest.epoch
     return state
 
