@@ -10,7 +10,7 @@ from .executor import CaseResult, Evaluation, run_cases
 from .prompts import PromptSet, TextTensor, interpolate
 from .report import write_outputs
 from .runs import execute, find_prompt_config
-from .trainer import Trainer
+from .training import Trainer
 from .workflows import Feedback, Workflow, load_workflow, render
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Projected calls of a TrainingRun, computed from its spec and split sizes before the first call.
 
 A budget is easier to set when the run says what it will spend (gepa-ai/gepa#375). Metric calls
-(case evaluations) follow from the loop's structure (see :mod:`agentensor_runner.trainer`):
+(case evaluations) follow from the loop's structure (see :mod:`agentensor_runner.training.engine`):
 
 - baseline: ``|validation|`` (epoch 0);
 - per epoch, an upper bound: ``|train|`` forward, plus per minibatch ``candidates x |validation|``

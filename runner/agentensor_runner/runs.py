@@ -32,7 +32,7 @@ from ._paths import DataRoots
 from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
 from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
-from .trainer import Trainer
+from .training import Trainer
 from .workflows import Workflow
 
 

@@ -91,11 +91,11 @@ def test_merges_need_pareto_selection() -> None:
 def test_a_merge_pair_shares_an_ancestor_and_neither_descends_from_the_other() -> None:
     import random
 
-    from agentensor_runner.trainer import _merge_pair
+    from agentensor_runner.training.merge import merge_pair
 
     # pool: 0 root; 1 and 2 children of 0; 3 child of 1
     parents: list[int | None] = [None, 0, 0, 1]
-    seen = {_merge_pair({"1": 2, "2": 1, "3": 4}, parents, random.Random(s)) for s in range(40)}
+    seen = {merge_pair({"1": 2, "2": 1, "3": 4}, parents, random.Random(s)) for s in range(40)}
     assert seen == {(1, 2, 0), (2, 3, 0)}, "1 and 3 are one lineage; 2 meets either at the root"
-    assert _merge_pair({"1": 1, "3": 5}, parents, random.Random(0)) is None
-    assert _merge_pair({"0": 1}, parents, random.Random(0)) is None
+    assert merge_pair({"1": 1, "3": 5}, parents, random.Random(0)) is None
+    assert merge_pair({"0": 1}, parents, random.Random(0)) is None

@@ -13,7 +13,7 @@ from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun, 
 from agentensor_runner import execute
 from agentensor_runner.executor import run_cases
 from agentensor_runner.prompts import PromptSet
-from agentensor_runner.trainer import promotion_decision, stale_after
+from agentensor_runner.training import promotion_decision, stale_after
 
 from ._synthetic import INTENTS, make_rows, manifests
 
