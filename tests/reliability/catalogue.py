@@ -1239,4 +1239,62 @@ CLI_CATALOGUE: list[CliEntry] = [
         "--shard must be I/N",
         command=("runner",),
     ),
+    # -- issue 20, promote (the GitOps edit) ------------------------------------------------------
+    CliEntry(
+        "promote-dev-zero",
+        "promote --file /dev/zero (read unbounded before)",
+        lambda tmp, db: ["router", "--version", "1", "--file", "/dev/zero", "--db", db],
+        "/dev/zero is a device, expected a regular file",
+        command=("promote",),
+    ),
+    CliEntry(
+        "promote-fifo",
+        "promote --file naming a FIFO nobody writes (hung before)",
+        lambda tmp, db: ["router", "--version", "1", "--file", _fifo(tmp), "--db", db],
+        "is a FIFO, expected a regular file",
+        command=("promote",),
+    ),
+    CliEntry(
+        "promote-two-namespaces",
+        "promote of a name found in two namespaces of one file (the first was edited, exit 0)",
+        lambda tmp, db: ["router", "--version", "1", "--file", _two_namespaces(tmp), "--db", db],
+        "choose one with -n/--namespace",
+        command=("promote",),
+    ),
+    CliEntry(
+        "promote-version-huge",
+        "promote --version 10^20 (an OverflowError or a version written on PostgreSQL)",
+        lambda tmp, db: ["router", "--version", "9" * 20, "--file", _two_namespaces(tmp), "--db", db],
+        "is larger than any stored version can be",
+        command=("promote",),
+    ),
+    CliEntry(
+        "promote-markup-path",
+        "promote with Rich markup in the name and the path",
+        lambda tmp, db: ["r[/x]", "--version", "1", "--file", str(tmp / "p[/x].yaml"), "--db", db],
+        "p[/x].yaml",
+        command=("promote",),
+    ),
 ]
+
+
+def _fifo(tmp: Path) -> str:
+    import os
+
+    path = tmp / "fifo.yaml"
+    os.mkfifo(path)
+    return str(path)
+
+
+def _two_namespaces(tmp: Path) -> str:
+    import yaml
+
+    pc = base()[0]
+    docs = []
+    for ns in ("team-a", "team-b"):
+        doc = copy.deepcopy(pc)
+        doc["metadata"] = {"name": "router", "namespace": ns}
+        docs.append(doc)
+    path = tmp / "two.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return str(path)
