@@ -122,6 +122,17 @@ REFUSED = [
                  "spec.runner.serviceAccountName", "'deployer' is not an allowed ServiceAccount", id="service-account"),
     pytest.param(_body(image="evil.example.com/x:1"), {"allowed_images": ["registry.example.com/agents/"]},
                  "spec.workflow.image", "allowed image prefixes", id="image-not-allowed"),
+    # model credentials at admission (the runner checks the same again before any call)
+    pytest.param(_body(models={"m": {"model": "openai:x", "apiKeyEnv": "AGENTENSOR_DATABASE_URL",
+                                     "baseUrl": "http://127.0.0.1:9/v1"}}), {},
+                 "spec.models.m.apiKeyEnv", "AGENTENSOR_DATABASE_URL", id="model-key-env-dsn"),
+    pytest.param(_body(models={"m": {"model": "openai:x", "apiKeyEnv": "GITHUB_TOKEN"}}), {},
+                 "spec.models.m.apiKeyEnv", "GITHUB_TOKEN", id="model-key-env-not-granted"),
+    pytest.param(_body(models={"m": {"model": "openai:x", "baseUrl": "https://evil.example.com/v1"}}), {},
+                 "spec.models.m.baseUrl", "evil.example.com", id="model-default-key-to-foreign-host"),
+    pytest.param(_body(models={"m": {"model": "ollama:x", "baseUrl": "http://elsewhere.example.com"}}),
+                 {"model_hosts_strict": True}, "spec.models.m.baseUrl", "elsewhere.example.com",
+                 id="model-host-strict"),
 ]  # fmt: skip
 
 
@@ -161,6 +172,10 @@ ACCEPTED = [
     pytest.param(_body(image="registry.example.com/agents/x:1"), {"allowed_images": ["registry.example.com/agents/"]},
                  id="image-allowed-prefix"),
     pytest.param(_body(image="agentensor:0.1.0"), {"allowed_images": ["registry.example.com/"]}, id="default-image"),
+    pytest.param(_body(models={"m": {"model": "openai:x", "apiKeyEnv": "VLLM_KEY", "baseUrl": "http://vllm.svc/v1"}}),
+                 {"model_key_envs": ["VLLM_KEY"], "model_hosts": ["vllm.svc"]}, id="model-granted-pairing"),
+    pytest.param(_body(models={"m": {"model": "ollama:x", "baseUrl": "http://ollama.svc:11434"}}), {},
+                 id="model-keyless-any-host"),
 ]  # fmt: skip
 
 

@@ -174,7 +174,7 @@ def _runner_env(jobs: JobSettings, database: DatabaseSettings, secret_env: Seque
 
     ``AGENTENSOR_EVALUATOR_ALLOWLIST`` is always set, to ``jobs.allowed_modules`` comma-joined
     (``""`` when empty: nothing may run, whatever the runner image's own ``ENV`` says); so are the
-    model-credential grants (:func:`_model_access_env`). A
+    model-credential grants (:func:`model_access_env`). A
     ``secret_env`` entry naming an operator variable (a manifest's ``apiKeyEnv:
     AGENTENSOR_EVALUATOR_ALLOWLIST``) is dropped, and the operator's entries come last (the
     kubelet lets a later duplicate win), so a manifest can neither widen the allow-list nor
@@ -187,13 +187,13 @@ def _runner_env(jobs: JobSettings, database: DatabaseSettings, secret_env: Seque
         },
         {"name": HF_OFFLINE_ENV, "value": "1"},
         {"name": ALLOWLIST_ENV, "value": ",".join(jobs.allowed_modules)},
-        *_model_access_env(jobs),
+        *model_access_env(jobs),
     ]
     reserved = {e["name"] for e in own}
     return [*(e for e in secret_env if e.get("name") not in reserved), *own]
 
 
-def _model_access_env(jobs: JobSettings) -> list[JsonDict]:
+def model_access_env(jobs: JobSettings) -> list[JsonDict]:
     """The admin's model-credential grants (chart ``runner.modelKeyEnvs``, ``modelHosts``,
     ``modelHostsStrict``) as the runner reads them (``agentensor_api.ModelAccess``); always set,
     so neither the image's ``ENV`` nor a manifest can widen them."""

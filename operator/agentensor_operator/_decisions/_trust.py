@@ -13,9 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agentensor_api import EvaluationRun, ManifestError, RunnerSpec, TrainingRun, denied_env_name
+from agentensor_api import (
+    EvaluationRun,
+    ManifestError,
+    ModelAccess,
+    ModelSpec,
+    RunnerSpec,
+    TrainingRun,
+    denied_env_name,
+)
 
 from .._settings import DatabaseSettings, JobSettings
+from ._jobs import model_access_env
 
 DENIED_METADATA_DOMAINS = (
     "kubernetes.io",
@@ -201,11 +210,28 @@ class Grants:
 
     secrets: tuple[SecretUse, ...] = ()
     env_names: tuple[tuple[str, str], ...] = ()
+    models: tuple[tuple[str, ModelSpec], ...] = ()
 
 
 def grants(run: TrainingRun | EvaluationRun) -> Grants:
-    """The Secrets and the model env names of a validated run."""
-    return Grants(tuple(secret_uses(run)), tuple(model_env_names(run)))
+    """The Secrets, the model env names and the models of a validated run."""
+    models = tuple(sorted((run.spec.models or {}).items()))
+    return Grants(tuple(secret_uses(run)), tuple(model_env_names(run)), models)
+
+
+def model_access(jobs: JobSettings) -> ModelAccess:
+    """The model-credential grants a runner Pod of this operator gets (the same variables
+    ``_jobs.model_access_env`` sets), read as the runner reads them."""
+    return ModelAccess.from_env({str(e["name"]): str(e["value"]) for e in model_access_env(jobs)})
+
+
+def check_models(models: Iterable[tuple[str, ModelSpec]], jobs: JobSettings) -> None:
+    """``spec.models`` against the admin's model grants, at admission: a key variable or a
+    ``baseUrl`` host the runner would refuse (``ModelAccess.check``) is refused here first, so the
+    run is ``InvalidSpec`` before any Pod starts. Raises ManifestError naming the field."""
+    access = model_access(jobs)
+    for name, spec in models:
+        access.check(name, spec)
 
 
 def check_grants(
@@ -216,5 +242,6 @@ def check_grants(
     check_identity(spec, image, jobs)
     check_env_names(granted.env_names)
     check_secrets(granted.secrets, jobs, database)
+    check_models(granted.models, jobs)
     check_mount_paths(spec, jobs)
     check_pod_metadata(spec, jobs)
