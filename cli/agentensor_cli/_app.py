@@ -258,9 +258,23 @@ NamespaceOption = Annotated[
         "-n",
         "--namespace",
         help="Namespace of the workflow (versions are numbered per namespace and workflow).",
-        callback=data_text("--namespace", max_chars=253),
+        callback=lambda value: _namespace(value),
     ),
 ]
+
+
+def _namespace(value: str) -> str:
+    """``-n/--namespace`` checked as the API server checks ``metadata.namespace`` (a DNS-1123 label),
+    before any database lookup; exit 2 naming the option."""
+    from pydantic import ValidationError
+
+    from agentensor_api import ObjectMeta
+
+    try:
+        ObjectMeta.model_validate({"name": "x", "namespace": value})
+    except ValidationError as e:
+        fail(f"--namespace: {e.errors()[0]['msg']}")
+    return value
 
 
 @checkpoints_app.command("list")

@@ -525,8 +525,9 @@ def test_a_version_beyond_the_store_range_is_refused_as_a_user_sees_it(tmp_path:
 
 
 def test_the_same_name_in_two_namespaces_needs_namespace(store_url: str, tmp_path: Path) -> None:
-    with Store(store_url) as store:
-        stored = store.register_version("w1", {"intent.a": "b"}, {}, source="checkpoint")
+    with Store(store_url) as store:  # versions are per namespace: the two namespaces promoted into have one each
+        stored = store.register_version("w1", {"intent.a": "b"}, {}, namespace="team-b", source="checkpoint")
+        store.register_version("w1", {"intent.a": "b"}, {}, namespace="team-c", source="checkpoint")
     text = _three_routers(("team-a", None, "team-b")).replace("name: r0", "name: r1").replace("name: r2", "name: r1")
     text = text.replace("workflow: w0", "workflow: w1").replace("workflow: w2", "workflow: w1")
     path = tmp_path / "all.yaml"
@@ -544,6 +545,11 @@ def test_the_same_name_in_two_namespaces_needs_namespace(store_url: str, tmp_pat
 
     code, output = promote("r1", "--version", "1", "-f", str(path), "--namespace", "team-c", "--db", store_url)
     assert code == 0, output
+    assert [d["spec"].get("activeVersion") for d in yaml.safe_load_all(path.read_text())] == [None, 1, 1]
+
+    # team-a has no version of w1: another namespace's version 1 is not promoted into it
+    code, output = promote("r1", "--version", "1", "-f", str(path), "-n", "team-a", "--db", store_url)
+    assert code == 2 and "has no stored version 1" in output, output
     assert [d["spec"].get("activeVersion") for d in yaml.safe_load_all(path.read_text())] == [None, 1, 1]
 
 

@@ -155,7 +155,7 @@ def test_runner_pods_carry_the_run_name_and_spec_runner(cluster: Cluster, operat
     assert spec["automountServiceAccountToken"] is False
     assert not any(m["mountPath"].startswith("/var/run/secrets") for m in container["volumeMounts"])
     names = [e["name"] for e in container["env"]]
-    assert names[0] == "RUNNER_NOTE" and names[-1] == "AGENTENSOR_EVALUATOR_ALLOWLIST"
+    assert names[0] == "RUNNER_NOTE" and names[-1] == "AGENTENSOR_MODEL_HOST_STRICT"  # the operator's last
 
 
 def test_a_request_above_the_chart_maximum_is_invalid_spec(cluster: Cluster, operator: OperatorProcess) -> None:

@@ -5,6 +5,7 @@ Few cases and small ``maxTokens`` keep the tier to a few minutes on 2 busy cores
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,14 @@ async def test_judge_structured_output_falls_back_to_json_object(llm_server: Llm
     finally:
         await rt.aclose()
     assert rt.json_forms == {"judge": "json_object"}
-    assert rt.ledger.total.parse_failures == {}
-    assert all(not r.reason.startswith(PARSE_FAILURE) for r in results), results
+    # The grammar makes every reply a JSON object with a numeric score. SmolLM2 may still give a
+    # score outside 0..1 (4.5 for "Paris" in one run): that is a parse failure by design (it was
+    # clamped to 1 before, which inflated the mean), counted in the ledger, never a crash.
+    for r in results:
+        if r.reason.startswith(PARSE_FAILURE):
+            raw = r.reason.split("raw reply: ", 1)[1].strip("'")
+            assert isinstance(json.loads(raw).get("score"), int | float), r.reason
+    assert sum(rt.ledger.total.parse_failures.values()) == sum(r.reason.startswith(PARSE_FAILURE) for r in results)
 
 
 async def test_prompt_longer_than_context_is_a_case_error_and_the_run_goes_on(

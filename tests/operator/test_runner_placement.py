@@ -157,7 +157,14 @@ def test_placement_env_and_volumes_reach_the_pod() -> None:
     container = pod["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     assert env["HF_TOKEN"] == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
-    assert [e["name"] for e in container["env"]][-3:] == [d.DATABASE_URL_ENV, "HF_HUB_OFFLINE", d.ALLOWLIST_ENV]
+    assert [e["name"] for e in container["env"]][-6:] == [  # the operator's own entries come last and win
+        d.DATABASE_URL_ENV,
+        "HF_HUB_OFFLINE",
+        d.ALLOWLIST_ENV,
+        "AGENTENSOR_MODEL_KEY_ENV_ALLOWLIST",
+        "AGENTENSOR_MODEL_HOST_ALLOWLIST",
+        "AGENTENSOR_MODEL_HOST_STRICT",
+    ]
     assert {"name": "data", "mountPath": "/data", "readOnly": True} in container["volumeMounts"]
     assert [v["name"] for v in pod["volumes"]] == ["run", "tmp", "data"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True  # still the operator's
