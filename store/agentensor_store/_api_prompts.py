@@ -12,9 +12,8 @@ from ._errors import InvalidValueError
 from ._models import utcnow
 from ._records import DEFAULT_NAMESPACE, DIRECTIONS, CheckpointRecord, EvalCacheEntry, VersionRecord
 from ._repos.caches import EvalCacheRepository, LlmCacheRepository, cache_values
-from ._repos.checkpoints import CheckpointRepository
-from ._repos.versions import VersionRepository
-from ._rows import next_version
+from ._repos.checkpoints import CheckpointRepository, checkpoint_values
+from ._repos.versions import VersionRepository, version_values
 
 
 class PromptsApi:
@@ -60,18 +59,8 @@ class PromptsApi:
         """
         check_namespace(namespace)
         checksum = version_checksum(source, prompts, parameters)
-        values = {
-            "namespace": namespace,
-            "workflow": workflow,
-            "version": next_version(namespace, workflow),
-            "checksum": checksum,
-            "prompts": dict(prompts),
-            "parameters": dict(parameters),
-            "source": source,
-            "source_run_id": source_run_id,
-            "seed": seed,
-            "dataset_hash": dataset_hash,
-        }
+        values = version_values(namespace, workflow, checksum, prompts, parameters)
+        values.update(source=source, source_run_id=source_run_id, seed=seed, dataset_hash=dataset_hash)
         return self._versions.register(values)
 
     def register_inline_version(self, prompt_config: PromptConfig) -> VersionRecord:
@@ -128,19 +117,8 @@ class PromptsApi:
             InvalidValueError: a non-finite score, or values that are not JSON.
         """
         check_checkpoint_values(score, train_score, scores, extra)
-        values = {
-            "run_id": run_id,
-            "epoch": epoch,
-            "version_id": version.id,
-            "score": score,
-            "scores": dict(scores),
-            "train_score": train_score,
-            "accepted": accepted,
-            "seed": seed,
-            "dataset_hash": dataset_hash,
-            "extra": dict(extra or {}),
-            "created_at": utcnow(),
-        }
+        values = checkpoint_values(run_id, epoch, version, score, scores, train_score)
+        values.update(accepted=accepted, seed=seed, dataset_hash=dataset_hash, extra=dict(extra or {}))
         return self._checkpoints.upsert(version, values)
 
     def list_checkpoints(

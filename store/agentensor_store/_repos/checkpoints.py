@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from .._checks import check_checkpoint_version, require_run
 from .._db import Repository, transaction
-from .._models import CheckpointModel, PromptVersionModel
+from .._models import CheckpointModel, PromptVersionModel, utcnow
 from .._records import CheckpointRecord, VersionRecord
 from .._rows import checkpoint_record, checkpoints, filter_checkpoints
 
@@ -66,3 +66,23 @@ class CheckpointRepository(Repository):
         )
         row = s.execute(stmt).one_or_none()
         return None if row is None else checkpoint_record(row[0], row[1])
+
+
+def checkpoint_values(
+    run_id: str,
+    epoch: int,
+    version: VersionRecord,
+    score: float | None,
+    scores: dict[str, float],
+    train_score: float | None,
+) -> dict[str, Any]:
+    """Insert values of the checkpoint of ``(run_id, epoch)`` (``created_at`` now)."""
+    return {
+        "run_id": run_id,
+        "epoch": epoch,
+        "version_id": version.id,
+        "score": score,
+        "scores": dict(scores),
+        "train_score": train_score,
+        "created_at": utcnow(),
+    }

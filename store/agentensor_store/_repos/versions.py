@@ -15,7 +15,7 @@ from .._db import Repository, transaction
 from .._errors import StoreError, VersionConflictError
 from .._models import PromptVersionModel, utcnow
 from .._records import VersionRecord
-from .._rows import lock_key, version_record, versions_of
+from .._rows import lock_key, next_version, version_record, versions_of
 
 log = logging.getLogger("agentensor_store")
 
@@ -77,3 +77,17 @@ class VersionRepository(Repository):
         """Every version of ``(namespace, workflow)``, by number."""
         stmt = versions_of(namespace, workflow).order_by(PromptVersionModel.version)
         return [version_record(r) for r in s.scalars(stmt)]
+
+
+def version_values(
+    namespace: str, workflow: str, checksum: str, prompts: dict[str, str], parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """Insert values of a new version, numbered ``max(version) + 1`` by the database on insert."""
+    return {
+        "namespace": namespace,
+        "workflow": workflow,
+        "version": next_version(namespace, workflow),
+        "checksum": checksum,
+        "prompts": dict(prompts),
+        "parameters": dict(parameters),
+    }
