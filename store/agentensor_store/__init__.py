@@ -9,6 +9,9 @@ revisions shipped with the package::
                            workflow="support-bot", spec={...})
     v1 = store.register_version("support-bot", {"system": "..."}, {"temperature": 0.2}, namespace="default")
 
+Callers that need only part of it can take a narrow view (:class:`TrainingStore`,
+:class:`EvalCacheStore`, :class:`LlmResponseStore`, :class:`OperatorStore`); ``Store`` satisfies each.
+
 Prompt versions, and the checkpoints and best scores read through them, are keyed by
 ``(namespace, workflow)``: the same ``spec.workflow`` in two namespaces is two workflows.
 """
@@ -35,6 +38,7 @@ from ._lease import (
     new_owner_id,
 )
 from ._models import VERSION_TABLE
+from ._protocols import EvalCacheStore, LlmResponseStore, OperatorStore, TrainingStore
 from ._records import (
     DEFAULT_NAMESPACE,
     INITIAL_PHASE,
@@ -67,8 +71,11 @@ __all__ = [
     "DatabaseUnavailableError",
     "Direction",
     "EvalCacheEntry",
+    "EvalCacheStore",
     "InvalidValueError",
+    "LlmResponseStore",
     "MigrationError",
+    "OperatorStore",
     "RunId",
     "RunIdentityError",
     "RunKind",
@@ -80,6 +87,7 @@ __all__ = [
     "SchemaNotReadyError",
     "Store",
     "StoreError",
+    "TrainingStore",
     "UnsupportedDatabaseError",
     "VersionConflictError",
     "VersionId",

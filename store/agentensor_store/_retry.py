@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -32,14 +32,30 @@ MAX_BACKOFF_SECONDS = 10.0
 """Longest wait between two attempts: short enough to notice a database that is back quickly."""
 
 
-class _HasRetry(Protocol):
-    outage_retry_seconds: float
-
-
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
     log.warning("database unavailable (attempt %d, retrying in %.1f s): %s", state.attempt_number, wait, exc)
+
+
+def call_retrying(seconds: float, fn: Callable[[], R]) -> R:
+    """Call ``fn`` again for up to ``seconds`` while it raises :class:`DatabaseUnavailableError`.
+
+    With ``seconds <= 0`` ``fn`` runs once.
+
+    Raises:
+        DatabaseUnavailableError: the last failure once the time is up.
+    """
+    if seconds <= 0:
+        return fn()
+    retrying = Retrying(
+        retry=retry_if_exception_type(DatabaseUnavailableError),
+        stop=stop_after_delay(seconds),
+        wait=wait_exponential_jitter(multiplier=0.5, max=MAX_BACKOFF_SECONDS),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(fn)
 
 
 def retry_unavailable(method: Callable[P, R]) -> Callable[P, R]:
@@ -55,15 +71,6 @@ def retry_unavailable(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         store: Any = args[0]
         seconds = float(getattr(store, "outage_retry_seconds", 0.0))
-        if seconds <= 0:
-            return method(*args, **kwargs)
-        retrying = Retrying(
-            retry=retry_if_exception_type(DatabaseUnavailableError),
-            stop=stop_after_delay(seconds),
-            wait=wait_exponential_jitter(multiplier=0.5, max=MAX_BACKOFF_SECONDS),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
-        return retrying(method, *args, **kwargs)
+        return call_retrying(seconds, lambda: method(*args, **kwargs))
 
     return wrapper

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-import agentensor_store._store
+import agentensor_store._repos.versions
 from agentensor_api import config_checksum
 from agentensor_store import Store, VersionConflictError, VersionRecord
 from tests.store._store_workers import register_versions
@@ -146,7 +146,7 @@ def test_lost_race_is_retried(store: Store) -> None:
 
 
 def test_retries_are_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agentensor_store._store, "REGISTER_VERSION_ATTEMPTS", 3)
+    monkeypatch.setattr(agentensor_store._repos.versions, "REGISTER_VERSION_ATTEMPTS", 3)
     prompts: dict[str, str] = {"system": "always loses"}
     fired = _interfere(store, config_checksum(prompts, {}), times=100)
     with pytest.raises(VersionConflictError, match="3 times") as info:
