@@ -22,8 +22,8 @@ from agentensor_api import (
     set_condition,
 )
 from agentensor_operator import _decisions as d
+from agentensor_operator._decisions import needs_reconcile
 from agentensor_operator._settings import DatabaseSettings, JobSettings
-from agentensor_operator.handlers._runs import needs_reconcile
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T03:05:00Z"

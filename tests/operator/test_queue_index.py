@@ -124,3 +124,22 @@ def test_job_resync_drops_jobs_whose_deletion_the_watch_missed() -> None:
     assert jobs.resync([job("r2", "j2")]) == {"r1"}
     assert jobs.active() == 1 and not jobs.has("r1")
     assert jobs.resync([job("r2", "j2")]) == set()
+
+
+@pytest.mark.parametrize(
+    ("uid", "cap", "reserved", "beyond"),
+    [
+        pytest.param("a", 1, 0, False, id="head-under-cap"),
+        pytest.param("b", 1, 0, True, id="second-at-cap-1"),
+        pytest.param("b", 1, 1, False, id="reservation-ahead-moves-it-up"),
+        pytest.param("c", 2, 0, True, id="third-at-cap-2"),
+        pytest.param("c", 3, 0, False, id="third-under-cap-3"),
+        pytest.param("missing", 1, 0, False, id="not-queued-never-beyond"),
+        pytest.param("a", 0, 0, True, id="cap-zero"),
+    ],
+)
+def test_beyond_cap_is_the_queue_depth_check(uid: str, cap: int, reserved: int, beyond: bool) -> None:
+    q = d.QueueIndex()
+    for e in (entry("t1", "a"), entry("t2", "b"), entry("t3", "c")):
+        q.put(e.uid, e)
+    assert q.beyond_cap(uid, cap=cap, reserved=reserved) is beyond

@@ -10,6 +10,8 @@ decision needs, call it, and apply the result. One concern per module:
     _queue         census of runs, queue order and (gang) admission under the cap
     _status        status transitions, merge patches, milestone Events
     _reflect       a started run's status from its Job(s) and the runner's rows; promotion
+    _shards        run ids, error rows, checkpoints and pass criteria a reflection reads
+    _pass          one daemon pass: needs_reconcile, the status it sees, JSON merge patch, retries
     _promptconfig  the ``<name>-active`` ConfigMap and PromptConfig status
     _trust         what the admin granted a run: Secrets, mount folders, Pod keys, accounts, images
 
@@ -67,6 +69,15 @@ from ._names import (
     shard_count,
     shard_run_id,
 )
+from ._pass import (
+    RETRY_SOON,
+    Sent,
+    merge_patch,
+    needs_reconcile,
+    pass_view,
+    resync_seconds,
+    retry_soon,
+)
 from ._promptconfig import (
     active_config_map,
     active_config_map_name,
@@ -87,6 +98,15 @@ from ._reflect import (
     promotion_target,
     reflect_run,
     reflect_sharded,
+)
+from ._shards import (
+    CheckpointRow,
+    ErrorRow,
+    checkpoint_summaries,
+    latest_error,
+    pass_criteria,
+    shard_pairs,
+    shard_run_ids,
 )
 from ._specs import (
     RunFacts,
@@ -145,9 +165,12 @@ __all__ = [
     "MANIFEST_KEY",
     "MANIFEST_PATH",
     "PLURALS",
+    "RETRY_SOON",
     "RUNNER_SELECTOR",
     "SHORT_KIND",
     "Admission",
+    "CheckpointRow",
+    "ErrorRow",
     "FailedCase",
     "Grants",
     "JobPhase",
@@ -159,6 +182,7 @@ __all__ = [
     "RunFacts",
     "RunRef",
     "SecretUse",
+    "Sent",
     "accepted_spec",
     "accepted_status",
     "active_config_map",
@@ -171,6 +195,7 @@ __all__ = [
     "check_pod_metadata",
     "check_runner",
     "check_secrets",
+    "checkpoint_summaries",
     "count_active",
     "effective_resources",
     "failure_message",
@@ -181,11 +206,16 @@ __all__ = [
     "job_shards",
     "job_state",
     "labels",
+    "latest_error",
+    "merge_patch",
     "metadata_key_allowed",
     "milestones",
     "model_secret_env",
+    "needs_reconcile",
     "owner_reference",
     "parse_run_status",
+    "pass_criteria",
+    "pass_view",
     "pod_labels",
     "promotion_target",
     "promptconfig_status",
@@ -195,13 +225,17 @@ __all__ = [
     "reflect_sharded",
     "refused_status",
     "rejected_changes",
+    "resync_seconds",
+    "retry_soon",
     "run_facts",
     "run_ref",
     "runner_config_map",
     "runner_job",
     "runner_manifest",
     "shard_count",
+    "shard_pairs",
     "shard_run_id",
+    "shard_run_ids",
     "spec_change_rejected",
     "started_status",
     "status_patch",

@@ -179,6 +179,12 @@ class QueueIndex:
             return len(self._keys)
         return bisect.bisect_left(self._keys, (entry.created, uid))
 
+    def beyond_cap(self, uid: str, *, cap: int, reserved: int) -> bool:
+        """True when ``uid`` waits so far back that this pass cannot admit it: its position, less
+        the ``reserved`` admissions still listed ahead of Jobs, is at least ``cap``. A run not in
+        the queue (admitted, suspended, refused or unknown) is never beyond the cap."""
+        return uid in self and self.position(uid) - reserved >= cap
+
     def head(self, n: int, *, skip: Collection[str] = ()) -> list[str]:
         """The uids of the first ``n`` waiting runs, leaving out those in ``skip``."""
         out: list[str] = []
