@@ -128,21 +128,7 @@ def safe_load_all_limited(text: str) -> list[Any]:
     Raises:
         yaml.YAMLError: invalid YAML, too many aliases, too deep, or expanding too far.
     """
-    loader = _LimitedLoader(text)
-    try:
-        docs: list[Any] = []
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                break
-            if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
-                raise yaml.YAMLError(
-                    f"document {len(docs)} expands to more than {MAX_EXPANDED_NODES} values through aliases; refused"
-                )
-            docs.append(loader.construct_document(node))
-        return docs
-    finally:
-        loader.dispose()
+    return [value for _, value in compose_all_limited(text)]
 
 
 def compose_all_limited(text: str) -> list[tuple[yaml.Node, Any]]:
