@@ -261,13 +261,9 @@ class JobSettings(BaseSettings):
     @field_validator("allowed_secrets")
     @classmethod
     def _secret_entries(cls, value: list[str]) -> list[str]:
-        bad = [s for s in value if not SECRET_ENTRY.match(s)]
-        if bad:
-            raise ValueError(
-                f"{', '.join(repr(s) for s in bad)} is not a Secret name or NAME/KEY "
-                "(e.g. 'llm-keys' or 'llm-keys/openai')"
-            )
-        return list(dict.fromkeys(value))
+        return _all_matching(
+            value, SECRET_ENTRY, "is not a Secret name or NAME/KEY (e.g. 'llm-keys' or 'llm-keys/openai')"
+        )
 
     @field_validator("allowed_mount_paths")
     @classmethod
@@ -297,13 +293,19 @@ class JobSettings(BaseSettings):
     @field_validator("allowed_modules")
     @classmethod
     def _dotted_names(cls, value: list[str]) -> list[str]:
-        bad = [m for m in value if not MODULE_PREFIX.match(m)]
-        if bad:
-            raise ValueError(
-                f"{', '.join(repr(m) for m in bad)} is not a Python dotted module name "
-                "(letters, digits and _, parts joined by '.', e.g. 'mycompany.agents')"
-            )
-        return list(dict.fromkeys(value))
+        return _all_matching(
+            value,
+            MODULE_PREFIX,
+            "is not a Python dotted module name (letters, digits and _, parts joined by '.', e.g. 'mycompany.agents')",
+        )
+
+
+def _all_matching(value: list[str], pattern: re.Pattern[str], why: str) -> list[str]:
+    """``value`` without duplicates, in order. Raises ValueError naming every entry ``pattern`` does not match."""
+    bad = [entry for entry in value if not pattern.match(entry)]
+    if bad:
+        raise ValueError(f"{', '.join(repr(entry) for entry in bad)} {why}")
+    return list(dict.fromkeys(value))
 
 
 class DatabaseSettings(BaseSettings):
