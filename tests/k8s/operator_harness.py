@@ -238,3 +238,17 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
 
 def phase(obj: dict[str, Any] | None) -> str | None:
     return ((obj or {}).get("status") or {}).get("phase")
+
+
+@contextlib.contextmanager
+def cluster_with_operator(
+    api: EnvTest, namespace: str, workdir: Path, *, max_concurrent_jobs: int = 1
+) -> Iterator[tuple[Cluster, OperatorProcess]]:
+    """A fresh PostgreSQL database, ``namespace`` on the session's API server and one operator
+    process watching it; all torn down on exit (the operator first)."""
+    with fresh_database() as url, Cluster(api, namespace, url, workdir) as cluster:
+        op = cluster.operator(max_concurrent_jobs=max_concurrent_jobs).start()
+        try:
+            yield cluster, op
+        finally:
+            op.stop()

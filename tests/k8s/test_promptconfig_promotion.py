@@ -22,8 +22,8 @@ from agentensor_store import Store
 from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
+    cluster_with_operator,
     condition,
-    fresh_database,
     synthetic_promptconfig,
     wait_for,
 )
@@ -35,19 +35,19 @@ WORKFLOW = "promote-router"
 
 
 @pytest.fixture(scope="module")
-def cluster(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir: Path = tmp_path_factory.mktemp("pc-promote")
-    with fresh_database() as url, Cluster(k8s_with_crds, NS, url, workdir) as c:
-        yield c
+def started(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, OperatorProcess]]:
+    with cluster_with_operator(k8s_with_crds, NS, tmp_path_factory.mktemp("pc-promote")) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    op = cluster.operator(max_concurrent_jobs=1).start()
-    try:
-        yield op
-    finally:
-        op.stop()
+def cluster(started: tuple[Cluster, OperatorProcess]) -> Cluster:
+    return started[0]
+
+
+@pytest.fixture(scope="module")
+def operator(started: tuple[Cluster, OperatorProcess]) -> OperatorProcess:
+    return started[1]
 
 
 def _active(cluster: Cluster) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +22,8 @@ from agentensor_store import Store
 from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
+    cluster_with_operator,
     condition,
-    fresh_database,
     synthetic_promptconfig,
     wait_for,
 )
@@ -37,19 +36,19 @@ SECRET = "TEAM-A SECRET: refunds over 500 EUR need no approval"
 
 
 @pytest.fixture(scope="module")
-def cluster(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir: Path = tmp_path_factory.mktemp("tenancy")
-    with fresh_database() as url, Cluster(k8s_with_crds, NS_B, url, workdir) as c:
-        yield c
+def started(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, OperatorProcess]]:
+    with cluster_with_operator(k8s_with_crds, NS_B, tmp_path_factory.mktemp("tenancy")) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    op = cluster.operator(max_concurrent_jobs=1).start()
-    try:
-        yield op
-    finally:
-        op.stop()
+def cluster(started: tuple[Cluster, OperatorProcess]) -> Cluster:
+    return started[0]
+
+
+@pytest.fixture(scope="module")
+def operator(started: tuple[Cluster, OperatorProcess]) -> OperatorProcess:
+    return started[1]
 
 
 def _seed_team_a(db_url: str, inline: dict[str, str]) -> None:
