@@ -10,6 +10,8 @@
 # all-MiniLM-L6-v2 weights, which ship inside a pip package) and the Banking77 subset under
 # /app/data, so `kubectl apply -f examples/banking77/` runs in a cluster. Without it, no model
 # weights are in the image. Extending the image with your own workflows: docs/install.md.
+# Both have the `providers` extra (langchain-anthropic, langchain-ollama: about 20 MB installed),
+# so the `anthropic:` and `ollama:` models of spec.models work without extending the image.
 
 ARG PYTHON_VERSION=3.11
 # Any image with Python ${PYTHON_VERSION}, `python -m venv`, bash and groupadd/useradd will do; both
@@ -60,10 +62,10 @@ RUN mkdir -p /app \
          else \
            pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"; \
          fi \
-         && pip install ".[operator,llm,embeddings]" \
+         && pip install ".[operator,llm,providers,embeddings]" \
          && cp -r examples/banking77/data /app/data; \
        else \
-         pip install ".[operator,llm]"; \
+         pip install ".[operator,llm,providers]"; \
        fi \
     && agentensor --help > /dev/null
 

@@ -31,6 +31,7 @@ from agentensor_api import ManifestError, ModelAccess, ModelSpec, PriceSpec
 
 from ._call import ainvoke_text
 from ._keys import Redactor, model_access, resolve_api_key
+from ._providers import missing_integration
 from ._usage import UsageCallback, UsageLedger
 
 PARAMETER_KWARGS: dict[str, str] = {
@@ -220,9 +221,15 @@ class LlmRuntime:
         return extra
 
     def _make(self, name: str, model: str, kwargs: dict[str, Any]) -> BaseChatModel:
-        """``factory(model, **kwargs)``; a failure is a redacted ManifestError naming the field."""
+        """``factory(model, **kwargs)``; a failure is a redacted ManifestError naming the field.
+
+        A provider whose integration is not installed (an ``ImportError``) gets a reason that
+        names the package and the extra to install (:func:`missing_integration`).
+        """
         try:
             return self._factory(model, **kwargs)
+        except ImportError as e:
+            raise ManifestError(f"spec.models.{name}.model", missing_integration(model, e)) from None
         except Exception as e:
             raise ManifestError(
                 f"spec.models.{name}.model", f"cannot build {model!r}: {type(e).__name__}: {self.redact(str(e))}"
