@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-llm llm-server example-llm example test check crds ci clean
+.PHONY: install install-llm install-pgvector llm-server example-llm example test check crds ci clean
 
 $(BIN)/agentensor: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,12 @@ $(BIN)/.llm-local: $(BIN)/agentensor hack/llama-wheel.sh
 	touch $@
 
 install-llm: $(BIN)/.llm-local
+
+## pgvector 0.8.0 in the system PostgreSQL 15 (the retrieval index's PostgreSQL backend, issue 22):
+## built once from Debian's source tarball (sha256 pinned), cached under ~/.cache/agentensor/pgvector,
+## then copied into pg_config's folders (hack/pgvector.sh; needs root; about 30 s the first time).
+install-pgvector:
+	bash hack/pgvector.sh
 
 ## SmolLM2-135M on llama-cpp-python's OpenAI-compatible server, foreground, http://127.0.0.1:$(LLM_PORT)/v1.
 LLM_PORT ?= 8080
