@@ -12,7 +12,7 @@ $(BIN)/agentensor: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned, so the CPU wheel is used instead of a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[embeddings,llm,operator,dev]"
+	$(BIN)/pip install -q -e ".[embeddings,rag,llm,operator,dev]"
 	touch $@
 
 install: $(BIN)/agentensor
