@@ -23,7 +23,7 @@ from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from agentensor_api import ManifestError
-from agentensor_runner.embeddings import Embedder, Vector, default_embedder
+from agentensor_runner.embeddings import Embedder, HashingEmbedder, Vector, default_embedder
 from agentensor_runner.retrieval import (
     MINILM_ID,
     Backend,
@@ -343,3 +343,12 @@ def test_missing_extension_names_the_fix(create_pg_database: CreateDb, pgvector_
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP ROLE "{role}"')
         admin.dispose()
+
+
+def test_unreachable_database_is_a_retrieval_error() -> None:
+    backend = PgBackend("postgresql+psycopg://nobody@127.0.0.1:1/none", HashingEmbedder())
+    try:
+        with pytest.raises(RetrievalError, match="PostgreSQL is unreachable"):
+            backend.open("0" * 64, {})
+    finally:
+        backend.close()
