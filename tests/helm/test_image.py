@@ -99,7 +99,7 @@ def test_entrypoint_is_the_console_script_the_chart_and_jobs_call() -> None:
     # the extras the build installs exist
     extras = set(pyproject["project"]["optional-dependencies"])
     installed = set(re.findall(r'"\.\[([a-z,]+)\]"', DOCKERFILE.read_text()))
-    assert installed == {"operator,llm,providers", "operator,llm,providers,embeddings"}
+    assert installed == {"operator,llm,providers", "operator,llm,providers,embeddings,rag"}
     assert all(set(group.split(",")) <= extras for group in installed)
 
 
