@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from agentensor_store import DATABASE_URL_ENV, DatabaseUnavailableError, Store
+from agentensor_store import DATABASE_URL_ENV, DatabaseUnavailableError, OperatorStore, Store
 
 from . import _decisions as d
 from ._deps import Deps
@@ -63,7 +63,7 @@ def _check_grants(settings: OperatorSettings) -> None:
 
 
 def build(
-    settings: OperatorSettings, *, kube: Kube | None = None, store: Store | None = None
+    settings: OperatorSettings, *, kube: Kube | None = None, store: OperatorStore | None = None
 ) -> tuple[kopf.OperatorRegistry, Deps]:
     """The kopf registry with every handler, and the dependencies they share.
 
