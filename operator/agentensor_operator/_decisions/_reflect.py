@@ -23,7 +23,7 @@ from agentensor_api import (
     set_condition,
 )
 
-from ._jobs import JobPhase, JobState
+from ._job_state import JobPhase, JobState
 from ._names import RunRef, job_name
 from ._status import parse_run_status
 
