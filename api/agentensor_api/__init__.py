@@ -65,16 +65,9 @@ from ._runnable_config import (
     RUNNABLE_CONFIG_KEYS,
     RunnableConfigSpec,
 )
-from ._runner import (
-    EnvVar,
-    ResourceRequirements,
-    RunnerSpec,
-    Toleration,
-    Volume,
-    VolumeMount,
-    denied_env_name,
-    normal_path,
-)
+from ._runner import ResourceRequirements, RunnerSpec, Toleration
+from ._runner_env import EnvVar, denied_env_name
+from ._runner_volumes import Volume, VolumeMount, normal_path
 from ._runs import (
     BudgetSpec,
     CheckpointSpec,

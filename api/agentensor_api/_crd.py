@@ -188,13 +188,58 @@ _KIND_DESCRIPTION = "Kind is a string value representing the REST resource this 
 
 def crd_for(kind: str) -> dict[str, Any]:
     """Return the CRD manifest (a dict) for one of our kinds."""
-    cls = KINDS[kind]
-    fields = cls.model_fields
+    plural = KINDS[kind].PLURAL
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": _names(kind, plural),
+            "versions": [_served_version(kind)],
+        },
+    }
+
+
+def _names(kind: str, plural: str) -> dict[str, Any]:
+    """``spec.names``: how kubectl spells the kind (list kind, plural, singular, short names, category)."""
+    return {
+        "kind": kind,
+        "listKind": f"{kind}List",
+        "plural": plural,
+        "singular": kind.lower(),
+        "shortNames": _SHORT[kind],
+        "categories": ["agentensor"],
+    }
+
+
+def _served_version(kind: str) -> dict[str, Any]:
+    """The one served and stored version: the status subresource, the printer columns and the schema."""
+    return {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [
+            *_COLUMNS[kind],
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        "schema": {"openAPIV3Schema": _object_schema(kind)},
+    }
+
+
+def _object_schema(kind: str) -> dict[str, Any]:
+    """The schema of a whole object: apiVersion, kind, a bare metadata, the spec and the status.
+
+    The status schema carries no defaults: status is written by the operator and the runner,
+    never defaulted by the API server.
+    """
+    fields = KINDS[kind].model_fields
     spec_model = fields["spec"].annotation
     status_model = fields["status"].annotation
     status_model = next(a for a in status_model.__args__ if a is not type(None))  # type: ignore[union-attr]
-    status_schema = _without_defaults(schema_for(status_model))  # status is written, never defaulted
-    schema = {
+    return {
         "type": "object",
         "description": _KIND_DESCRIPTIONS[kind],
         "required": ["spec"],
@@ -203,38 +248,7 @@ def crd_for(kind: str) -> dict[str, Any]:
             "kind": {"type": "string", "description": _KIND_DESCRIPTION},
             "metadata": {"type": "object"},
             "spec": schema_for(spec_model),  # type: ignore[arg-type]
-            "status": status_schema,
-        },
-    }
-    plural = cls.PLURAL
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": _SHORT[kind],
-                "categories": ["agentensor"],
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        *_COLUMNS[kind],
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {"openAPIV3Schema": schema},
-                }
-            ],
+            "status": _without_defaults(schema_for(status_model)),
         },
     }
 

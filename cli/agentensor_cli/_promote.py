@@ -95,23 +95,48 @@ def promote(
     snapshots: dict[tuple[str | None, str], ActiveSnapshot | None] = {}
     for _ in range(MAX_ATTEMPTS):
         try:
-            raw = read_manifest(path)
-            text, docs = parse(path, raw)
-            target = find_target(path, docs, name, namespace)
-            key = (target.namespace or namespace, target.workflow)
-            if key not in snapshots:
-                snapshots[key] = _snapshot_or_warn(db, key[0], target.workflow, version)
-            snapshot = snapshots[key]
-            if snapshot is not None:
-                check_snapshot_readers(path, snapshot)
-            new_text = edit(path, text, target, version, snapshot)
-            check(path, docs, new_text, target, version, snapshot)
-            if replace_if_unchanged(path, raw, new_text.encode("utf-8")):
-                _report(file, name, version, snapshot, target)
-                return
+            written = _plan_and_replace(path, name, namespace, version, db, snapshots)
         except (EditError, ManifestFileError) as e:
             _fail(str(e))
+        if written is not None:
+            _report(file, name, version, *written)
+            return
     _fail(f"{file}: the file kept changing while promoting ({MAX_ATTEMPTS} attempts); try again")
+
+
+def _plan_and_replace(
+    path: Path,
+    name: str,
+    namespace: str | None,
+    version: int,
+    db: str | None,
+    snapshots: dict[tuple[str | None, str], ActiveSnapshot | None],
+) -> tuple[ActiveSnapshot | None, Target] | None:
+    """One plan of the edit: read the file, find the PromptConfig, edit and check it, and replace
+    the file unless another writer changed it meanwhile.
+
+    The version is looked up once per ``(namespace, workflow)`` and kept in ``snapshots`` for the
+    next plan. Returns ``(snapshot, target)`` when the file was replaced, ``None`` when it changed
+    under the plan (plan again).
+
+    Raises:
+        EditError: the file cannot be edited as asked (the message names the file and the reason).
+        ManifestFileError: the file cannot be read or replaced.
+    """
+    raw = read_manifest(path)
+    text, docs = parse(path, raw)
+    target = find_target(path, docs, name, namespace)
+    key = (target.namespace or namespace, target.workflow)
+    if key not in snapshots:
+        snapshots[key] = _snapshot_or_warn(db, key[0], target.workflow, version)
+    snapshot = snapshots[key]
+    if snapshot is not None:
+        check_snapshot_readers(path, snapshot)
+    new_text = edit(path, text, target, version, snapshot)
+    check(path, docs, new_text, target, version, snapshot)
+    if not replace_if_unchanged(path, raw, new_text.encode("utf-8")):
+        return None
+    return snapshot, target
 
 
 def _report(file: Path, name: str, version: int, snapshot: ActiveSnapshot | None, target: Target) -> None:

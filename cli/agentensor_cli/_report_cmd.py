@@ -45,25 +45,31 @@ def report(
     Only reads the database: a --db that names no existing database is refused, nothing is created.
     Exit codes: 0 written, 1 no such run or version, 2 invalid input (a bad --db, --out or --diff).
     """
-    from agentensor_runner import write_outputs
-
     store = open_store(db, read_only=True)
     try:
         rec = _resolve(store, run)
         if diff is not None:
             _print_diff(store, rec.namespace, rec.workflow, *diff)
             return
-        status = _stored_status(rec)
-        if out_dir.exists() and not out_dir.is_dir():
-            fail(f"--out {out_dir}: is an existing file, not a directory")
-        try:
-            paths = write_outputs(out_dir, f"{rec.kind}/{rec.name}", status, store, training=rec.kind == "TrainingRun")
-        except OSError as e:
-            fail(f"--out {out_dir}: cannot write the results ({e.strerror or e})")
-        err.print(f"{rec.kind} {rec.namespace}/{rec.name} (run {rec.id}, phase {rec.phase})", highlight=False)
-        err.print(f"wrote {paths['summary']} and {paths['report']}", highlight=False)
+        _write_report(store, rec, out_dir)
     finally:
         store.close()
+
+
+def _write_report(store: Store, rec: RunRecord, out_dir: Path) -> None:
+    """summary.json and report.html of ``rec`` under ``out_dir``; exits 2 naming ``--out`` when they
+    cannot be written, or when the stored status does not parse."""
+    from agentensor_runner import write_outputs
+
+    status = _stored_status(rec)
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"--out {out_dir}: is an existing file, not a directory")
+    try:
+        paths = write_outputs(out_dir, f"{rec.kind}/{rec.name}", status, store, training=rec.kind == "TrainingRun")
+    except OSError as e:
+        fail(f"--out {out_dir}: cannot write the results ({e.strerror or e})")
+    err.print(f"{rec.kind} {rec.namespace}/{rec.name} (run {rec.id}, phase {rec.phase})", highlight=False)
+    err.print(f"wrote {paths['summary']} and {paths['report']}", highlight=False)
 
 
 def _resolve(store: Store, run: str) -> RunRecord:

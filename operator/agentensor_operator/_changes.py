@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._decisions import LABEL_RUN_UID, JobState, QueueIndex, job_state
+from ._decisions import LABEL_RUN_UID, JobPhase, JobState, QueueIndex, job_state
 
 _SHARD_SUFFIX = re.compile(r"^(?P<uid>.+)-s\d+$")
 
@@ -70,7 +70,7 @@ class JobCache:
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         self._by_run.setdefault(uid, {})[key[1]] = job
         was = self._active.get(key, False)
-        now = job_state(job).phase == "Active"
+        now = job_state(job).phase == JobPhase.ACTIVE
         self._active[key] = now
         self._count += int(now) - int(was)
         return uid, was and not now

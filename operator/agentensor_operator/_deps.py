@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from agentensor_api import now_rfc3339
-from agentensor_store import Store
+from agentensor_store import OperatorStore
 
 from ._changes import Changes
 from ._decisions import RunCensus, RunFacts
@@ -46,7 +46,7 @@ class Deps:
 
     settings: OperatorSettings
     kube: Kube
-    store: Store
+    store: OperatorStore
     metrics: Metrics
     changes: Changes = field(default_factory=Changes)
     indexes: dict[str, Any] = field(default_factory=dict)

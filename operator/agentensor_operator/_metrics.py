@@ -38,49 +38,62 @@ RUN_LABELS = ("kind", "namespace", "name")
 OUTCOMES = (Phase.SUCCEEDED, Phase.FAILED)
 
 
+def _reconcile_metrics(r: CollectorRegistry) -> tuple[Counter, Histogram]:
+    """``agentensor_reconcile_total{kind,result}`` and ``agentensor_reconcile_duration_seconds{kind}``."""
+    total = Counter("agentensor_reconcile", "Reconciles by kind and result.", ["kind", "result"], registry=r)
+    duration = Histogram(
+        "agentensor_reconcile_duration_seconds",
+        "Duration of one reconcile (handler call or timer tick).",
+        ["kind"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        registry=r,
+    )
+    return total, duration
+
+
+def _completions(r: CollectorRegistry) -> Counter:
+    """``agentensor_run_completions_total{kind,outcome}``, every series created at 0 so that
+    ``increase()`` sees the first completion."""
+    completions = Counter(
+        "agentensor_run_completions",
+        "Runs that reached a terminal phase, by kind and outcome (Succeeded or Failed).",
+        ["kind", "outcome"],
+        registry=r,
+    )
+    for kind in RUN_KINDS:
+        for outcome in OUTCOMES:
+            completions.labels(kind, outcome)
+    return completions
+
+
+def _run_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge, Gauge]:
+    """The per-run gauges ``{kind,namespace,name}``: best score, cases completed, tokens, cost in USD."""
+    best_score = Gauge("agentensor_run_best_score", "Best validation objective of a run.", RUN_LABELS, registry=r)
+    cases = Gauge("agentensor_run_cases_completed", "Case invocations a run has finished.", RUN_LABELS, registry=r)
+    tokens = Gauge("agentensor_run_tokens", "LLM tokens a run has used.", RUN_LABELS, registry=r)
+    cost = Gauge(
+        "agentensor_run_cost_usd",
+        "LLM cost of a run so far in US dollars (status.usage.cost, priced by spec.pricing).",
+        RUN_LABELS,
+        registry=r,
+    )
+    return best_score, cases, tokens, cost
+
+
 class Metrics:
     """The operator's metrics in their own registry (no process/platform collectors mixed in)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.reconcile_total = Counter(
-            "agentensor_reconcile", "Reconciles by kind and result.", ["kind", "result"], registry=r
-        )
-        self.reconcile_duration = Histogram(
-            "agentensor_reconcile_duration_seconds",
-            "Duration of one reconcile (handler call or timer tick).",
-            ["kind"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-            registry=r,
-        )
-        self.completions = Counter(
-            "agentensor_run_completions",
-            "Runs that reached a terminal phase, by kind and outcome (Succeeded or Failed).",
-            ["kind", "outcome"],
-            registry=r,
-        )
-        for kind in RUN_KINDS:  # every series exists from 0, so increase() sees the first completion
-            for outcome in OUTCOMES:
-                self.completions.labels(kind, outcome)
+        self.reconcile_total, self.reconcile_duration = _reconcile_metrics(r)
+        self.completions = _completions(r)
         self.runs = Gauge(
             "agentensor_runs", "Runs by kind, namespace and phase.", ["kind", "namespace", "phase"], registry=r
         )
         self.jobs_running = Gauge("agentensor_jobs_running", "Active runner Jobs (counted by the cap).", registry=r)
         self.jobs_queued = Gauge("agentensor_jobs_queued", "Runs waiting for a runner slot.", registry=r)
-        self.best_score = Gauge(
-            "agentensor_run_best_score", "Best validation objective of a run.", RUN_LABELS, registry=r
-        )
-        self.cases_completed = Gauge(
-            "agentensor_run_cases_completed", "Case invocations a run has finished.", RUN_LABELS, registry=r
-        )
-        self.tokens = Gauge("agentensor_run_tokens", "LLM tokens a run has used.", RUN_LABELS, registry=r)
-        self.cost = Gauge(
-            "agentensor_run_cost_usd",
-            "LLM cost of a run so far in US dollars (status.usage.cost, priced by spec.pricing).",
-            RUN_LABELS,
-            registry=r,
-        )
+        self.best_score, self.cases_completed, self.tokens, self.cost = _run_gauges(r)
         self._run_gauges = (self.best_score, self.cases_completed, self.tokens, self.cost)
         self._seen_runs: set[tuple[str, str, str]] = set()
 

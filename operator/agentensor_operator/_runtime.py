@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from agentensor_store import DATABASE_URL_ENV, DatabaseUnavailableError, Store
+from agentensor_store import DATABASE_URL_ENV, DatabaseUnavailableError, OperatorStore, Store
 
 from . import _decisions as d
 from ._deps import Deps
@@ -63,7 +63,7 @@ def _check_grants(settings: OperatorSettings) -> None:
 
 
 def build(
-    settings: OperatorSettings, *, kube: Kube | None = None, store: Store | None = None
+    settings: OperatorSettings, *, kube: Kube | None = None, store: OperatorStore | None = None
 ) -> tuple[kopf.OperatorRegistry, Deps]:
     """The kopf registry with every handler, and the dependencies they share.
 
@@ -73,13 +73,24 @@ def build(
     """
     _check_grants(settings)
     if store is None:
-        if settings.database.url is None:
-            raise ConfigurationError("AGENTENSOR_DATABASE_URL is not set (or pass --db): the operator needs the DSN")
-        store = Store(settings.database.url.get_secret_value())
+        store = _open_store(settings)
     deps = Deps(settings=settings, kube=kube or Kube(), store=store, metrics=Metrics())
     registry = kopf.OperatorRegistry()
     register_all(registry, deps)
     register_job_watch(registry, deps)
+    _register_lifecycle(registry, deps)
+    return registry, deps
+
+
+def _open_store(settings: OperatorSettings) -> Store:
+    """The store at ``settings.database.url``; ``ConfigurationError`` when there is none."""
+    if settings.database.url is None:
+        raise ConfigurationError("AGENTENSOR_DATABASE_URL is not set (or pass --db): the operator needs the DSN")
+    return Store(settings.database.url.get_secret_value())
+
+
+def _register_lifecycle(registry: kopf.OperatorRegistry, deps: Deps) -> None:
+    """kopf's login (a bounded HTTP session), startup and cleanup handlers, all on ``deps``."""
 
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> Any:
@@ -87,36 +98,45 @@ def build(
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
-        _configure_kopf(settings, deps.settings)
-        deps.capture_indexes(kwargs)
-        await _upgrade_schema(deps)
-        server = deps.settings.server
-        if server.metrics_port:
-            deps.metrics.serve(server.metrics_port, server.metrics_host or server.bind_address)
-        memo["census"] = asyncio.create_task(_census_loop(deps))
-        memo["listener"] = _start_listener(deps, asyncio.get_running_loop())
-        memo["resync"] = asyncio.create_task(_resync_jobs(deps))
-        log.info(
-            "agentensor operator started: %s, maxConcurrentJobs=%d, database %s",
-            ", ".join(deps.settings.watch.namespaces) or "cluster-wide",
-            deps.settings.jobs.max_concurrent_jobs,
-            deps.store.url,
-        )
+        await _start(deps, settings, memo, kwargs)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        for key in ("census", "resync"):
-            task = memo.get(key)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        listener = memo.get("listener")
-        if listener is not None:
-            listener.set()
-        deps.store.close()
+        await _stop(deps, memo)
 
-    return registry, deps
+
+async def _start(deps: Deps, kopf_settings: kopf.OperatorSettings, memo: kopf.Memo, kwargs: dict[str, Any]) -> None:
+    """Configure kopf, capture its indexes, migrate the schema, serve ``/metrics``, and start the
+    background tasks kept in ``memo``: the census, the run-change listener and the Job resync."""
+    _configure_kopf(kopf_settings, deps.settings)
+    deps.capture_indexes(kwargs)
+    await _upgrade_schema(deps)
+    server = deps.settings.server
+    if server.metrics_port:
+        deps.metrics.serve(server.metrics_port, server.metrics_host or server.bind_address)
+    memo["census"] = asyncio.create_task(_census_loop(deps))
+    memo["listener"] = _start_listener(deps, asyncio.get_running_loop())
+    memo["resync"] = asyncio.create_task(_resync_jobs(deps))
+    log.info(
+        "agentensor operator started: %s, maxConcurrentJobs=%d, database %s",
+        ", ".join(deps.settings.watch.namespaces) or "cluster-wide",
+        deps.settings.jobs.max_concurrent_jobs,
+        deps.store.url,
+    )
+
+
+async def _stop(deps: Deps, memo: kopf.Memo) -> None:
+    """Cancel the census and the Job resync, stop the listener thread, close the store."""
+    for key in ("census", "resync"):
+        task = memo.get(key)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    listener = memo.get("listener")
+    if listener is not None:
+        listener.set()
+    deps.store.close()
 
 
 KOPF_CONNECTIONS = 32

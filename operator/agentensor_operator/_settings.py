@@ -12,32 +12,17 @@ Every field's docstring gives its unit and why the default is what it is. Groups
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agentensor_api import ResourceRequirements, Toleration, check_key_env_grant, normal_path, parse_host_pattern
+from agentensor_api import ResourceRequirements, Toleration, check_key_env_grant
 
-MODULE_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-"""A Python dotted module name (``mycompany.agents``): what an allow-list entry must be. The chart's
-values.schema.json carries the same pattern for ``runner.allowedModules``."""
-
-
-SECRET_ENTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[-._a-zA-Z0-9]+)?$")
-"""An allowed-Secret entry: ``NAME`` (every key, and the Secret as a volume) or ``NAME/KEY`` (one key,
-only through ``secretKeyRef``/``apiKeySecretRef``)."""
+from ._setting_checks import MODULE_PREFIX, SECRET_ENTRY, all_matching, host_patterns, mount_folders, split_commas
 
 DEFAULT_MOUNT_PATHS = ("/data", "/mnt", "/models", "/cache", "/scratch", "/var/agentensor")
 """Where ``spec.runner.volumeMounts`` may mount by default: data folders that hold no code."""
-
-
-def _split_commas(value: object) -> object:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (env values); anything else unchanged."""
-    if isinstance(value, str):
-        return [n.strip() for n in value.split(",") if n.strip()]
-    return value
 
 
 class WatchSettings(BaseSettings):
@@ -74,7 +59,7 @@ class WatchSettings(BaseSettings):
     @field_validator("namespaces", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _split_commas(value)
+        return split_commas(value)
 
 
 class JobSettings(BaseSettings):
@@ -256,27 +241,19 @@ class JobSettings(BaseSettings):
     )
     @classmethod
     def _split_lists(cls, value: object) -> object:
-        return _split_commas(value)
+        return split_commas(value)
 
     @field_validator("allowed_secrets")
     @classmethod
     def _secret_entries(cls, value: list[str]) -> list[str]:
-        return _all_matching(
+        return all_matching(
             value, SECRET_ENTRY, "is not a Secret name or NAME/KEY (e.g. 'llm-keys' or 'llm-keys/openai')"
         )
 
     @field_validator("allowed_mount_paths")
     @classmethod
     def _mount_paths(cls, value: list[str]) -> list[str]:
-        out = []
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(f"{path!r} is not an absolute path")
-            normal = normal_path(path, "allowed mount path")
-            if normal == "/":
-                raise ValueError("'/' would allow mounts over the Python installation and the system")
-            out.append(normal)
-        return list(dict.fromkeys(out))
+        return mount_folders(value)
 
     @field_validator("model_key_envs")
     @classmethod
@@ -286,26 +263,16 @@ class JobSettings(BaseSettings):
     @field_validator("model_hosts")
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
-        for host in value:
-            parse_host_pattern(host)
-        return list(dict.fromkeys(value))
+        return host_patterns(value)
 
     @field_validator("allowed_modules")
     @classmethod
     def _dotted_names(cls, value: list[str]) -> list[str]:
-        return _all_matching(
+        return all_matching(
             value,
             MODULE_PREFIX,
             "is not a Python dotted module name (letters, digits and _, parts joined by '.', e.g. 'mycompany.agents')",
         )
-
-
-def _all_matching(value: list[str], pattern: re.Pattern[str], why: str) -> list[str]:
-    """``value`` without duplicates, in order. Raises ValueError naming every entry ``pattern`` does not match."""
-    bad = [entry for entry in value if not pattern.match(entry)]
-    if bad:
-        raise ValueError(f"{', '.join(repr(entry) for entry in bad)} {why}")
-    return list(dict.fromkeys(value))
 
 
 class DatabaseSettings(BaseSettings):

@@ -89,7 +89,14 @@ class LlmResponseStore(Protocol):
 
 @runtime_checkable
 class OperatorStore(Protocol):
-    """What the operator reads and writes: run rows and verdicts, stop requests, versions and scores."""
+    """What the operator reads and writes: run rows and verdicts, stop requests, versions and scores;
+    and the masked URL it logs and the dialect that says whether it can LISTEN for run changes."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def dialect(self) -> str: ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
 

@@ -231,7 +231,7 @@ def test_what_a_run_may_reach_is_the_admins_chart_values(monkeypatch: pytest.Mon
 
 
 def test_schema_module_pattern_is_the_operator_settings_pattern() -> None:
-    from agentensor_operator._settings import MODULE_PREFIX
+    from agentensor_operator._setting_checks import MODULE_PREFIX
 
     with helm.Chart.load(CHART) as chart:
         schema = chart.schema

@@ -6,7 +6,8 @@ decision needs, call it, and apply the result. One concern per module:
 
     _names         names, labels, owner references, shard counts and run ids
     _specs         validation, RunFacts, the runner manifest, the spec-change policy
-    _jobs          the runner Job and ConfigMap, and reading a Job's state
+    _jobs          the runner Job and ConfigMap, and the checks of spec.runner against the settings
+    _job_state     what a Job says: JobPhase, JobState, shard index and count
     _queue         census of runs, queue order and (gang) admission under the cap
     _status        status transitions, merge patches, milestone Events
     _reflect       a started run's status from its Job(s) and the runner's rows; promotion
@@ -23,18 +24,22 @@ Naming: a run's runner Job and its ConfigMap share one name derived from the run
 (:func:`job_name`), so creating them again after a crash or restart is a harmless 409.
 """
 
+from ._job_state import (
+    JobConditionType,
+    JobPhase,
+    JobPhaseValue,
+    JobState,
+    count_active,
+    job_shard,
+    job_shards,
+    job_state,
+)
 from ._jobs import (
     ALLOWLIST_ENV,
     KUEUE_QUEUE_LABEL,
     LABEL_RUN,
-    JobPhase,
-    JobState,
     check_runner,
-    count_active,
     effective_resources,
-    job_shard,
-    job_shards,
-    job_state,
     pod_labels,
     runner_config_map,
     runner_job,
@@ -173,7 +178,9 @@ __all__ = [
     "ErrorRow",
     "FailedCase",
     "Grants",
+    "JobConditionType",
     "JobPhase",
+    "JobPhaseValue",
     "JobState",
     "JsonDict",
     "QueueEntry",

@@ -1,10 +1,9 @@
-"""The runner Job and ConfigMap of a run, and what a Job's status says."""
+"""The runner Job and ConfigMap of a run, and the checks of ``spec.runner`` against the settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from agentensor_api import (
     API_VERSION,
@@ -12,7 +11,6 @@ from agentensor_api import (
     HOST_STRICT_ENV,
     KEY_ENV_ALLOWLIST_ENV,
     ManifestError,
-    Reason,
     ResourceRequirements,
     RunnerSpec,
 )
@@ -116,34 +114,64 @@ def runner_job(
     """
     command, job_labels, annotations = _identity(ref, jobs, shard)
     spec = runner or RunnerSpec()
-    env = _runner_env(jobs, database, [*secret_env, *(e.to_wire() for e in spec.env or [])])
-    container = _runner_container(image or jobs.image, command, env)
-    container["resources"] = effective_resources(spec.resources, jobs.resources).to_wire()
-    container["volumeMounts"] += [m.to_wire() for m in spec.volume_mounts or []]
+    container = _run_container(image or jobs.image, command, jobs, database, secret_env, spec)
+    template = {"metadata": _template_meta(job_labels, spec), "spec": _runner_pod_spec(ref, container, jobs, spec)}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _job_metadata(ref, shard, job_labels, annotations, run_labels),
+        "spec": {**_job_limits(jobs), "template": template},
+    }
+
+
+def _job_limits(jobs: JobSettings) -> JsonDict:
+    """How often a runner Job retries its Pod, how long it may run, and how long it is kept once finished."""
+    return {
+        "backoffLimit": jobs.backoff_limit,
+        "activeDeadlineSeconds": jobs.active_deadline_seconds,
+        "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,
+    }
+
+
+def _job_metadata(
+    ref: RunRef,
+    shard: tuple[int, int] | None,
+    job_labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    run_labels: Mapping[str, str] | None,
+) -> JsonDict:
+    """The Job's name (the shard's, if any), labels and annotations, owned by the run.
+
+    The labels are the Pod's plus Kueue's ``kueue.x-k8s.io/queue-name`` when the run carries one.
+    """
     job_meta_labels = dict(job_labels)
     queue = (run_labels or {}).get(KUEUE_QUEUE_LABEL)
     if queue:
         job_meta_labels[KUEUE_QUEUE_LABEL] = queue
     return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(ref, shard[0] if shard is not None else None),
-            "namespace": ref.namespace,
-            "labels": job_meta_labels,
-            "annotations": annotations,
-            "ownerReferences": [owner_reference(api_version=API_VERSION, kind=ref.kind, name=ref.name, uid=ref.uid)],
-        },
-        "spec": {
-            "backoffLimit": jobs.backoff_limit,
-            "activeDeadlineSeconds": jobs.active_deadline_seconds,
-            "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,
-            "template": {
-                "metadata": _template_meta(job_labels, spec),
-                "spec": _runner_pod_spec(ref, container, jobs, spec),
-            },
-        },
+        "name": job_name(ref, shard[0] if shard is not None else None),
+        "namespace": ref.namespace,
+        "labels": job_meta_labels,
+        "annotations": annotations,
+        "ownerReferences": [owner_reference(api_version=API_VERSION, kind=ref.kind, name=ref.name, uid=ref.uid)],
     }
+
+
+def _run_container(
+    image: str,
+    command: list[str],
+    jobs: JobSettings,
+    database: DatabaseSettings,
+    secret_env: Sequence[JsonDict],
+    runner: RunnerSpec,
+) -> JsonDict:
+    """The runner container with the run's own part on top: its env (before the operator's), its
+    resources merged with the chart's defaults (:func:`effective_resources`), its volume mounts."""
+    env = _runner_env(jobs, database, [*secret_env, *(e.to_wire() for e in runner.env or [])])
+    container = _runner_container(image, command, env)
+    container["resources"] = effective_resources(runner.resources, jobs.resources).to_wire()
+    container["volumeMounts"] += [m.to_wire() for m in runner.volume_mounts or []]
+    return container
 
 
 def _identity(
@@ -306,52 +334,3 @@ def _amount(field: str, value: str) -> Any:
         return quantity(value)
     except ValueError as e:
         raise ManifestError(field, f"{value!r} is not a Kubernetes quantity (e.g. '500m', '2', '1Gi')") from e
-
-
-def job_shards(jobs: Sequence[Mapping[str, Any]]) -> int:
-    """How many shards a run's Jobs were created for (1 when unsharded or unknown)."""
-    for job in jobs:
-        value = ((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SHARDS)
-        if value and str(value).isdigit():
-            return max(1, int(value))
-    return 1
-
-
-def job_shard(job: Mapping[str, Any]) -> int | None:
-    """The shard index of a runner Job (``None`` when unsharded)."""
-    value = ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_SHARD)
-    return int(value) if value is not None and str(value).isdigit() else None
-
-
-JobPhase = Literal["Active", "Succeeded", "Failed", "Stopped"]
-
-
-@dataclass(frozen=True, slots=True)
-class JobState:
-    """What a runner Job says: Active, Succeeded, Failed (with reason), or Stopped (parallelism 0)."""
-
-    phase: JobPhase
-    reason: str = ""
-    message: str = ""
-    failed_pods: int = 0
-
-
-def job_state(job: Mapping[str, Any]) -> JobState:
-    """Read a Job's conditions (Complete/Failed) and counters."""
-    status = job.get("status") or {}
-    failed = int(status.get("failed") or 0)
-    for c in status.get("conditions") or []:
-        if c.get("status") != "True":
-            continue
-        if c.get("type") == "Complete":
-            return JobState("Succeeded", c.get("reason") or Reason.COMPLETED, c.get("message") or "", failed)
-        if c.get("type") == "Failed":
-            return JobState("Failed", c.get("reason") or Reason.JOB_FAILED, c.get("message") or "", failed)
-    if (job.get("spec") or {}).get("parallelism") == 0 or (job.get("metadata") or {}).get("deletionTimestamp"):
-        return JobState("Stopped", "Stopped", "", failed)
-    return JobState("Active", "", "", failed)
-
-
-def count_active(jobs: Iterable[Mapping[str, Any]]) -> int:
-    """How many runner Jobs hold a slot of the cap (neither finished, stopped nor being deleted)."""
-    return sum(1 for j in jobs if job_state(j).phase == "Active")

@@ -13,6 +13,7 @@ from agentensor_api import (
     EvaluatorResults,
     PassCriterion,
     Phase,
+    PhaseValue,
     Reason,
     RunStatus,
     condition_of,
@@ -22,7 +23,7 @@ from agentensor_api import (
     set_condition,
 )
 
-from ._jobs import JobState
+from ._job_state import JobPhase, JobState
 from ._names import RunRef, job_name
 from ._status import parse_run_status
 
@@ -96,27 +97,34 @@ def reflect_run(
     if rs is not None:
         _copy_runner_progress(s, rs)
     s.checkpoints = list(checkpoints)[-kept:] if kept and checkpoints else None
-    runner_phase = rs.phase if rs is not None else None
-
-    if runner_phase in TERMINAL_PHASES:
-        s.phase = runner_phase
-        s.completion_time = s.completion_time or now
-        if runner_phase == Phase.FAILED and not s.message:
-            s.message = "the runner recorded the run as Failed"
-        return s
-    if job is not None and job.phase == "Active":
-        s.phase = Phase.RUNNING
-        if condition_of(s, ConditionType.RUNNING) is None or rs is None:
-            message = f"runner Job {job_name_} created; waiting for the runner"
-            s.conditions = set_condition(
-                s.conditions, ConditionType.RUNNING, "True", Reason.JOB_CREATED, message, now=now
-            )
-        return s
-    if job is not None and job.phase == "Stopped":
-        s.phase = Phase.RUNNING
-        return s
+    if rs is not None and rs.phase in TERMINAL_PHASES:
+        return _runner_verdict(s, rs.phase, now=now)
+    if job is not None and job.phase in (JobPhase.ACTIVE, JobPhase.STOPPED):
+        return _job_running(s, job, runner_started=rs is not None, job_name_=job_name_, now=now)
     reason, detail = _no_verdict(job, job_name_)
     return mark_failed(s, reason, failure_message(detail, epoch=s.epoch, failed_case=failed_case), now=now)
+
+
+def _runner_verdict(s: RunStatus, phase: PhaseValue, *, now: str) -> RunStatus:
+    """The runner's verdict (Succeeded or Failed), which wins over whatever the Job says."""
+    s.phase = phase
+    s.completion_time = s.completion_time or now
+    if phase == Phase.FAILED and not s.message:
+        s.message = "the runner recorded the run as Failed"
+    return s
+
+
+def _job_running(s: RunStatus, job: JobState, *, runner_started: bool, job_name_: str, now: str) -> RunStatus:
+    """Running while the Job is active or stopped (suspended, being deleted) and the runner has no verdict.
+
+    An active Job whose runner has not written a status yet, or has no ``Running`` condition,
+    gets ``Running=True`` reason JobCreated.
+    """
+    s.phase = Phase.RUNNING
+    if job.phase == JobPhase.ACTIVE and (condition_of(s, ConditionType.RUNNING) is None or not runner_started):
+        message = f"runner Job {job_name_} created; waiting for the runner"
+        s.conditions = set_condition(s.conditions, ConditionType.RUNNING, "True", Reason.JOB_CREATED, message, now=now)
+    return s
 
 
 def _copy_runner_progress(s: RunStatus, rs: RunStatus) -> None:
@@ -134,7 +142,7 @@ def _no_verdict(job: JobState | None, name: str) -> tuple[str, str]:
     """``(reason, detail)`` for a Job that finished (or vanished) without a verdict from the runner."""
     if job is None:
         return Reason.JOB_MISSING, f"runner Job {name} disappeared before the runner recorded a verdict"
-    if job.phase == "Succeeded":
+    if job.phase == JobPhase.SUCCEEDED:
         return Reason.NO_VERDICT, f"runner Job {name} completed but the runner recorded no verdict"
     reason = job.reason or Reason.JOB_FAILED
     return reason, f"runner Job {name} failed ({reason}: {job.message or 'no message'})"
@@ -164,20 +172,33 @@ def reflect_sharded(
     parsed = [(job, parse_run_status(runner) if runner else None) for job, runner in shards]
     runners = [rs for _, rs in parsed if rs is not None]
     _aggregate_shards(s, runners)
-    n = len(shards)
     failure = _first_shard_failure(ref, parsed, failed_case)
     if failure is not None:
         return mark_failed(s, failure[0], failure[1], now=now)
+    if len(runners) == len(shards) and all(rs.phase == Phase.SUCCEEDED for rs in runners):
+        return _shards_succeeded(s, runners, pass_criteria, now=now)
+    return _shards_running(s, runners, shards=len(shards), now=now)
+
+
+def _shards_succeeded(
+    s: RunStatus, runners: Sequence[RunStatus], pass_criteria: Sequence[PassCriterion], *, now: str
+) -> RunStatus:
+    """Every shard's runner recorded Succeeded: the run succeeds, with ``Passed`` over the combined
+    results, and completes when its last shard did."""
     total = sum(rs.cases_total or 0 for rs in runners)
-    if len(runners) == n and all(rs.phase == Phase.SUCCEEDED for rs in runners):
-        scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted((s.scores or {}).items()))
-        mark_succeeded(s, f"{scores} over {total} cases in {n} shards, {s.cases_failed} error(s)", now=now)
-        mark_pass_criteria(s, pass_criteria, now=now)
-        ends = [rs.completion_time for rs in runners if rs.completion_time]
-        s.completion_time = max(ends) if ends else now
-        return s
+    scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted((s.scores or {}).items()))
+    mark_succeeded(s, f"{scores} over {total} cases in {len(runners)} shards, {s.cases_failed} error(s)", now=now)
+    mark_pass_criteria(s, pass_criteria, now=now)
+    ends = [rs.completion_time for rs in runners if rs.completion_time]
+    s.completion_time = max(ends) if ends else now
+    return s
+
+
+def _shards_running(s: RunStatus, runners: Sequence[RunStatus], *, shards: int, now: str) -> RunStatus:
+    """Some shard has no verdict yet: Running, with the cases done and the shards finished."""
+    total = sum(rs.cases_total or 0 for rs in runners)
     done = sum(1 for rs in runners if rs.phase == Phase.SUCCEEDED)
-    message = f"{s.cases_completed}/{total or '?'} cases; {done}/{n} shards finished"
+    message = f"{s.cases_completed}/{total or '?'} cases; {done}/{shards} shards finished"
     s.phase = Phase.RUNNING
     s.conditions = set_condition(s.conditions, ConditionType.RUNNING, "True", Reason.EVALUATING, message, now=now)
     return s
@@ -235,11 +256,11 @@ def _first_shard_failure(
             return reason, f"shard {i}/{n}: {(rs.message if rs else None) or 'failed'}"
         if verdict == Phase.SUCCEEDED:
             continue
-        if job is None or job.phase == "Succeeded":
+        if job is None or job.phase == JobPhase.SUCCEEDED:
             reason = Reason.JOB_MISSING if job is None else Reason.NO_VERDICT
             detail = f"shard {i}/{n}: runner Job {job_name(ref, i)} ended without a verdict from the runner"
             return reason, failure_message(detail, epoch=None, failed_case=failed_case)
-        if job.phase == "Failed":
+        if job.phase == JobPhase.FAILED:
             detail = (
                 f"shard {i}/{n}: runner Job {job_name(ref, i)} failed ({job.reason}: {job.message or 'no message'})"
             )

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from agentensor_api import CheckpointSummary, PassCriterion
 
-from ._jobs import JobState
+from ._job_state import JobState
 from ._names import shard_run_id
 from ._reflect import FailedCase
 

@@ -44,7 +44,7 @@ async def with_jobs(
     ids = d.shard_run_ids(ref.uid, shards)
     runners = [await deps.db(deps.store.get_run, run_id) for run_id in ids]
     finished = all((r.phase if r is not None else None) in TERMINAL_PHASES for r in runners)
-    live = [j for j in jobs if d.job_state(j).phase in ("Active", "Stopped")]
+    live = [j for j in jobs if d.job_state(j).phase in (d.JobPhase.ACTIVE, d.JobPhase.STOPPED)]
     if suspend and live and not finished:
         for job in jobs:
             await deps.kube.delete_job(ref.namespace, job["metadata"]["name"])
@@ -60,7 +60,7 @@ async def with_jobs(
     if new.phase == Phase.FAILED:
         # The verdict is final: stop Pod retries (and the other shards), keep the Pods' logs.
         for job in live:
-            if d.job_state(job).phase == "Active":
+            if d.job_state(job).phase == d.JobPhase.ACTIVE:
                 await deps.kube.patch_job(ref.namespace, job["metadata"]["name"], {"spec": {"parallelism": 0}})
     return new
 
