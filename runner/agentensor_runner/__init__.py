@@ -2,10 +2,10 @@
 
 from ._errors import EntrypointRefused, LlmCallError, OptimizerConfigError, RunFailed, RunnerError
 from ._gc import tune_gc, tuned_gc
-from ._paths import DATA_ROOTS_ENV, DataRoots
 from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
 from ._shards import record_empty_shard, shard_of, shard_run
-from .datasets import Case, Splits, load_cases, split_cases
+from .data.datasets import Case, Splits, load_cases, split_cases
+from .data.roots import DATA_ROOTS_ENV, DataRoots
 from .executor import CaseResult, Evaluation, run_cases
 from .prompts import PromptSet, TextTensor, interpolate
 from .report import write_outputs

@@ -17,9 +17,9 @@ from agentensor_api import (
 )
 from agentensor_store import CaseRow, Store, VersionRecord
 
-from ._paths import DataRoots
 from ._runnable_config import resolve_run_config
-from .datasets import Case, load_cases
+from .data.datasets import Case, load_cases
+from .data.roots import DataRoots
 from .evaluators import Evaluator, build_evaluators
 from .executor import CaseResult, CaseWorkers, Evaluation, jsonable
 from .llm import LlmRuntime, build_runtime

@@ -36,7 +36,7 @@ from agentensor_api import TrainingRunSpec, UsageSummary
 from agentensor_store import EvalCacheEntry, Store
 
 from ._runnable_config import case_thread_id
-from .datasets import Case
+from .data.datasets import Case
 from .evaluators import EvalResult
 from .executor import CaseResult, jsonable
 from .llm import Usage

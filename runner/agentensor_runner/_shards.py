@@ -27,8 +27,8 @@ from agentensor_api import (
 )
 from agentensor_store import Store
 
-from ._paths import DataRoots
-from .datasets import load_cases
+from .data.datasets import load_cases
+from .data.roots import DataRoots
 
 CASE_ID_COLUMN = "_case"
 """The column that carries a case's original id into a shard's inline dataset when the dataset

@@ -36,8 +36,8 @@ from typing import Any
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
 from ._gc import tune_gc
-from ._paths import DataRoots
-from .datasets import Case
+from .data.datasets import Case
+from .data.roots import DataRoots
 from .evaluators import Evaluator, build_evaluators
 from .executor import CaseResult, run_cases
 from .llm import UsageLedger, build_runtime

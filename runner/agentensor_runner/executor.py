@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ._runnable_config import case_config, case_thread_id
-from .datasets import Case
+from .data.datasets import Case
 from .evaluators import Aggregate, EvalResult, Evaluator, Tally, resolve_path
 from .llm import Usage, begin_case, end_case
 from .prompts import PromptSet, start_tape, stop_tape

@@ -28,9 +28,9 @@ from agentensor_store import RunLease, RunLeaseLostError, Store, StoreError, lea
 
 from ._context import RunContext, StatusSink, build_context
 from ._errors import LlmCallError, RunFailed
-from ._paths import DataRoots
 from ._report_results import status_results
 from ._workers import WorkerPool, WorkerRecipe, workers_for
+from .data.roots import DataRoots
 from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
 from .training import Trainer
 from .workflows import Workflow

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentensor_runner.datasets import Case
+from agentensor_runner.data.datasets import Case
 from agentensor_runner.evaluators import EvalResult
 from agentensor_runner.executor import CaseResult, summarize
 from agentensor_runner.significance import paired_case_scores

@@ -11,7 +11,7 @@ import pytest
 
 from agentensor_api import EvaluatorSpec, ManifestError, WorkflowSpec
 from agentensor_runner import PromptSet, load_workflow
-from agentensor_runner.datasets import Case
+from agentensor_runner.data.datasets import Case
 from agentensor_runner.embeddings import HashingEmbedder
 from agentensor_runner.evaluators import build_evaluators
 from agentensor_runner.executor import run_cases

@@ -141,7 +141,7 @@ def test_a_worker_pool_streams_its_results_in_batches() -> None:
     from agentensor_api import EvaluationRunSpec
     from agentensor_runner import PromptSet
     from agentensor_runner._workers import WorkerPool, WorkerRecipe
-    from agentensor_runner.datasets import Case
+    from agentensor_runner.data.datasets import Case
     from agentensor_runner.evaluators import build_evaluators
     from agentensor_runner.executor import Aggregator, CaseStream, run_cases
     from agentensor_runner.workflows import load_workflow

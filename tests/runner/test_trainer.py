@@ -52,7 +52,7 @@ def test_training_improves_and_checkpoints_score_their_own_config(store: Any) ->
     res = parse_resource(tr)
     assert isinstance(res, TrainingRun)
     from agentensor_runner._context import build_context
-    from agentensor_runner.datasets import split_cases
+    from agentensor_runner.data.datasets import split_cases
 
     ctx = build_context(res, parse_resource(pc), store, run_id="check", base_dir=Path("."))  # type: ignore[arg-type]
     assert res.spec.dataset.split is not None

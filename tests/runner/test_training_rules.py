@@ -10,7 +10,7 @@ import pytest
 
 from agentensor_api import BudgetSpec
 from agentensor_runner._budget import BudgetMeter, StopPoller
-from agentensor_runner.datasets import Case
+from agentensor_runner.data.datasets import Case
 from agentensor_runner.evaluators import EvalResult
 from agentensor_runner.executor import CaseResult, summarize
 from agentensor_runner.prompts import PromptSet

@@ -45,7 +45,7 @@ from agentensor_store import CheckpointRecord
 from .._budget import BudgetMeter, StopPoller
 from .._context import RunContext
 from .._errors import RunFailed
-from ..datasets import Case, Splits
+from ..data.datasets import Case, Splits
 from ..executor import Evaluation
 from ..llm import Usage
 from ..optimizers import Step, build_optimizer

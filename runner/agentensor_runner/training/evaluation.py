@@ -17,7 +17,7 @@ from agentensor_api import EvaluationCacheStatus, RunStatus, TrainingRunSpec
 from .._budget import BudgetMeter
 from .._context import RunContext
 from .._evalcache import EvalCache, scoring_checksum
-from ..datasets import Case
+from ..data.datasets import Case
 from ..executor import CaseResult, Evaluation, run_cases, summarize
 from ..prompts import PromptSet
 

@@ -17,7 +17,7 @@ from agentensor_store import CheckpointRecord
 from .._context import RunContext
 from .._overfit import MAX_REPORTED, describe_leaks, find_leaks
 from .._report_results import status_results
-from ..datasets import Splits
+from ..data.datasets import Splits
 from ..executor import Evaluation
 from ..prompts import PromptSet
 from ..significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields

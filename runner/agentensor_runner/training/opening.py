@@ -8,7 +8,7 @@ from agentensor_api import Reason, RunStatus, TrainingRunSpec, mark_running
 
 from .._context import RunContext
 from .._projection import project
-from ..datasets import Splits, split_cases
+from ..data.datasets import Splits, split_cases
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 from agentensor_api import DatasetSpec, ManifestError, SplitSpec, canonical_json
 from agentensor_api._limits import read_bounded
 
-from ._paths import DataRoots
+from .roots import DataRoots
 
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 """Refuse dataset files above 512 MiB: the runner holds cases in memory."""
