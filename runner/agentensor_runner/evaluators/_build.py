@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from agentensor_api import EvaluatorSpec
 
-from ..embeddings import Embedder
+from ..llm import Embedder
 from ._base import BaseEvaluator
 from ._embedding import EmbeddingSimilarityEvaluator
 from ._options import field_prefix
@@ -30,7 +30,7 @@ _SIMPLE: dict[str, type[BaseEvaluator]] = {
 
 
 def _default_embedder() -> Embedder:
-    from ..embeddings import default_embedder
+    from ..llm import default_embedder
 
     return default_embedder()
 
@@ -59,7 +59,7 @@ def build_evaluator(
         spec: the manifest entry.
         index: its position in ``spec.evaluators``, used to name fields in errors.
         embedder: for ``embedding_similarity``; ``None`` loads the process-wide MiniLM
-            (:func:`agentensor_runner.embeddings.default_embedder`, about 3 s the first time).
+            (:func:`agentensor_runner.llm.default_embedder`, about 3 s the first time).
             Ignored by the other types.
         allowed_entrypoints: module prefixes a ``python`` evaluator may import (``"pkg"``
             allows ``pkg`` and ``pkg.*``). Empty: no python evaluator is allowed.
