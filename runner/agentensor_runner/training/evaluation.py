@@ -14,12 +14,12 @@ from typing import Final
 
 from agentensor_api import EvaluationCacheStatus, RunStatus, TrainingRunSpec
 
-from .._budget import BudgetMeter
 from .._context import RunContext
 from .._evalcache import EvalCache, scoring_checksum
 from ..data.datasets import Case
 from ..executor import CaseResult, Evaluation, run_cases, summarize
 from ..prompts import PromptSet
+from .budget import BudgetMeter
 
 CACHE_PART_CASES: Final = 64
 """With the evaluation cache, scored results are stored every this many finished cases (with a

@@ -7,8 +7,8 @@ import logging
 from agentensor_api import Reason, RunStatus, TrainingRunSpec, mark_running
 
 from .._context import RunContext
-from .._projection import project
 from ..data.datasets import Splits, split_cases
+from .projection import project
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The run row (:meth:`RunRecords.publish`, :meth:`RunRecords.opened`, :meth:`RunRe
 versions and checkpoints (:meth:`RunRecords.checkpoint`, :meth:`RunRecords.checkpoints`). Case
 rows go through ``RunContext.record``, the evaluation cache through
 :mod:`agentensor_runner._evalcache` and the stop request through
-:class:`agentensor_runner._budget.StopPoller`.
+:class:`agentensor_runner.training.budget.StopPoller`.
 
 A checkpoint's ``extra`` (:func:`checkpoint_extra`): ``calls`` (optimizer counters plus LLM
 calls by purpose, this epoch), ``usage`` (this epoch's LLM usage), ``loop`` (the whole
@@ -21,9 +21,9 @@ from typing import Any
 from agentensor_api import CheckpointSummary, RunStatus, UsageSummary
 from agentensor_store import CheckpointRecord
 
-from .._budget import BUDGET_KEY
 from .._context import RunContext
 from ..llm import Usage
+from .budget import BUDGET_KEY
 from .state import LOOP_KEY, STALE_KEY, LoopState
 
 
