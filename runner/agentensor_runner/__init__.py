@@ -1,12 +1,21 @@
 """agentensor data plane: workflows, evaluation, the training loop and its outputs."""
 
 from ._errors import EntrypointRefused, LlmCallError, OptimizerConfigError, RunFailed, RunnerError
-from ._gc import tune_gc, tuned_gc
-from ._runnable_config import case_config, case_thread_id, merge_configs, resolve_run_config
-from ._shards import record_empty_shard, shard_of, shard_run
-from .data.datasets import Case, Splits, load_cases, split_cases
-from .data.roots import DATA_ROOTS_ENV, DataRoots
-from .executor import CaseResult, Evaluation, run_cases
+from .data import DATA_ROOTS_ENV, Case, DataRoots, Splits, load_cases, split_cases
+from .execution import (
+    CaseResult,
+    Evaluation,
+    case_config,
+    case_thread_id,
+    merge_configs,
+    record_empty_shard,
+    resolve_run_config,
+    run_cases,
+    shard_of,
+    shard_run,
+    tune_gc,
+    tuned_gc,
+)
 from .prompts import PromptSet, TextTensor, interpolate
 from .report import write_outputs
 from .runs import execute, find_prompt_config

@@ -26,12 +26,22 @@ from agentensor_api import (
 from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunLease, RunLeaseLostError, Store, StoreError, lease_seconds_from_env, new_owner_id
 
-from ._context import RunContext, StatusSink, build_context
 from ._errors import LlmCallError, RunFailed
-from ._report_results import status_results
-from ._workers import WorkerPool, WorkerRecipe, workers_for
-from .data.roots import DataRoots
-from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
+from .data import DataRoots
+from .execution import (
+    Aggregator,
+    CaseResult,
+    CaseStream,
+    Evaluation,
+    RunContext,
+    StatusSink,
+    WorkerPool,
+    WorkerRecipe,
+    build_context,
+    run_cases,
+    status_results,
+    workers_for,
+)
 from .training import Trainer
 from .workflows import Workflow
 
@@ -199,8 +209,8 @@ async def execute(
     ``data_roots`` (:class:`DataRoots`: granted folders, denied paths).
 
     When ``spec.parallelism`` is 32 or more and the machine has several CPUs, cases are spread
-    over worker processes (see ``_workers``). Invalid manifests raise before anything is written.
-    Once the run row exists, a failure is recorded as phase ``Failed`` with the reason
+    over worker processes (see :mod:`agentensor_runner.execution.workers`). Invalid manifests raise
+    before anything is written. Once the run row exists, a failure is recorded as phase ``Failed`` with the reason
     (checkpoints already written are kept) and the status is returned rather than raised.
 
     Raises:

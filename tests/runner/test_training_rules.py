@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from agentensor_api import BudgetSpec
-from agentensor_runner.data.datasets import Case
+from agentensor_runner.data import Case
 from agentensor_runner.evaluators import EvalResult
-from agentensor_runner.executor import CaseResult, summarize
+from agentensor_runner.execution import CaseResult, summarize
 from agentensor_runner.prompts import PromptSet
 from agentensor_runner.training import merge
 from agentensor_runner.training.acceptance import StepAcceptance

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
-from ..data.roots import DataRoots
+from ..data import DataRoots
 from ._cache import SqliteResponseCache, StoreResponseCache, default_cache_path
 from ._registry import LlmRuntime
 

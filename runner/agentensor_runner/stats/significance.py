@@ -33,7 +33,7 @@ import numpy.typing as npt
 from scipy import stats
 
 if TYPE_CHECKING:
-    from ..executor import Evaluation
+    from ..execution import Evaluation
 
 Test = Literal["mcnemar-exact", "paired-bootstrap"]
 

@@ -42,10 +42,9 @@ from collections.abc import Mapping
 from agentensor_api import Phase, Reason, RunStatus, TrainingRun, mark_failed, mark_running, mark_succeeded, now_rfc3339
 from agentensor_store import CheckpointRecord
 
-from .._context import RunContext
 from .._errors import RunFailed
-from ..data.datasets import Case, Splits
-from ..executor import Evaluation
+from ..data import Case, Splits
+from ..execution import Evaluation, RunContext
 from ..llm import Usage
 from ..optimizers import Step, build_optimizer
 from ..prompts import PromptSet

@@ -6,7 +6,7 @@ evaluations instead of the validation split's.
 
 from __future__ import annotations
 
-from ..executor import Evaluation
+from ..execution import Evaluation
 from ..stats.selection import gate
 
 

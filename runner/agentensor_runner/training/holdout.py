@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from agentensor_api import ConditionType, HoldoutScores, Reason, RunStatus, TrainingRunSpec, set_condition
 from agentensor_store import CheckpointRecord
 
-from .._context import RunContext
-from .._report_results import status_results
-from ..data.datasets import Splits
-from ..executor import Evaluation
+from ..data import Splits
+from ..execution import Evaluation, RunContext, status_results
 from ..prompts import PromptSet
 from ..stats.overfit import MAX_REPORTED, describe_leaks, find_leaks
 from ..stats.significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields

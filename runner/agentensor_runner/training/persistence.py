@@ -3,7 +3,7 @@
 The run row (:meth:`RunRecords.publish`, :meth:`RunRecords.opened`, :meth:`RunRecords.completed`),
 versions and checkpoints (:meth:`RunRecords.checkpoint`, :meth:`RunRecords.checkpoints`). Case
 rows go through ``RunContext.record``, the evaluation cache through
-:mod:`agentensor_runner._evalcache` and the stop request through
+:mod:`agentensor_runner.execution.evalcache` and the stop request through
 :class:`agentensor_runner.training.budget.StopPoller`.
 
 A checkpoint's ``extra`` (:func:`checkpoint_extra`): ``calls`` (optimizer counters plus LLM
@@ -21,7 +21,7 @@ from typing import Any
 from agentensor_api import CheckpointSummary, RunStatus, UsageSummary
 from agentensor_store import CheckpointRecord
 
-from .._context import RunContext
+from ..execution import RunContext
 from ..llm import Usage
 from .budget import BUDGET_KEY
 from .state import LOOP_KEY, STALE_KEY, LoopState

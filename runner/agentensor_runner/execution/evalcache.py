@@ -35,11 +35,11 @@ from typing import Any
 from agentensor_api import TrainingRunSpec, UsageSummary
 from agentensor_store import EvalCacheEntry, Store
 
-from ._runnable_config import case_thread_id
-from .data.datasets import Case
-from .evaluators import EvalResult
-from .executor import CaseResult, jsonable
-from .llm import Usage
+from ..data import Case
+from ..evaluators import EvalResult
+from ..llm import Usage
+from .results import CaseResult, jsonable
+from .runnable_config import case_thread_id
 
 CACHE_VERSION = 1
 """Part of the scoring checksum: bumped when the entry format or the meaning of a result changes."""

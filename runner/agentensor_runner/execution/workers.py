@@ -8,7 +8,7 @@ most two per CPU (measured: 32 in flight on 2 CPUs finish 15-20 % sooner over 4 
 over 2, because each worker's event loop then queues fewer ready cases). Each worker rebuilds
 the workflow and evaluators once from the run spec
 (workflows hold live clients and compiled graphs, which do not pickle) and runs its part of the cases with
-:func:`~agentensor_runner.executor.run_cases`; the parent merges the results in case order and
+:func:`~agentensor_runner.execution.executor.run_cases`; the parent merges the results in case order and
 adds each case's LLM usage to its own ledger.
 
 Workers start from a ``forkserver`` that has already imported the runner's dependencies, so a
@@ -35,14 +35,14 @@ from typing import Any
 
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
-from ._gc import tune_gc
-from .data.datasets import Case
-from .data.roots import DataRoots
-from .evaluators import Evaluator, build_evaluators
-from .executor import CaseResult, run_cases
-from .llm import UsageLedger, build_runtime
-from .prompts import PromptSet
-from .workflows import Workflow, load_workflow
+from ..data import Case, DataRoots
+from ..evaluators import Evaluator, build_evaluators
+from ..llm import UsageLedger, build_runtime
+from ..prompts import PromptSet
+from ..workflows import Workflow, load_workflow
+from .executor import run_cases
+from .gc_tuning import tune_gc
+from .results import CaseResult
 
 WORKERS_FROM = 32
 """``parallelism`` from which cases are spread over worker processes (below it, one process

@@ -17,14 +17,14 @@ from agentensor_api import (
 )
 from agentensor_store import CaseRow, Store, VersionRecord
 
-from ._runnable_config import resolve_run_config
-from .data.datasets import Case, load_cases
-from .data.roots import DataRoots
-from .evaluators import Evaluator, build_evaluators
-from .executor import CaseResult, CaseWorkers, Evaluation, jsonable
-from .llm import LlmRuntime, build_runtime
-from .prompts import PromptSet, check_interpolation
-from .workflows import Workflow, load_workflow
+from ..data import Case, DataRoots, load_cases
+from ..evaluators import Evaluator, build_evaluators
+from ..llm import LlmRuntime, build_runtime
+from ..prompts import PromptSet, check_interpolation
+from ..workflows import Workflow, load_workflow
+from .executor import CaseWorkers
+from .results import CaseResult, Evaluation, jsonable
+from .runnable_config import resolve_run_config
 
 StatusSink = Callable[[RunStatus], None]
 
