@@ -16,7 +16,7 @@ lines of JS; nothing from a CDN) with:
   failures-only filter, latency, tokens and cost.
 
 The case rows are read in one pass and only counters plus the shown rows are kept
-(``_report_data``). Nothing in either file comes from environment variables or Secrets.
+(:mod:`.case_table`). Nothing in either file comes from environment variables or Secrets.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pathlib import Path
 from agentensor_api import RunStatus
 from agentensor_store import CheckpointRecord, RunRecord, Store, VersionRecord
 
-from ._report_data import MAX_TABLE_ROWS, CaseTable, add_baseline, collect, objective_of, stage_rows
-from ._report_html import CSS, cases_section, classes_section, fmt, prompts_section
+from .case_table import MAX_TABLE_ROWS, CaseTable, add_baseline, collect, objective_of, stage_rows
+from .sections import CSS, cases_section, classes_section, fmt, prompts_section
 
 __all__ = ["MAX_TABLE_ROWS", "render_report", "version_diff", "write_outputs"]
 
@@ -180,7 +180,7 @@ def render_report(
         title: heading, e.g. ``TrainingRun/banking77-router-train``.
         status: the run's status (as stored).
         checkpoints: the run's checkpoints (prompts included); none for an EvaluationRun.
-        table: the case table from :func:`~agentensor_runner._report_data.collect`.
+        table: the case table from :func:`~agentensor_runner.report.case_table.collect`.
         evaluated: an EvaluationRun's scored version, whose prompts are listed.
     """
     conds = "".join(
