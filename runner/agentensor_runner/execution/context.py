@@ -149,6 +149,24 @@ def resolve_start(pc: PromptConfig, store: Store, version: int | None) -> tuple[
     return PromptSet(texts, trainable, dict(pc.spec.parameters)), rec
 
 
+def _checked_start(
+    resource: TrainingRun | EvaluationRun, pc: PromptConfig, store: Store
+) -> tuple[PromptSet, VersionRecord]:
+    """:func:`resolve_start` for the PromptConfig the run names, its placeholders checked against
+    the workflow options.
+
+    Raises:
+        ManifestError: ``spec.promptConfigRef.name`` is not ``pc``'s, a missing version, or an
+            unresolved placeholder in ``spec.workflow.options``.
+    """
+    spec = resource.spec
+    if spec.prompt_config_ref.name != pc.name:
+        raise ManifestError("spec.promptConfigRef.name", f"expected {pc.name!r}")
+    start, version = resolve_start(pc, store, spec.prompt_config_ref.version)
+    check_interpolation(spec.workflow.options, start, "spec.workflow.options")
+    return start, version
+
+
 def build_context(
     resource: TrainingRun | EvaluationRun,
     pc: PromptConfig,
@@ -168,10 +186,7 @@ def build_context(
             an API key variable not granted or unset, a file outside the data roots).
     """
     spec = resource.spec
-    if spec.prompt_config_ref.name != pc.name:
-        raise ManifestError("spec.promptConfigRef.name", f"expected {pc.name!r}")
-    start, version = resolve_start(pc, store, spec.prompt_config_ref.version)
-    check_interpolation(spec.workflow.options, start, "spec.workflow.options")
+    start, version = _checked_start(resource, pc, store)
     llm = llm or build_runtime(spec, base_dir=base_dir, store=store, run_id=run_id, roots=roots)
     wf = workflow or load_workflow(spec.workflow, llm=llm)
     evaluators = build_evaluators(spec.evaluators, llm=llm)

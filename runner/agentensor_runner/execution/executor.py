@@ -104,7 +104,7 @@ async def run_cases(
     pool: CaseWorkers | None = None,
     stream: CaseStream | None = None,
 ) -> Evaluation:
-    """Invoke the workflow on every case and score it.
+    """Invoke the workflow on every case and score it; the evaluation, results in case order.
 
     Args:
         workflow: the compiled workflow.
@@ -115,18 +115,12 @@ async def run_cases(
         run_id, stage: identify the rows (``thread_id`` is derived from them and the case id).
         parallelism: cases in flight at once (>= 1).
         case_timeout_seconds: per-case limit on the graph invocation.
-        evaluator_fields: optional ``{evaluator: dataset column}`` for evaluators whose
-            ``expectedField`` differs from the dataset's.
+        evaluator_fields: ``{evaluator: dataset column}`` of evaluators with their own ``expectedField``.
         progress: called once per finished case (per finished part with a ``pool``).
-        pool: worker processes to spread the cases over (see :class:`.workers.WorkerPool`); ``None`` runs
-            everything in this process.
-        stream: send the results to ``stream.write`` in batches instead of keeping them (an
-            EvaluationRun over a big dataset); the evaluation then has no ``cases`` and its
-            aggregates are ``stream.totals`` (which may hold resumed rows). With a ``pool`` the
-            cases go to it ``stream.batch_size`` at a time.
-
-    Returns:
-        The evaluation, results in the order of ``cases`` (none kept with a ``stream``).
+        pool: worker processes to spread the cases over (:class:`.workers.WorkerPool`); None: this process.
+        stream: send the results to ``stream`` in batches instead of keeping them (:class:`CaseStream`): the
+            evaluation then has no ``cases``, its aggregates are ``stream.totals`` (resumed rows included),
+            and a ``pool`` gets ``stream.batch_size`` cases at a time.
     """
     a = _CaseArgs(base_config, run_id, stage, parallelism, case_timeout_seconds, evaluator_fields or {}, progress)
     if stream is not None:
