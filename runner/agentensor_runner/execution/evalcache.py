@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentensor_api import TrainingRunSpec, UsageSummary
-from agentensor_store import EvalCacheEntry, Store
+from agentensor_store import EvalCacheEntry, EvalCacheStore
 
 from ..data import Case
 from ..evaluators import EvalResult
@@ -201,7 +201,7 @@ class EvalCache:
         run_id: names the thread ids of hits (``case_thread_id(run_id, stage, case_id)``).
     """
 
-    def __init__(self, store: Store, *, scoring: str, dataset_hash: str, run_id: str) -> None:
+    def __init__(self, store: EvalCacheStore, *, scoring: str, dataset_hash: str, run_id: str) -> None:
         self.store = store
         self.scoring = scoring
         self.dataset_hash = dataset_hash

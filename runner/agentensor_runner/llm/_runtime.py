@@ -15,7 +15,7 @@ from ._registry import LlmRuntime
 if TYPE_CHECKING:
     from langchain_core.caches import BaseCache
 
-    from agentensor_store import Store
+    from agentensor_store import LlmResponseStore
 
 
 def build_runtime(
@@ -23,7 +23,7 @@ def build_runtime(
     *,
     base_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
-    store: Store | None = None,
+    store: LlmResponseStore | None = None,
     run_id: str | None = None,
     roots: DataRoots | None = None,
 ) -> LlmRuntime | None:
@@ -55,7 +55,7 @@ def build_runtime(
 def _response_caches(
     spec: TrainingRunSpec | EvaluationRunSpec,
     base_dir: Path | None,
-    store: Store | None,
+    store: LlmResponseStore | None,
     run_id: str | None,
     roots: DataRoots | None,
 ) -> tuple[BaseCache | None, BaseCache | None]:
