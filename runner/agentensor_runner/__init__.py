@@ -1,4 +1,19 @@
-"""agentensor data plane: workflows, evaluation, the training loop and its outputs."""
+"""agentensor data plane: workflows, evaluation, the training loop and its outputs.
+
+This module is the facade (what the CLI imports); :func:`execute` (in :mod:`.runs`) runs one
+TrainingRun or EvaluationRun. The subpackages, lowest first:
+
+- :mod:`.data`: datasets and the folders a manifest may read;
+- :mod:`.llm`: chat models, usage, response caches and sentence embeddings;
+- :mod:`.workflows`, :mod:`.evaluators`, :mod:`.optimizers`: what runs a case, scores it, edits prompts;
+- :mod:`.execution`: running cases (in this process, over worker processes, as one shard Job) and
+  the runner Pod's lifecycle (exit codes, SIGTERM);
+- :mod:`.stats`: the pure rules the loop decides by; :mod:`.training`: the loop;
+- :mod:`.report`: ``summary.json`` and ``report.html``.
+
+Used by all of them: :mod:`._errors` (the exception tree), :mod:`._allowlist` (which code a manifest
+may load) and :mod:`.prompts` (:class:`PromptSet`, :class:`TextTensor`).
+"""
 
 from ._errors import EntrypointRefused, LlmCallError, OptimizerConfigError, RunFailed, RunnerError
 from .data import DATA_ROOTS_ENV, Case, DataRoots, Splits, load_cases, split_cases
