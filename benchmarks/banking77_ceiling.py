@@ -26,7 +26,7 @@ import numpy.typing as npt
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runner"))
 
-from agentensor_runner.embeddings import MiniLMEmbedder  # noqa: E402
+from agentensor_runner.llm import MiniLMEmbedder  # noqa: E402
 
 Matrix = npt.NDArray[np.float32]
 

@@ -89,7 +89,7 @@ def graph_floor(n: int) -> float:
 
 
 def raw_encode(texts: list[str]) -> float:
-    from agentensor_runner.embeddings import default_embedder
+    from agentensor_runner.llm import default_embedder
 
     model = default_embedder().inner._model  # type: ignore[attr-defined]
     t0 = time.perf_counter()
@@ -102,7 +102,7 @@ def through_run(part: list[dict[str, str]], parallelism: int, tmp: Path, *, pref
 
     from agentensor_api import parse_resource
     from agentensor_runner import execute, runs
-    from agentensor_runner.embeddings import default_embedder
+    from agentensor_runner.llm import default_embedder
     from agentensor_store import Store
 
     pc = parse_resource(yaml.safe_load((REPO / "examples" / "banking77" / "promptconfig.yaml").read_text()))

@@ -205,8 +205,8 @@ async def ours_workers(base_url: str, n: int, c: int, processes: int) -> tuple[f
     """`run_cases` over a pool of ``processes`` worker processes; CPU includes the workers."""
     from agentensor_api import EvaluationRunSpec
     from agentensor_runner import Case, PromptSet, run_cases
-    from agentensor_runner._workers import WorkerPool, WorkerRecipe
     from agentensor_runner.evaluators import build_evaluators
+    from agentensor_runner.execution import WorkerPool, WorkerRecipe
 
     spec = EvaluationRunSpec.model_validate(
         {
@@ -298,7 +298,7 @@ async def bench(args: argparse.Namespace, base_url: str) -> None:
         await measure(graph_label, 32, lambda: bare_graph(base_url, n, 32, True))
         await measure("ours: chat template + `run_cases`", 8, lambda: ours(base_url, n, 8))
         ours32 = await measure("ours: chat template + `run_cases`", 32, lambda: ours(base_url, n, 32))
-    from agentensor_runner._workers import workers_for
+    from agentensor_runner.execution import workers_for
 
     processes = args.processes or workers_for(32)
     if processes > 1:

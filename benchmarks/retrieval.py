@@ -132,7 +132,7 @@ def one_backend(kind: str, ctx: dict[str, Any], queries: list[tuple[str, dict[st
 
 
 def one_size(size: int, rows: list[dict[str, str]], queries: list[dict[str, str]], args: argparse.Namespace) -> Any:
-    from agentensor_runner.embeddings import CachedEmbedder
+    from agentensor_runner.llm import CachedEmbedder
     from agentensor_runner.retrieval import MINILM_ID, EmbeddingModel, index_checksum, load_corpus, parse_options
 
     with tempfile.TemporaryDirectory() as d, pg_database() as pg:
@@ -187,7 +187,7 @@ def table(results: dict[int, Any]) -> str:
 def main(args: argparse.Namespace) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from agentensor_runner.embeddings import MiniLMEmbedder
+    from agentensor_runner.llm import MiniLMEmbedder
 
     rows = banking77(args.shared)
     queries, rows = rows[-args.queries :], rows[: -args.queries]

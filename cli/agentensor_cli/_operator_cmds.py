@@ -6,16 +6,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import os
-import signal
-import sys
-import threading
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,10 +27,11 @@ ROOT_ENV = "AGENTENSOR_ROOT"
 resolved beneath this folder. The test node agent runs Pods as local processes and mounts their
 volumes under it; real Pods never set it."""
 
-EXIT_SUCCEEDED = 0
-EXIT_FAILED = 1
 EXIT_INVALID = 2
-_T = TypeVar("_T")
+"""An invalid flag, manifest or configuration; for ``agentensor runner`` the same code as
+``agentensor_runner.execution.lifecycle.EXIT_INVALID`` (which documents every exit code of a runner),
+repeated here so that a bad flag fails at once, before the runner's imports (seconds), and so that
+``agentensor operator`` never imports the runner."""
 
 
 def _container_path(path: Path) -> Path:
@@ -44,84 +39,6 @@ def _container_path(path: Path) -> Path:
     if root and path.is_absolute():
         return Path(root) / path.relative_to(path.anchor)
     return path
-
-
-SIGTERM_DEADLINE_ENV = "AGENTENSOR_SIGTERM_DEADLINE_SECONDS"
-DEFAULT_SIGTERM_DEADLINE_SECONDS = 20.0
-"""Seconds the runner has after SIGTERM to unwind (cancel the cases in flight, record the finished
-ones, close the store) before it exits 143 regardless. Well inside Kubernetes' default
-``terminationGracePeriodSeconds`` of 30 s, and far above a normal unwind (under a second), so that
-a database outage during the unwind, which the store would otherwise ride out for
-``AGENTENSOR_DB_OUTAGE_RETRY_SECONDS``, cannot hold the Pod until the kubelet's SIGKILL."""
-
-
-def sigterm_deadline_seconds() -> float:
-    """``$AGENTENSOR_SIGTERM_DEADLINE_SECONDS`` (> 0), else :data:`DEFAULT_SIGTERM_DEADLINE_SECONDS`."""
-    raw = os.environ.get(SIGTERM_DEADLINE_ENV)
-    try:
-        value = float(raw) if raw else DEFAULT_SIGTERM_DEADLINE_SECONDS
-    except ValueError:
-        value = DEFAULT_SIGTERM_DEADLINE_SECONDS
-    return value if value > 0 else DEFAULT_SIGTERM_DEADLINE_SECONDS
-
-
-def _exit_now() -> None:
-    err.print(
-        f"SIGTERM: the unwind took longer than {sigterm_deadline_seconds():g} s; exiting 143 now", highlight=False
-    )
-    os._exit(128 + signal.SIGTERM)
-
-
-def _exit_without_finalizing(code: int) -> None:
-    """Flush and exit at once, skipping the interpreter's finalization.
-
-    After SIGTERM the run has unwound and the store is closed; what is left is the interpreter's
-    last full garbage collection over the whole heap (the runner froze it, see ``tuned_gc``),
-    which took 5-8 s on a busy 2-core node: a third of the default grace period for nothing.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-async def _cancel_on_sigterm(work: Coroutine[Any, Any, _T]) -> _T:
-    """Await ``work``; SIGTERM cancels it and then raises ``SystemExit(143)`` (128 + 15).
-
-    A runner is PID 1 of its container, and the kernel drops signals PID 1 has no handler for, so
-    without this a deleted (or preempted) runner Pod would wait out its whole grace period for
-    SIGKILL. The cancellation stops the run at once, between two awaits: the cases in flight are
-    cancelled, the trainer records the rows of the cases its evaluation had finished, the
-    evaluation cache and the store-backed LLM response cache already hold every scored case and
-    every model reply, and the caller closes the store. The Job's next Pod resumes from the last
-    checkpoint and redoes the rest of the epoch with no repeated model call (docs/training.md,
-    "Resume"). If the unwind has not ended within :func:`sigterm_deadline_seconds`, the process
-    exits 143 at once.
-    """
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(work)
-    terminated = asyncio.Event()
-
-    def _terminate() -> None:
-        if terminated.is_set():
-            return
-        terminated.set()
-        deadline = sigterm_deadline_seconds()
-        err.print(f"SIGTERM: stopping the run (finished cases stay recorded); exit 143 within {deadline:g} s")
-        timer = threading.Timer(deadline, _exit_now)
-        timer.daemon = True
-        timer.start()
-        task.cancel()
-
-    loop.add_signal_handler(signal.SIGTERM, _terminate)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if terminated.is_set():
-            raise SystemExit(128 + signal.SIGTERM) from None
-        raise
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -163,24 +80,21 @@ def runner(
     The run id is the run's ``metadata.uid`` (``--run-id`` for a shard); started again (a
     retried Pod), the run resumes from its last checkpoint. With ``--shard I/N`` an
     EvaluationRun scores only the cases whose id hashes to shard I. Exit codes: 0 Succeeded,
-    1 Failed (the verdict is in the database), 2 invalid manifest or configuration.
+    1 Failed (the verdict is in the database), 2 invalid manifest or configuration, 143 stopped by
+    SIGTERM (see ``agentensor_runner.execution.lifecycle``).
     """
-    from agentensor_api import Phase
-
     shard_spec = _parse_shard(shard)
     path = _container_path(manifest)
     url = _database_url(db)
     run, configs = _load_run(path, sharded=shard_spec is not None)
     base = _container_path(base_dir) if base_dir is not None else path.parent
     rid = run_id or run.metadata.uid or ""
-    try:
+    from agentensor_runner import exit_at_once_after_sigterm, exit_code
+
+    with exit_at_once_after_sigterm():
         status = _run_to_completion(run, configs, url, base, rid, shard_spec)
-    except SystemExit as e:
-        if e.code == 128 + signal.SIGTERM:
-            _exit_without_finalizing(e.code)
-        raise
     _print_summary(run, rid, status)
-    raise typer.Exit(EXIT_SUCCEEDED if status.phase == Phase.SUCCEEDED else EXIT_FAILED)
+    raise typer.Exit(exit_code(status))
 
 
 def _database_url(db: str | None) -> str:
@@ -232,7 +146,14 @@ def _run_to_completion(
     A shard that holds no case (more shards than cases) is recorded as Succeeded with zero cases.
     """
     from agentensor_api import AgentensorError, EvaluationRun, ManifestError
-    from agentensor_runner import execute, find_prompt_config, record_empty_shard, shard_run, tuned_gc
+    from agentensor_runner import (
+        execute,
+        find_prompt_config,
+        record_empty_shard,
+        run_until_sigterm,
+        shard_run,
+        tuned_gc,
+    )
     from agentensor_store import Store
 
     store = Store(url)
@@ -247,7 +168,7 @@ def _run_to_completion(
                 return record_empty_shard(store, run, pc, run_id)
         with tuned_gc():
             work = execute(run, pc, store, base_dir=base, run_id=run_id, data_roots=roots)
-            return asyncio.run(_cancel_on_sigterm(work))
+            return run_until_sigterm(work, say=err.print)
     except AgentensorError as e:
         err.print(f"error: {e}", highlight=False)
         if isinstance(e, ManifestError):

@@ -26,12 +26,22 @@ from agentensor_api import (
 from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunLease, RunLeaseLostError, Store, StoreError, lease_seconds_from_env, new_owner_id
 
-from ._context import RunContext, StatusSink, build_context
 from ._errors import LlmCallError, RunFailed
-from ._paths import DataRoots
-from ._report_results import status_results
-from ._workers import WorkerPool, WorkerRecipe, workers_for
-from .executor import Aggregator, CaseResult, CaseStream, Evaluation, run_cases
+from .data import DataRoots
+from .execution import (
+    Aggregator,
+    CaseResult,
+    CaseStream,
+    Evaluation,
+    RunContext,
+    StatusSink,
+    WorkerPool,
+    WorkerRecipe,
+    build_context,
+    run_cases,
+    status_results,
+    workers_for,
+)
 from .training import Trainer
 from .workflows import Workflow
 
@@ -130,11 +140,6 @@ async def _score_all(ctx: RunContext, status: RunStatus) -> tuple[Evaluation, tu
         if ctx.on_progress:
             ctx.on_progress(STAGE, status.cases_completed, len(ctx.cases))
 
-    def write(batch: Sequence[CaseResult]) -> None:
-        version = ctx.start_version.version
-        ctx.store.record_cases(ctx.run_id, [ctx.case_row(r, epoch=None, version=version) for r in batch])
-        ctx.store.update_run(ctx.run_id, status=status.to_wire())
-
     ev = await run_cases(
         ctx.workflow,
         ctx.start,
@@ -148,9 +153,21 @@ async def _score_all(ctx: RunContext, status: RunStatus) -> tuple[Evaluation, tu
         evaluator_fields=ctx.evaluator_fields,
         progress=tick,
         pool=ctx.pool,
-        stream=CaseStream(write, totals, BATCH_CASES, BATCH_SECONDS),
+        stream=CaseStream(_row_writer(ctx, status), totals, BATCH_CASES, BATCH_SECONDS),
     )
     return ev, totals.first_error
+
+
+def _row_writer(ctx: RunContext, status: RunStatus) -> Callable[[Sequence[CaseResult]], None]:
+    """Writes a batch of results as the start version's case rows, then ``status`` (so its
+    ``casesCompleted`` moves with the rows), each in its own transaction."""
+
+    def write(batch: Sequence[CaseResult]) -> None:
+        version = ctx.start_version.version
+        ctx.store.record_cases(ctx.run_id, [ctx.case_row(r, epoch=None, version=version) for r in batch])
+        ctx.store.update_run(ctx.run_id, status=status.to_wire())
+
+    return write
 
 
 async def _evaluate(ctx: RunContext, status: RunStatus) -> RunStatus:
@@ -199,9 +216,9 @@ async def execute(
     ``data_roots`` (:class:`DataRoots`: granted folders, denied paths).
 
     When ``spec.parallelism`` is 32 or more and the machine has several CPUs, cases are spread
-    over worker processes (see ``_workers``). Invalid manifests raise before anything is written.
-    Once the run row exists, a failure is recorded as phase ``Failed`` with the reason
-    (checkpoints already written are kept) and the status is returned rather than raised.
+    over worker processes (see :mod:`agentensor_runner.execution.workers`). Invalid manifests raise
+    before anything is written. Once the run row exists, a failure is recorded as phase ``Failed``
+    with the reason (checkpoints already written are kept) and the status is returned, not raised.
 
     Raises:
         ManifestError: a field of the run or its PromptConfig is invalid (named in the message).
@@ -212,33 +229,56 @@ async def execute(
     run_id = run_id or run.metadata.uid or uuid.uuid4().hex
     ctx = build_context(run, pc, store, run_id=run_id, base_dir=base_dir, workflow=workflow, roots=data_roots)
     ctx.on_status, ctx.on_progress = on_status, on_progress
-    store.create_run(
-        run_id=run_id,
+    lease = await _open(ctx, run)
+    if workflow is None:  # a workflow given as an object cannot be rebuilt in worker processes
+        ctx.pool = _start_workers(ctx, run, base_dir, data_roots)
+    try:
+        return await _run_holding(ctx, run, lease)
+    finally:
+        await _close(ctx, lease)
+
+
+async def _close(ctx: RunContext, lease: RunLease) -> None:
+    """Release the run's lease, stop its worker processes and close its models."""
+    lease.close()
+    if isinstance(ctx.pool, WorkerPool):
+        ctx.pool.close()
+    await _close_llm(ctx)
+
+
+async def _open(ctx: RunContext, run: TrainingRun | EvaluationRun) -> RunLease:
+    """Create the run's row and take its lease; the run's models are closed if the lease is refused.
+
+    Raises:
+        RunIdentityError, RunLeasedError: as :func:`_claim`.
+    """
+    ctx.store.create_run(
+        run_id=ctx.run_id,
         kind=run.kind,
         namespace=run.namespace,
         name=run.name,
-        workflow=pc.spec.workflow,
+        workflow=ctx.prompt_config.spec.workflow,
         spec=run.spec.to_wire(),
         seed=run.spec.dataset.seed,
     )
     try:
-        lease = _claim(store, run, run_id, on_lost=_canceller())
+        return _claim(ctx.store, run, ctx.run_id, on_lost=_canceller())
     except StoreError:
         await _close_llm(ctx)
         raise
-    processes = workers_for(run.spec.parallelism) if workflow is None else 1
-    if processes > 1:
-        recipe = WorkerRecipe(run.spec, str(base_dir), roots=data_roots)
-        pool = WorkerPool(recipe, processes, ledger=ctx.llm.ledger if ctx.llm else None)
-        pool.warm()
-        ctx.pool = pool
-    try:
-        return await _run_holding(ctx, run, lease)
-    finally:
-        lease.close()
-        if isinstance(ctx.pool, WorkerPool):
-            ctx.pool.close()
-        await _close_llm(ctx)
+
+
+def _start_workers(
+    ctx: RunContext, run: TrainingRun | EvaluationRun, base_dir: Path, roots: DataRoots | None
+) -> WorkerPool | None:
+    """A started pool of :func:`workers_for` worker processes, or None when one process is enough."""
+    processes = workers_for(run.spec.parallelism)
+    if processes <= 1:
+        return None
+    recipe = WorkerRecipe(run.spec, str(base_dir), roots=roots)
+    pool = WorkerPool(recipe, processes, ledger=ctx.llm.ledger if ctx.llm else None)
+    pool.warm()
+    return pool
 
 
 async def _run_holding(ctx: RunContext, run: TrainingRun | EvaluationRun, lease: RunLease) -> RunStatus:

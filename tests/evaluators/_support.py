@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from agentensor_api import EvaluatorSpec
-from agentensor_runner.embeddings import Embedder, HashingEmbedder
 from agentensor_runner.evaluators import Evaluator, build_evaluator
+from agentensor_runner.llm import Embedder, HashingEmbedder
 
 ALLOWED = ("tests.evaluators",)
 SCORERS = "tests.evaluators.sample_scorers"

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from agentensor_api import ManifestError
-from agentensor_runner.embeddings import Embedder, HashingEmbedder
 from agentensor_runner.evaluators import (
     ALLOWLIST_ENV,
     EvaluatorConfigError,
     build_evaluator,
     build_evaluators,
 )
+from agentensor_runner.llm import Embedder, HashingEmbedder
 
 from ._support import SCORERS, make, make_spec
 

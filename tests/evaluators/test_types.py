@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from agentensor_runner.embeddings import HashingEmbedder, Vector
 from agentensor_runner.evaluators import EvalResult
+from agentensor_runner.llm import HashingEmbedder, Vector
 
 from ._support import SCORERS, make
 

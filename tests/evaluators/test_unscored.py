@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from agentensor_runner.datasets import Case
+from agentensor_runner.data import Case
 from agentensor_runner.evaluators import EvalResult
-from agentensor_runner.executor import CaseResult, summarize
-from agentensor_runner.significance import paired_case_scores
+from agentensor_runner.execution import CaseResult, summarize
+from agentensor_runner.stats.significance import paired_case_scores
 
 UNPARSED = EvalResult(0.0, False, "judge reply did not parse (no JSON object); raw reply: 'hmm'", "parseFailure")
 

@@ -20,7 +20,7 @@ from agentensor_api import EvaluationRun, ManifestError, PromptConfig, RunStatus
 from agentensor_api._resources import UID_MAX_CHARS
 from agentensor_cli._common import RUN_ID_MAX_CHARS, VERSION_MAX
 from agentensor_runner import execute
-from agentensor_runner.datasets import MAX_CASE_ID_CHARS, storable_case_id
+from agentensor_runner.data.datasets import MAX_CASE_ID_CHARS, storable_case_id
 from agentensor_store import Store
 from agentensor_store._models import (
     CaseResultModel,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentensor_api import BudgetSpec
-from agentensor_runner._budget import BudgetMeter, StopPoller
 from agentensor_runner.llm import Usage
+from agentensor_runner.training.budget import BudgetMeter, StopPoller
 from agentensor_store import Store
 
 

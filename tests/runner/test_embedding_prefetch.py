@@ -15,7 +15,7 @@ import pytest
 
 from agentensor_api import parse_resource
 from agentensor_runner import execute
-from agentensor_runner.embeddings import CachedEmbedder, HashingEmbedder, Vector
+from agentensor_runner.llm import CachedEmbedder, HashingEmbedder, Vector
 from agentensor_store import Store
 
 

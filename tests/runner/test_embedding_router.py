@@ -11,10 +11,10 @@ import pytest
 
 from agentensor_api import EvaluatorSpec, ManifestError, WorkflowSpec
 from agentensor_runner import PromptSet, load_workflow
-from agentensor_runner.datasets import Case
-from agentensor_runner.embeddings import CachedEmbedder, HashingEmbedder, Vector
+from agentensor_runner.data import Case
 from agentensor_runner.evaluators import build_evaluators
-from agentensor_runner.executor import run_cases
+from agentensor_runner.execution import run_cases
+from agentensor_runner.llm import CachedEmbedder, HashingEmbedder, Vector
 from agentensor_runner.workflows.embedding_router import build, description_lines
 
 

@@ -19,10 +19,10 @@ from langchain_core.outputs import ChatGeneration
 
 from agentensor_api import TrainingRun
 from agentensor_runner import execute
-from agentensor_runner._evalcache import cache_key, cacheable, from_entry, scoring_checksum, to_entry
-from agentensor_runner.datasets import Case
+from agentensor_runner.data import Case
 from agentensor_runner.evaluators import EvalResult
-from agentensor_runner.executor import CaseResult
+from agentensor_runner.execution import CaseResult
+from agentensor_runner.execution.evalcache import cache_key, cacheable, from_entry, scoring_checksum, to_entry
 from agentensor_runner.llm import StoreResponseCache, Usage
 from agentensor_runner.llm._usage import CACHE_HIT_KEY
 from agentensor_store import Store

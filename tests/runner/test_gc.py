@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 from agentensor_runner import tuned_gc
-from agentensor_runner._gc import THRESHOLDS
+from agentensor_runner.execution import THRESHOLDS
 
 
 def test_tuned_gc_freezes_the_heap_and_restores_the_defaults() -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from agentensor_api import ConditionType, Reason, RunStatus, condition_of, parse_resource
 from agentensor_runner import execute
-from agentensor_runner._overfit import MIN_INPUT_CHARS, describe_leaks, find_leaks
-from agentensor_runner.datasets import Case
+from agentensor_runner.data import Case
+from agentensor_runner.stats.overfit import MIN_INPUT_CHARS, describe_leaks, find_leaks
 from agentensor_store import Store
 
 from ._synthetic import make_rows, manifests

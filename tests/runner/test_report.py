@@ -21,7 +21,7 @@ import yaml
 
 from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun, load_manifests, parse_resource
 from agentensor_runner import execute, find_prompt_config, shard_run, write_outputs
-from agentensor_runner._report_data import collect, objective_of, stage_rows
+from agentensor_runner.report.case_table import collect, objective_of, stage_rows
 from agentensor_store import Store
 from tests.runner._synthetic import make_rows, manifests
 

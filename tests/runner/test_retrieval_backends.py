@@ -23,7 +23,7 @@ from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from agentensor_api import ManifestError
-from agentensor_runner.embeddings import Embedder, HashingEmbedder, Vector, default_embedder
+from agentensor_runner.llm import Embedder, HashingEmbedder, Vector, default_embedder
 from agentensor_runner.retrieval import (
     MINILM_ID,
     Backend,

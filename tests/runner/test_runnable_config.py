@@ -11,9 +11,9 @@ from langgraph.graph import END, START, StateGraph
 
 from agentensor_api import EvaluatorSpec, RunnableConfigSpec
 from agentensor_runner import PromptSet, merge_configs, resolve_run_config
-from agentensor_runner.datasets import Case
+from agentensor_runner.data import Case
 from agentensor_runner.evaluators import build_evaluators
-from agentensor_runner.executor import run_cases
+from agentensor_runner.execution import run_cases
 from agentensor_runner.workflows import Workflow
 
 

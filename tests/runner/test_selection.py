@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from agentensor_runner.selection import case_winners, gate, merge, pareto_front, sample_parent
+from agentensor_runner.stats.selection import case_winners, gate, merge, pareto_front, sample_parent
 
 # five validation cases, per-case scores of five candidates
 TABLE = {

@@ -7,7 +7,7 @@ import random
 import pytest
 from scipy import stats
 
-from agentensor_runner.significance import compare_paired
+from agentensor_runner.stats.significance import compare_paired
 
 
 def _flip(scores: list[int], gains: int, losses: int) -> list[int]:

@@ -140,10 +140,9 @@ def test_a_worker_pool_streams_its_results_in_batches() -> None:
     the in-process ones and no result is kept."""
     from agentensor_api import EvaluationRunSpec
     from agentensor_runner import PromptSet
-    from agentensor_runner._workers import WorkerPool, WorkerRecipe
-    from agentensor_runner.datasets import Case
+    from agentensor_runner.data import Case
     from agentensor_runner.evaluators import build_evaluators
-    from agentensor_runner.executor import Aggregator, CaseStream, run_cases
+    from agentensor_runner.execution import Aggregator, CaseStream, WorkerPool, WorkerRecipe, run_cases
     from agentensor_runner.workflows import load_workflow
 
     spec = EvaluationRunSpec.model_validate(

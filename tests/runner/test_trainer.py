@@ -11,7 +11,7 @@ import pytest
 
 from agentensor_api import EvaluationRun, PromptConfig, RunStatus, TrainingRun, parse_resource
 from agentensor_runner import execute
-from agentensor_runner.executor import run_cases
+from agentensor_runner.execution import run_cases
 from agentensor_runner.prompts import PromptSet
 from agentensor_runner.training import promotion_decision, stale_after
 
@@ -51,8 +51,8 @@ def test_training_improves_and_checkpoints_score_their_own_config(store: Any) ->
     # every checkpoint's score is the validation score of exactly that checkpoint's config
     res = parse_resource(tr)
     assert isinstance(res, TrainingRun)
-    from agentensor_runner._context import build_context
-    from agentensor_runner.datasets import split_cases
+    from agentensor_runner.data import split_cases
+    from agentensor_runner.execution import build_context
 
     ctx = build_context(res, parse_resource(pc), store, run_id="check", base_dir=Path("."))  # type: ignore[arg-type]
     assert res.spec.dataset.split is not None

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from agentensor_api import BudgetSpec
-from agentensor_runner._budget import BudgetMeter, StopPoller
-from agentensor_runner.datasets import Case
+from agentensor_runner.data import Case
 from agentensor_runner.evaluators import EvalResult
-from agentensor_runner.executor import CaseResult, summarize
+from agentensor_runner.execution import CaseResult, summarize
 from agentensor_runner.prompts import PromptSet
 from agentensor_runner.training import merge
 from agentensor_runner.training.acceptance import StepAcceptance
+from agentensor_runner.training.budget import BudgetMeter, StopPoller
 from agentensor_runner.training.gate import passes
 from agentensor_runner.training.selectors import CurrentBest, Pareto, front, selector_for
 from agentensor_runner.training.state import LOOP_KEY, LoopState, Scored, restore

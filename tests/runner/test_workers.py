@@ -10,10 +10,10 @@ import pytest
 
 from agentensor_api import EvaluationRunSpec
 from agentensor_runner import PromptSet
-from agentensor_runner._workers import WorkerPool, WorkerRecipe, workers_for
-from agentensor_runner.datasets import Case
+from agentensor_runner.data import Case
 from agentensor_runner.evaluators import build_evaluators
-from agentensor_runner.executor import run_cases
+from agentensor_runner.execution import run_cases
+from agentensor_runner.execution.workers import WorkerPool, WorkerRecipe, workers_for
 from agentensor_runner.workflows import load_workflow
 
 SPEC = EvaluationRunSpec.model_validate(

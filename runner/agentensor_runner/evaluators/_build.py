@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from agentensor_api import EvaluatorSpec
 
-from ..embeddings import Embedder
+from ..llm import Embedder
 from ._base import BaseEvaluator
 from ._embedding import EmbeddingSimilarityEvaluator
 from ._options import field_prefix
@@ -30,7 +30,7 @@ _SIMPLE: dict[str, type[BaseEvaluator]] = {
 
 
 def _default_embedder() -> Embedder:
-    from ..embeddings import default_embedder
+    from ..llm import default_embedder
 
     return default_embedder()
 
@@ -59,7 +59,7 @@ def build_evaluator(
         spec: the manifest entry.
         index: its position in ``spec.evaluators``, used to name fields in errors.
         embedder: for ``embedding_similarity``; ``None`` loads the process-wide MiniLM
-            (:func:`agentensor_runner.embeddings.default_embedder`, about 3 s the first time).
+            (:func:`agentensor_runner.llm.default_embedder`, about 3 s the first time).
             Ignored by the other types.
         allowed_entrypoints: module prefixes a ``python`` evaluator may import (``"pkg"``
             allows ``pkg`` and ``pkg.*``). Empty: no python evaluator is allowed.
@@ -73,15 +73,30 @@ def build_evaluator(
             an unknown/invalid option, a malformed ``outputField``, a refused or unimportable
             entrypoint, or an embedding model that cannot be loaded.
     """
-    prefix = field_prefix(index)
+    _check_output_field(spec, index)
+    simple = _SIMPLE.get(spec.type)
+    if simple is not None:
+        return simple(spec, index=index)
+    return _build_with_dependencies(spec, index, embedder, allowed_entrypoints, llm)
+
+
+def _check_output_field(spec: EvaluatorSpec, index: int) -> None:
+    """Refuse a malformed ``outputField`` now, naming ``spec.evaluators[i].outputField``."""
     if spec.output_field is not None:
         try:
             split_path(spec.output_field)
         except ValueError as e:
-            raise EvaluatorConfigError(f"{prefix}.outputField", str(e)) from e
-    simple = _SIMPLE.get(spec.type)
-    if simple is not None:
-        return simple(spec, index=index)
+            raise EvaluatorConfigError(f"{field_prefix(index)}.outputField", str(e)) from e
+
+
+def _build_with_dependencies(
+    spec: EvaluatorSpec,
+    index: int,
+    embedder: Embedder | None,
+    allowed_entrypoints: Sequence[str],
+    llm: LlmRuntime | None,
+) -> Evaluator:
+    """The evaluator types that need more than their options: an embedder, the allow-list, models."""
     if spec.type == "embedding_similarity":
         if embedder is None:
             embedder = _load_embedder(_default_embedder, index)
@@ -92,7 +107,7 @@ def build_evaluator(
         from ._llm_judge import LlmJudgeEvaluator
 
         return LlmJudgeEvaluator(spec, index=index, llm=llm)
-    raise EvaluatorConfigError(f"{prefix}.type", f"unknown evaluator type {spec.type!r}")
+    raise EvaluatorConfigError(f"{field_prefix(index)}.type", f"unknown evaluator type {spec.type!r}")
 
 
 def build_evaluators(

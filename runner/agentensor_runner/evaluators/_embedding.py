@@ -10,7 +10,7 @@ import numpy as np
 
 from agentensor_api import EvaluatorSpec
 
-from ..embeddings import Embedder
+from ..llm import Embedder
 from ._base import BaseEvaluator, Score, as_text, preview
 from ._options import Options
 
@@ -23,7 +23,7 @@ class EmbeddingSimilarityEvaluator(BaseEvaluator):
 
     Both values are rendered as text (:func:`~._base.as_text`) and embedded together in one
     ``embedder.embed([output, expected])`` call, run in a worker thread (the embedder must be
-    thread-safe, as :class:`~agentensor_runner.embeddings.CachedEmbedder` is). Identical texts
+    thread-safe, as :class:`~agentensor_runner.llm.CachedEmbedder` is). Identical texts
     score 1.0 without embedding; an empty text (zero vector) scores 0.
 
     The score is graded, so set ``threshold`` below the default 1.0; about 0.8 is typical for

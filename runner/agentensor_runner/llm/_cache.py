@@ -32,7 +32,7 @@ from langchain_core.outputs import ChatGeneration, Generation
 from ._usage import CACHE_HIT_KEY
 
 if TYPE_CHECKING:
-    from agentensor_store import Store
+    from agentensor_store import LlmResponseStore
 
 CACHE_ENV = "AGENTENSOR_LLM_CACHE"
 
@@ -130,7 +130,7 @@ class StoreResponseCache(_InlineAsyncCache):
     """Replies kept in the run's store (``Store.llm_response`` / ``Store.put_llm_response``).
 
     Args:
-        store: the run's :class:`agentensor_store.Store` (SQLite or PostgreSQL).
+        store: the run's store (:class:`agentensor_store.LlmResponseStore`: SQLite or PostgreSQL).
         scope: part of every key. ``""`` shares replies across runs, like the SQLite file (task
             and judge calls); a run's own scope (``run:<run id>``) keeps optimizer replies
             (textgrad gradients and rewrites) to that run, so that its restarts replay them
@@ -143,7 +143,7 @@ class StoreResponseCache(_InlineAsyncCache):
     rides out an outage for ``outage_retry_seconds``).
     """
 
-    def __init__(self, store: Store, *, scope: str = "", local: BaseCache | None = None) -> None:
+    def __init__(self, store: LlmResponseStore, *, scope: str = "", local: BaseCache | None = None) -> None:
         self.store = store
         self.scope = scope
         self.local = local

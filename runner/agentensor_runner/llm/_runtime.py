@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
-from .._paths import DataRoots
+from ..data import DataRoots
 from ._cache import SqliteResponseCache, StoreResponseCache, default_cache_path
 from ._registry import LlmRuntime
 
 if TYPE_CHECKING:
     from langchain_core.caches import BaseCache
 
-    from agentensor_store import Store
+    from agentensor_store import LlmResponseStore
 
 
 def build_runtime(
@@ -23,7 +23,7 @@ def build_runtime(
     *,
     base_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
-    store: Store | None = None,
+    store: LlmResponseStore | None = None,
     run_id: str | None = None,
     roots: DataRoots | None = None,
 ) -> LlmRuntime | None:
@@ -46,18 +46,32 @@ def build_runtime(
     """
     if not spec.models:
         return None
-    cache: BaseCache | None = None
-    optimizer_cache: BaseCache | None = None
-    if spec.response_cache.enabled:
-        path = default_cache_path()
-        if spec.response_cache.path:
-            path = (roots or DataRoots()).resolve(
-                spec.response_cache.path, "spec.responseCache.path", base_dir or Path(".")
-            )
-        cache = SqliteResponseCache(path)
-        if store is not None:
-            cache = StoreResponseCache(store, local=cache)
-            optimizer_cache = StoreResponseCache(store, scope=f"run:{run_id or ''}")
+    cache, optimizer_cache = _response_caches(spec, base_dir, store, run_id, roots)
     runtime = LlmRuntime(spec.models, pricing=spec.pricing, cache=cache, env=env, timeout_cap=spec.case_timeout_seconds)
     runtime.optimizer_cache = optimizer_cache
     return runtime
+
+
+def _response_caches(
+    spec: TrainingRunSpec | EvaluationRunSpec,
+    base_dir: Path | None,
+    store: LlmResponseStore | None,
+    run_id: str | None,
+    roots: DataRoots | None,
+) -> tuple[BaseCache | None, BaseCache | None]:
+    """``(task and judge cache, optimizer cache)`` as :func:`build_runtime` describes; ``(None, None)``
+    when ``spec.responseCache.enabled`` is false.
+
+    Raises:
+        ManifestError: ``spec.responseCache.path`` outside the data roots.
+    """
+    if not spec.response_cache.enabled:
+        return None, None
+    path = default_cache_path()
+    if spec.response_cache.path:
+        where = base_dir or Path(".")
+        path = (roots or DataRoots()).resolve(spec.response_cache.path, "spec.responseCache.path", where)
+    cache: BaseCache = SqliteResponseCache(path)
+    if store is None:
+        return cache, None
+    return StoreResponseCache(store, local=cache), StoreResponseCache(store, scope=f"run:{run_id or ''}")

@@ -25,7 +25,7 @@ from typing import Any, cast
 from agentensor_api import ManifestError, canonical_json
 from agentensor_api._limits import INT64_MAX, INT64_MIN, read_bounded
 
-from .._paths import DataRoots
+from ..data import DataRoots
 from ._base import Chunk, MetaType, Scalar
 from ._documents import read_documents
 from ._options import OPTIONS_FIELD, CorpusSpec

@@ -19,7 +19,7 @@ from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 from agentensor_api import ManifestError
 from agentensor_api._limits import read_bounded
 
-from .._paths import DataRoots
+from ..data import DataRoots
 from ._base import Chunk
 from ._options import CorpusSpec
 from ._text import normalize_text

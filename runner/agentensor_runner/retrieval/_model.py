@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agentensor_api import canonical_json
 
-from ..embeddings import CachedEmbedder, Embedder, HashingEmbedder, default_embedder
+from ..llm import CachedEmbedder, Embedder, HashingEmbedder, default_embedder
 from ._corpus import Corpus
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -45,7 +45,7 @@ def default_model() -> EmbeddingModel:
 
 
 def hashing_model(dim: int = 256) -> EmbeddingModel:
-    """The feature-hashing bag of words (:class:`~agentensor_runner.embeddings.HashingEmbedder`),
+    """The feature-hashing bag of words (:class:`~agentensor_runner.llm.HashingEmbedder`),
     for tests and examples that must not load torch."""
     return EmbeddingModel(f"agentensor/hashing-{dim}", CachedEmbedder(HashingEmbedder(dim)))
 

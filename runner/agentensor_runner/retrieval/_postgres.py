@@ -35,7 +35,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import TextClause
 
-from ..embeddings import Embedder
+from ..llm import Embedder
 from ._base import Chunk, Hit, Matrix, MetaType, RetrievalError, Scalar
 
 SCHEMA = "public"

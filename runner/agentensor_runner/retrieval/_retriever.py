@@ -13,7 +13,7 @@ from sqlalchemy import make_url
 
 from agentensor_api import ManifestError
 
-from .._paths import DataRoots
+from ..data import DataRoots
 from ._base import MAX_K, Backend, Hit, MetaType, RetrievalQueryError, Scalar, VectorIndex
 from ._corpus import Corpus, load_corpus
 from ._local import LocalBackend

@@ -7,7 +7,12 @@
 - :mod:`.gate`: the minibatch gate; :mod:`.merge`: GEPA's merge of two front members;
 - :mod:`.stoppers`: the stop rules (epochs, goal, patience, budgets and stop requests);
 - :mod:`.evaluation`: scoring with the memo and the evaluation cache;
-- :mod:`.persistence`: every store call of the loop; :mod:`.holdout`: the holdout and overfitting guards.
+- :mod:`.persistence`: every store call of the loop; :mod:`.holdout`: the holdout and overfitting guards;
+- :mod:`.budget`: what the run has spent against ``spec.budget``, and the stop request;
+- :mod:`.projection`: the calls a run plans, from its spec and split sizes, before the first call.
+
+The pure rules these steps apply (significance, Pareto front, merge, gate, verbatim leaks) are in
+:mod:`agentensor_runner.stats`.
 """
 
 from .._errors import RunFailed

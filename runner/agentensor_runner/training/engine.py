@@ -42,17 +42,16 @@ from collections.abc import Mapping
 from agentensor_api import Phase, Reason, RunStatus, TrainingRun, mark_failed, mark_running, mark_succeeded, now_rfc3339
 from agentensor_store import CheckpointRecord
 
-from .._budget import BudgetMeter, StopPoller
-from .._context import RunContext
 from .._errors import RunFailed
-from ..datasets import Case, Splits
-from ..executor import Evaluation
+from ..data import Case, Splits
+from ..execution import Evaluation, RunContext
 from ..llm import Usage
 from ..optimizers import Step, build_optimizer
 from ..prompts import PromptSet
 from ..workflows import Feedback
 from . import holdout, merge
 from .acceptance import StepAcceptance
+from .budget import BudgetMeter, StopPoller
 from .evaluation import Scorer
 from .feedback import feedback
 from .gate import passes

@@ -1,7 +1,7 @@
 """Scoring a config on cases for the loop: the in-run memo, the evaluation cache, the metric-call count.
 
 :meth:`Scorer.evaluate` answers from the in-process memo (``memo_key``), else each case from the
-evaluation cache (:mod:`agentensor_runner._evalcache`); only the misses run, in parts of
+evaluation cache (:mod:`agentensor_runner.execution.evalcache`); only the misses run, in parts of
 :data:`CACHE_PART_CASES` whose scored results are stored as each part ends. Every case actually
 run adds one to ``BudgetMeter.metric_calls`` (``spec.budget.maxMetricCalls``).
 """
@@ -14,12 +14,10 @@ from typing import Final
 
 from agentensor_api import EvaluationCacheStatus, RunStatus, TrainingRunSpec
 
-from .._budget import BudgetMeter
-from .._context import RunContext
-from .._evalcache import EvalCache, scoring_checksum
-from ..datasets import Case
-from ..executor import CaseResult, Evaluation, run_cases, summarize
+from ..data import Case
+from ..execution import CaseResult, EvalCache, Evaluation, RunContext, run_cases, scoring_checksum, summarize
 from ..prompts import PromptSet
+from .budget import BudgetMeter
 
 CACHE_PART_CASES: Final = 64
 """With the evaluation cache, scored results are stored every this many finished cases (with a

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .._context import RunContext
-from ..executor import Evaluation
+from ..execution import Evaluation, RunContext
 from ..prompts import PromptSet
 from ..workflows import Feedback, default_attribution
 

@@ -1,13 +1,13 @@
 """The minibatch gate (``optimizer.minibatchGate``): a candidate reaches the validation split
 only if its mean on the minibatch its feedback came from beats its parent's there
-(:func:`agentensor_runner.selection.gate`); a refused candidate costs ``batchSize`` case
+(:func:`agentensor_runner.stats.selection.gate`); a refused candidate costs ``batchSize`` case
 evaluations instead of the validation split's.
 """
 
 from __future__ import annotations
 
-from ..executor import Evaluation
-from ..selection import gate
+from ..execution import Evaluation
+from ..stats.selection import gate
 
 
 def passes(candidate: Evaluation, parent: Evaluation, objective: str, direction: str) -> bool:

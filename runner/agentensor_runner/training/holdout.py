@@ -14,13 +14,11 @@ from collections.abc import Sequence
 from agentensor_api import ConditionType, HoldoutScores, Reason, RunStatus, TrainingRunSpec, set_condition
 from agentensor_store import CheckpointRecord
 
-from .._context import RunContext
-from .._overfit import MAX_REPORTED, describe_leaks, find_leaks
-from .._report_results import status_results
-from ..datasets import Splits
-from ..executor import Evaluation
+from ..data import Splits
+from ..execution import Evaluation, RunContext, status_results
 from ..prompts import PromptSet
-from ..significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields
+from ..stats.overfit import MAX_REPORTED, describe_leaks, find_leaks
+from ..stats.significance import PairedComparison, compare_paired, describe, paired_case_scores, status_fields
 from .evaluation import Scorer
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ def promotion_decision(
         max_regression: largest allowed drop from baseline, in objective units (>= 0).
         unchanged: the best config is the baseline itself.
         significance: the paired test of best vs baseline on the holdout cases
-            (:func:`agentensor_runner.significance.compare_paired`); when given and not
+            (:func:`agentensor_runner.stats.significance.compare_paired`); when given and not
             significant, the result is ``NotSignificant``.
 
     Returns:
@@ -127,7 +125,7 @@ async def judge(
 
 def guard_overfitting(ctx: RunContext, status: RunStatus, best: PromptSet, splits: Splits) -> None:
     """The overfitting guard: ``Overfitting=True`` and ``status.leakedInputs`` when the best config
-    quotes validation or holdout inputs verbatim (:func:`agentensor_runner._overfit.find_leaks`)."""
+    quotes validation or holdout inputs verbatim (:func:`agentensor_runner.stats.overfit.find_leaks`)."""
     leaks = find_leaks(best.texts, {"validation": splits.validation, "holdout": splits.holdout}, splits.train)
     message = describe_leaks(leaks)
     status.leaked_inputs = leaks[:MAX_REPORTED] or None

@@ -4,7 +4,7 @@ GEPA (Agrawal et al. 2025, arXiv:2507.19457, section 3 "Merge"): two members of 
 Pareto front that share an ancestor and where neither descends from the other
 (:func:`merge_pair`) are crossed per prompt: each prompt comes from the member that changed it
 from the common ancestor, a prompt both changed from either
-(:func:`agentensor_runner.selection.merge`). A merge that repeats a pooled config is not
+(:func:`agentensor_runner.stats.selection.merge`). A merge that repeats a pooled config is not
 proposed (:func:`propose`); a proposed one is kept only if it beats both members by more than
 ``optimizer.minDelta`` (:func:`kept`). The loop scores it and keeps the bookkeeping
 (``state.merges``, ``calls.mergeProposals``, ``calls.mergesAccepted``).
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..prompts import PromptSet
-from ..selection import merge
+from ..stats.selection import merge
 from .acceptance import Better
 from .selectors import Direction, front
 from .state import LoopState, Scored

@@ -6,9 +6,9 @@ import logging
 
 from agentensor_api import Reason, RunStatus, TrainingRunSpec, mark_running
 
-from .._context import RunContext
-from .._projection import project
-from ..datasets import Splits, split_cases
+from ..data import Splits, split_cases
+from ..execution import RunContext
+from .projection import project
 
 log = logging.getLogger(__name__)
 

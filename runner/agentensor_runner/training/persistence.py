@@ -3,8 +3,8 @@
 The run row (:meth:`RunRecords.publish`, :meth:`RunRecords.opened`, :meth:`RunRecords.completed`),
 versions and checkpoints (:meth:`RunRecords.checkpoint`, :meth:`RunRecords.checkpoints`). Case
 rows go through ``RunContext.record``, the evaluation cache through
-:mod:`agentensor_runner._evalcache` and the stop request through
-:class:`agentensor_runner._budget.StopPoller`.
+:mod:`agentensor_runner.execution.evalcache` and the stop request through
+:class:`agentensor_runner.training.budget.StopPoller`.
 
 A checkpoint's ``extra`` (:func:`checkpoint_extra`): ``calls`` (optimizer counters plus LLM
 calls by purpose, this epoch), ``usage`` (this epoch's LLM usage), ``loop`` (the whole
@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentensor_api import CheckpointSummary, RunStatus, UsageSummary
-from agentensor_store import CheckpointRecord
+from agentensor_store import CheckpointRecord, TrainingStore
 
-from .._budget import BUDGET_KEY
-from .._context import RunContext
+from ..execution import RunContext
 from ..llm import Usage
+from .budget import BUDGET_KEY
 from .state import LOOP_KEY, STALE_KEY, LoopState
 
 
@@ -65,35 +65,37 @@ class RunRecords:
     """The store calls of one training run; see the module docstring.
 
     Args:
-        ctx: the run context (its store, run id, workflow key, status sink).
+        ctx: the run context (its run id, workflow key, namespace, status sink, and its store, of
+            which the loop uses only the :class:`~agentensor_store.TrainingStore` part).
         seed: ``spec.dataset.seed``, stored with every version and checkpoint.
     """
 
     def __init__(self, ctx: RunContext, seed: int) -> None:
         self.ctx, self.seed = ctx, seed
+        self.store: TrainingStore = ctx.store
 
     def publish(self, status: RunStatus) -> None:
         """Write ``status`` (and its phase) to the run row, then hand it to ``ctx.on_status``."""
-        self.ctx.store.update_run(self.ctx.run_id, phase=status.phase, status=status.to_wire())
+        self.store.update_run(self.ctx.run_id, phase=status.phase, status=status.to_wire())
         if self.ctx.on_status is not None:
             self.ctx.on_status(status)
 
     def opened(self, dataset_hash: str) -> None:
         """The run started on the dataset ``dataset_hash``."""
-        self.ctx.store.update_run(self.ctx.run_id, dataset_hash=dataset_hash, started_at=datetime.now(UTC))
+        self.store.update_run(self.ctx.run_id, dataset_hash=dataset_hash, started_at=datetime.now(UTC))
 
     def completed(self) -> None:
         """The run finished training (its completion time)."""
-        self.ctx.store.update_run(self.ctx.run_id, completed_at=datetime.now(UTC))
+        self.store.update_run(self.ctx.run_id, completed_at=datetime.now(UTC))
 
     def checkpoints(self) -> list[CheckpointRecord]:
         """This run's checkpoints so far (none for a new run id)."""
-        return self.ctx.store.list_checkpoints(run_id=self.ctx.run_id)
+        return self.store.list_checkpoints(run_id=self.ctx.run_id)
 
     def checkpoint(self, epoch: int, state: LoopState, dataset_hash: str, result: EpochResult) -> CheckpointRecord:
         """Register ``state.current`` as a version and checkpoint it with its own validation score,
         ``result``'s figures and the whole loop state (:func:`checkpoint_extra`)."""
-        store, ctx, current = self.ctx.store, self.ctx, state.current
+        store, ctx, current = self.store, self.ctx, state.current
         version = store.register_version(
             ctx.workflow_key,
             dict(current.prompts.texts),

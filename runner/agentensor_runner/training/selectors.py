@@ -3,7 +3,7 @@
 A selector is a small strategy object (gepa's ``strategies/candidate_selector.py``):
 :class:`CurrentBest` (``greedy``) always edits the current best config; :class:`Pareto`
 (``pareto``) samples a parent from the per-case Pareto front of the pool
-(:func:`agentensor_runner.selection.pareto_front`), in proportion to the validation cases it
+(:func:`agentensor_runner.stats.selection.pareto_front`), in proportion to the validation cases it
 wins. :func:`selector_for` picks one by name.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Literal, Protocol
 
-from ..selection import pareto_front, sample_parent
+from ..stats.selection import pareto_front, sample_parent
 from .state import LoopState, Scored
 
 Direction = Literal["maximize", "minimize"] | str

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from agentensor_store import CheckpointRecord
 
-from ..executor import Evaluation
+from ..execution import Evaluation
 from ..prompts import PromptSet
 
 LOOP_KEY: Final = "loop"

@@ -19,9 +19,9 @@ from typing import Protocol
 
 from agentensor_api import Reason
 
-from .._budget import BudgetMeter, StopPoller
 from ..llm import Usage
 from .acceptance import Better
+from .budget import BudgetMeter, StopPoller
 from .state import LoopState
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class BudgetOrStop:
     """A budget used up or a stop requested; sticky once seen.
 
     Args:
-        meter: the run's :class:`~agentensor_runner._budget.BudgetMeter`.
+        meter: the run's :class:`~agentensor_runner.training.budget.BudgetMeter`.
         poller: reads the store's stop request at most every few seconds.
         usage: the run's usage so far (the LLM ledger's total; None without models).
         run_id: for the log line.

@@ -41,7 +41,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentensor_api import ManifestError
 
-from ..embeddings import CachedEmbedder, Embedder, HashingEmbedder, Vector, default_embedder
+from ..llm import CachedEmbedder, Embedder, HashingEmbedder, Vector, default_embedder
 from ..prompts import TextTensor, iter_tensors
 from ._base import Attribution, Feedback, Workflow, render
 

@@ -33,13 +33,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentensor_api import TrainingRunSpec, UsageSummary
-from agentensor_store import EvalCacheEntry, Store
+from agentensor_store import EvalCacheEntry, EvalCacheStore
 
-from ._runnable_config import case_thread_id
-from .datasets import Case
-from .evaluators import EvalResult
-from .executor import CaseResult, jsonable
-from .llm import Usage
+from ..data import Case
+from ..evaluators import EvalResult
+from ..llm import Usage
+from .results import CaseResult, jsonable
+from .runnable_config import case_thread_id
 
 CACHE_VERSION = 1
 """Part of the scoring checksum: bumped when the entry format or the meaning of a result changes."""
@@ -201,7 +201,7 @@ class EvalCache:
         run_id: names the thread ids of hits (``case_thread_id(run_id, stage, case_id)``).
     """
 
-    def __init__(self, store: Store, *, scoring: str, dataset_hash: str, run_id: str) -> None:
+    def __init__(self, store: EvalCacheStore, *, scoring: str, dataset_hash: str, run_id: str) -> None:
         self.store = store
         self.scoring = scoring
         self.dataset_hash = dataset_hash

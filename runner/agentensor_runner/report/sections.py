@@ -15,7 +15,7 @@ from typing import Any
 from agentensor_api import RunStatus
 from agentensor_store import CheckpointRecord
 
-from ._report_data import MAX_CONFUSION_PAIRS, CaseTable, CaseView
+from .case_table import MAX_CONFUSION_PAIRS, CaseTable, CaseView
 
 CELL_CHARS = 300
 """Characters of an input/output cell shown before it is clipped with an ellipsis."""

@@ -8,7 +8,7 @@ most two per CPU (measured: 32 in flight on 2 CPUs finish 15-20 % sooner over 4 
 over 2, because each worker's event loop then queues fewer ready cases). Each worker rebuilds
 the workflow and evaluators once from the run spec
 (workflows hold live clients and compiled graphs, which do not pickle) and runs its part of the cases with
-:func:`~agentensor_runner.executor.run_cases`; the parent merges the results in case order and
+:func:`~agentensor_runner.execution.executor.run_cases`; the parent merges the results in case order and
 adds each case's LLM usage to its own ledger.
 
 Workers start from a ``forkserver`` that has already imported the runner's dependencies, so a
@@ -35,14 +35,14 @@ from typing import Any
 
 from agentensor_api import EvaluationRunSpec, TrainingRunSpec
 
-from ._gc import tune_gc
-from ._paths import DataRoots
-from .datasets import Case
-from .evaluators import Evaluator, build_evaluators
-from .executor import CaseResult, run_cases
-from .llm import UsageLedger, build_runtime
-from .prompts import PromptSet
-from .workflows import Workflow, load_workflow
+from ..data import Case, DataRoots
+from ..evaluators import Evaluator, build_evaluators
+from ..llm import UsageLedger, build_runtime
+from ..prompts import PromptSet
+from ..workflows import Workflow, load_workflow
+from .executor import run_cases
+from .gc_tuning import tune_gc
+from .results import CaseResult
 
 WORKERS_FROM = 32
 """``parallelism`` from which cases are spread over worker processes (below it, one process
@@ -136,6 +136,16 @@ def _run_part(
     return evaluation.cases
 
 
+def _interleave(parts: Sequence[list[CaseResult]], total: int) -> list[CaseResult]:
+    """The results of round-robin parts (part ``i`` holds cases ``i, i + n, ...``) back in case order."""
+    n = len(parts)
+    merged: list[CaseResult | None] = [None] * total
+    for i, results_of_part in enumerate(parts):
+        for j, result in enumerate(results_of_part):
+            merged[i + j * n] = result
+    return [r for r in merged if r is not None]
+
+
 class WorkerPool:
     """A pool of worker processes that run parts of an evaluation's cases. Use as a context manager.
 
@@ -171,41 +181,35 @@ class WorkerPool:
     ) -> list[CaseResult]:
         """Run ``cases`` split round-robin over the workers; results come back in case order.
 
-        ``parallelism`` is divided among the parts (each gets at least 1).
+        ``parallelism`` is divided among the parts (each gets at least 1); ``progress`` is called
+        with each part's size as it finishes, and each case's usage is added to the ledger.
         """
         n = max(1, min(self.processes, len(cases)))
-        parts = [list(cases[i::n]) for i in range(n)]
-        per_part = max(1, parallelism // n)
-        loop = asyncio.get_running_loop()
-
-        async def one(part: list[Case]) -> list[CaseResult]:
-            out = await loop.run_in_executor(
-                self._pool,
-                _run_part,
-                prompts,
-                part,
-                dict(base_config),
-                run_id,
-                stage,
-                per_part,
-                case_timeout_seconds,
-                dict(evaluator_fields or {}),
-            )
-            if progress is not None:
-                progress(len(out))
-            return out
-
-        done = await asyncio.gather(*(one(p) for p in parts))
-        merged: list[CaseResult | None] = [None] * len(cases)
-        for i, results_of_part in enumerate(done):
-            for j, result in enumerate(results_of_part):
-                merged[i + j * n] = result
-        results = [r for r in merged if r is not None]
+        shared = (dict(base_config), run_id, stage, max(1, parallelism // n), case_timeout_seconds)
+        fields = dict(evaluator_fields or {})
+        parts = [self._part(prompts, list(cases[i::n]), shared, fields, progress) for i in range(n)]
+        results = _interleave(await asyncio.gather(*parts), len(cases))
         if self._ledger is not None:
             for r in results:
                 if r.usage is not None:
                     self._ledger.total.add(r.usage)
         return results
+
+    async def _part(
+        self,
+        prompts: PromptSet,
+        part: list[Case],
+        shared: tuple[dict[str, Any], str, str, int, float],
+        fields: dict[str, str | None],
+        progress: Callable[[int], None] | None,
+    ) -> list[CaseResult]:
+        """One part's results from a worker (:func:`_run_part`); ``shared``: base config, run id,
+        stage, parallelism per part and case timeout."""
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(self._pool, _run_part, prompts, part, *shared, fields)
+        if progress is not None:
+            progress(len(out))
+        return out
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

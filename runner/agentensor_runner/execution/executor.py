@@ -10,25 +10,25 @@ Python 3.11 does not wrap the invocation in another task.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._runnable_config import case_config, case_thread_id
-from .datasets import Case
-from .evaluators import Aggregate, EvalResult, Evaluator, Tally, resolve_path
-from .llm import Usage, begin_case, end_case
-from .prompts import PromptSet, start_tape, stop_tape
-from .workflows import Workflow
+from ..data import Case
+from ..evaluators import EvalResult, Evaluator
+from ..llm import begin_case, end_case
+from ..prompts import PromptSet, start_tape, stop_tape
+from ..workflows import Workflow
+from .results import Aggregator, CaseResult, Evaluation, evaluation_of, summarize
+from .runnable_config import case_config, case_thread_id
 
 ProgressFn = Callable[[int], None]
 """Called with the number of cases just finished (1; a whole part's with a worker pool)."""
 
 
 class CaseWorkers(Protocol):
-    """Runs cases in worker processes and returns their results in case order (``_workers.WorkerPool``)."""
+    """Runs cases in worker processes and returns their results in case order (:class:`.workers.WorkerPool`)."""
 
     async def run(
         self,
@@ -43,140 +43,6 @@ class CaseWorkers(Protocol):
         evaluator_fields: Mapping[str, str | None] | None = None,
         progress: ProgressFn | None = None,
     ) -> list[CaseResult]: ...
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as a case row or cache entry stores it: unchanged if it is JSON (no NaN), else its ``repr``."""
-    try:
-        json.dumps(value, allow_nan=False)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-@dataclass(frozen=True, slots=True)
-class CaseResult:
-    """Outcome of one case: output, per-evaluator results, error, latency in seconds."""
-
-    case: Case
-    stage: str
-    thread_id: str
-    output: Any
-    results: Mapping[str, EvalResult]
-    error: str | None
-    latency_seconds: float
-    used_prompts: frozenset[str]
-    usage: Usage | None = None
-    """LLM usage of this case (workflow and judge calls), from LangChain usage metadata."""
-
-    def score(self, evaluator: str) -> float:
-        """The evaluator's score; 0.0 for an error row, a missing result or an unscored one."""
-        r = self.results.get(evaluator)
-        return r.score if r is not None and self.error is None else 0.0
-
-    def passed(self, evaluator: str) -> bool:
-        r = self.results.get(evaluator)
-        return bool(r is not None and self.error is None and r.passed)
-
-    def scored(self, evaluator: str) -> bool:
-        """False only when the evaluator's result is a parse failure (an error row scores 0: True)."""
-        r = self.results.get(evaluator)
-        return self.error is not None or r is None or r.scored
-
-
-class Aggregator:
-    """Per-evaluator aggregates and the error count, one case at a time (constant memory).
-
-    An error row scores 0 and fails for every evaluator; an unscored result (parse failure)
-    counts only in that evaluator's ``parseFailures``.
-    """
-
-    def __init__(self, evaluators: Sequence[str]) -> None:
-        self.tallies = {name: Tally() for name in evaluators}
-        self.errors = 0
-        self.count = 0
-        self.first_error: tuple[str, str] | None = None
-        """``(case id, error)`` of the first error row counted."""
-
-    def add(self, r: CaseResult) -> None:
-        self._count_error(r.case.case_id, r.error)
-        for name, tally in self.tallies.items():
-            tally.add(r.score(name), r.passed(name), scored=r.scored(name))
-
-    def add_row(
-        self, case_id: str, scores: Mapping[str, float], reasons: Mapping[str, str] | None, error: str | None
-    ) -> None:
-        """Count a case from its stored row (a resumed evaluation), as :meth:`add` counted it.
-
-        A row keeps the scores of the scored evaluators and the reasons of those that did not
-        pass (``_context.RunContext.case_row``): an evaluator with a score passed unless it has a
-        reason; one without a score (and no error) was unscored.
-        """
-        self._count_error(case_id, error)
-        for name, tally in self.tallies.items():
-            if error is not None:
-                tally.add(0.0, False)
-            elif name in scores:
-                tally.add(float(scores[name]), name not in (reasons or {}))
-            else:
-                tally.add(0.0, False, scored=False)
-
-    def _count_error(self, case_id: str, error: str | None) -> None:
-        self.count += 1
-        if error is not None:
-            self.errors += 1
-            if self.first_error is None:
-                self.first_error = (case_id, error)
-
-    def aggregates(self) -> dict[str, Aggregate]:
-        return {name: t.result() for name, t in self.tallies.items()}
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """All case results of one (config, split) evaluation with per-evaluator aggregates.
-
-    ``means`` is ``{evaluator: mean}`` over the scored cases (see :class:`Aggregator`);
-    ``aggregates`` adds ``passRate``, ``n`` and ``parseFailures``. ``cases`` may be empty when
-    the evaluation streamed its rows to the store instead of keeping them (``run_cases(stream=...)``).
-    """
-
-    cases: list[CaseResult]
-    means: dict[str, float]
-    errors: int
-    aggregates: dict[str, Aggregate] = field(default_factory=dict)
-    count: int | None = None
-    """Cases evaluated (``len(cases)`` unless the rows were not kept)."""
-
-    def objective(self, evaluator: str) -> float:
-        return self.means.get(evaluator, 0.0)
-
-    @property
-    def size(self) -> int:
-        return self.count if self.count is not None else len(self.cases)
-
-    @property
-    def parse_failures(self) -> dict[str, int]:
-        """``{evaluator: unscored results}``, only evaluators with at least one."""
-        return {k: a["parseFailures"] for k, a in self.aggregates.items() if a["parseFailures"]}
-
-
-def summarize(results: Sequence[CaseResult], evaluators: Sequence[Evaluator]) -> Evaluation:
-    """Aggregates per evaluator over all cases; an error row scores 0 for every evaluator.
-
-    A parse failure is left out of its evaluator's mean (and counted in ``parseFailures``), so
-    ``means[e]`` is the mean over the cases that ``e`` actually scored; 0.0 if it scored none.
-    """
-    agg = Aggregator([ev.name for ev in evaluators])
-    for r in results:
-        agg.add(r)
-    return _evaluation(list(results), agg)
-
-
-def _evaluation(cases: list[CaseResult], agg: Aggregator) -> Evaluation:
-    aggregates = agg.aggregates()
-    means = {k: a["mean"] for k, a in aggregates.items()}
-    return Evaluation(cases, means, agg.errors, aggregates, agg.count)
 
 
 @dataclass
@@ -238,7 +104,7 @@ async def run_cases(
     pool: CaseWorkers | None = None,
     stream: CaseStream | None = None,
 ) -> Evaluation:
-    """Invoke the workflow on every case and score it.
+    """Invoke the workflow on every case and score it; the evaluation, results in case order.
 
     Args:
         workflow: the compiled workflow.
@@ -249,18 +115,12 @@ async def run_cases(
         run_id, stage: identify the rows (``thread_id`` is derived from them and the case id).
         parallelism: cases in flight at once (>= 1).
         case_timeout_seconds: per-case limit on the graph invocation.
-        evaluator_fields: optional ``{evaluator: dataset column}`` for evaluators whose
-            ``expectedField`` differs from the dataset's.
+        evaluator_fields: ``{evaluator: dataset column}`` of evaluators with their own ``expectedField``.
         progress: called once per finished case (per finished part with a ``pool``).
-        pool: worker processes to spread the cases over (see ``_workers.WorkerPool``); ``None`` runs
-            everything in this process.
-        stream: send the results to ``stream.write`` in batches instead of keeping them (an
-            EvaluationRun over a big dataset); the evaluation then has no ``cases`` and its
-            aggregates are ``stream.totals`` (which may hold resumed rows). With a ``pool`` the
-            cases go to it ``stream.batch_size`` at a time.
-
-    Returns:
-        The evaluation, results in the order of ``cases`` (none kept with a ``stream``).
+        pool: worker processes to spread the cases over (:class:`.workers.WorkerPool`); None: this process.
+        stream: send the results to ``stream`` in batches instead of keeping them (:class:`CaseStream`): the
+            evaluation then has no ``cases``, its aggregates are ``stream.totals`` (resumed rows included),
+            and a ``pool`` gets ``stream.batch_size`` cases at a time.
     """
     a = _CaseArgs(base_config, run_id, stage, parallelism, case_timeout_seconds, evaluator_fields or {}, progress)
     if stream is not None:
@@ -302,7 +162,7 @@ async def _run_streamed(
             await _each(_runner(workflow, evaluators, prompts, a), cases, a.parallelism, stream.add)
     finally:
         stream.flush()
-    return _evaluation([], stream.totals)
+    return evaluation_of([], stream.totals)
 
 
 async def _pooled(pool: CaseWorkers, prompts: PromptSet, cases: Sequence[Case], a: _CaseArgs) -> list[CaseResult]:
@@ -412,12 +272,8 @@ async def _in_order(
 
 
 __all__ = [
-    "Aggregator",
-    "CaseResult",
     "CaseStream",
-    "Evaluation",
+    "CaseWorkers",
     "ProgressFn",
-    "resolve_path",
     "run_cases",
-    "summarize",
 ]

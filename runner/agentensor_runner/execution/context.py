@@ -17,14 +17,14 @@ from agentensor_api import (
 )
 from agentensor_store import CaseRow, Store, VersionRecord
 
-from ._paths import DataRoots
-from ._runnable_config import resolve_run_config
-from .datasets import Case, load_cases
-from .evaluators import Evaluator, build_evaluators
-from .executor import CaseResult, CaseWorkers, Evaluation, jsonable
-from .llm import LlmRuntime, build_runtime
-from .prompts import PromptSet, check_interpolation
-from .workflows import Workflow, load_workflow
+from ..data import Case, DataRoots, load_cases
+from ..evaluators import Evaluator, build_evaluators
+from ..llm import LlmRuntime, build_runtime
+from ..prompts import PromptSet, check_interpolation
+from ..workflows import Workflow, load_workflow
+from .executor import CaseWorkers
+from .results import CaseResult, Evaluation, jsonable
+from .runnable_config import resolve_run_config
 
 StatusSink = Callable[[RunStatus], None]
 
@@ -149,6 +149,24 @@ def resolve_start(pc: PromptConfig, store: Store, version: int | None) -> tuple[
     return PromptSet(texts, trainable, dict(pc.spec.parameters)), rec
 
 
+def _checked_start(
+    resource: TrainingRun | EvaluationRun, pc: PromptConfig, store: Store
+) -> tuple[PromptSet, VersionRecord]:
+    """:func:`resolve_start` for the PromptConfig the run names, its placeholders checked against
+    the workflow options.
+
+    Raises:
+        ManifestError: ``spec.promptConfigRef.name`` is not ``pc``'s, a missing version, or an
+            unresolved placeholder in ``spec.workflow.options``.
+    """
+    spec = resource.spec
+    if spec.prompt_config_ref.name != pc.name:
+        raise ManifestError("spec.promptConfigRef.name", f"expected {pc.name!r}")
+    start, version = resolve_start(pc, store, spec.prompt_config_ref.version)
+    check_interpolation(spec.workflow.options, start, "spec.workflow.options")
+    return start, version
+
+
 def build_context(
     resource: TrainingRun | EvaluationRun,
     pc: PromptConfig,
@@ -168,10 +186,7 @@ def build_context(
             an API key variable not granted or unset, a file outside the data roots).
     """
     spec = resource.spec
-    if spec.prompt_config_ref.name != pc.name:
-        raise ManifestError("spec.promptConfigRef.name", f"expected {pc.name!r}")
-    start, version = resolve_start(pc, store, spec.prompt_config_ref.version)
-    check_interpolation(spec.workflow.options, start, "spec.workflow.options")
+    start, version = _checked_start(resource, pc, store)
     llm = llm or build_runtime(spec, base_dir=base_dir, store=store, run_id=run_id, roots=roots)
     wf = workflow or load_workflow(spec.workflow, llm=llm)
     evaluators = build_evaluators(spec.evaluators, llm=llm)

@@ -2,7 +2,7 @@
 
 The operator starts N Jobs for a sharded EvaluationRun, each with ``--shard I/N`` and its own run id;
 each Job scores only the cases whose id hashes to shard I, and the operator sums the shards' verdicts.
-This is the split *between* Jobs; :mod:`agentensor_runner._workers` is the split of one Job's cases
+This is the split *between* Jobs; :mod:`agentensor_runner.execution.workers` is the split of one Job's cases
 over worker processes, which a shard Job may also do.
 
 A case's shard depends on its id alone (sha256, not Python's salted ``hash``), so every Job computes
@@ -27,8 +27,7 @@ from agentensor_api import (
 )
 from agentensor_store import Store
 
-from ._paths import DataRoots
-from .datasets import load_cases
+from ..data import DataRoots, load_cases
 
 CASE_ID_COLUMN = "_case"
 """The column that carries a case's original id into a shard's inline dataset when the dataset

@@ -29,7 +29,7 @@ from typing import Any, Final
 from agentensor_api import BudgetSpec, BudgetStatus, BudgetUse
 from agentensor_store import Store
 
-from .llm import Usage
+from ..llm import Usage
 
 BUDGET_KEY: Final = "budget"
 """Checkpoint ``extra`` key: the budgets used up to that checkpoint (camelCase, as status.budget)."""

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from agentensor_api import LeakedInput
 
-from .datasets import Case
+from ..data import Case
 
 MIN_INPUT_CHARS: Final = 20
 """Inputs shorter than this (after normalisation) are not checked: a 20-character span is a

@@ -21,7 +21,7 @@ from typing import Any
 from agentensor_api import DatasetSpec, ManifestError, SplitSpec, canonical_json
 from agentensor_api._limits import read_bounded
 
-from ._paths import DataRoots
+from .roots import DataRoots
 
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 """Refuse dataset files above 512 MiB: the runner holds cases in memory."""
@@ -186,6 +186,20 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path("."), roots: DataRoot
             the columns that exist).
     """
     rows = _read_rows(spec, base_dir, roots or DataRoots())
+    _check_fields(spec, rows)
+    cases = [_case(spec, i, row or {}, err) for i, (row, err) in enumerate(rows)]
+    ids = [c.case_id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise ManifestError("spec.dataset.idField", f"{spec.id_field!r} values are not unique")
+    return _sample(cases, spec)
+
+
+def _check_fields(spec: DatasetSpec, rows: list[tuple[dict[str, Any] | None, str | None]]) -> None:
+    """Refuse a dataset with no row, or whose ``inputField``/``expectedField`` no usable row has.
+
+    Raises:
+        ManifestError: naming ``spec.dataset`` or the field, and listing the columns that exist.
+    """
     good = [r for r, err in rows if r is not None and err is None]
     if not rows:
         raise ManifestError("spec.dataset", "the dataset has no rows")
@@ -193,29 +207,30 @@ def load_cases(spec: DatasetSpec, *, base_dir: Path = Path("."), roots: DataRoot
     for field_name, key in (("inputField", spec.input_field), ("expectedField", spec.expected_field)):
         if key is not None and good and not any(key in r for r in good):
             raise ManifestError(f"spec.dataset.{field_name}", f"no row has a field {key!r}; columns are {columns}")
-    cases: list[Case] = []
-    for i, (row, err) in enumerate(rows):
-        row = row or {}
-        if _has_nul(row):
-            row = _escape_nul(row)
-            err = err or f"row {i} holds a NUL character (U+0000), which PostgreSQL cannot store; shown as \\u0000"
-        cid, err = _case_id(spec, row, i, err)
-        if err is None and spec.input_field not in row:
-            err = f"row {i} has no field {spec.input_field!r} (spec.dataset.inputField)"
-        if err is None and spec.expected_field and spec.expected_field not in row:
-            err = f"row {i} has no field {spec.expected_field!r} (spec.dataset.expectedField)"
-        cases.append(
-            Case(
-                case_id=cid,
-                input=row.get(spec.input_field),
-                expected=row.get(spec.expected_field) if spec.expected_field else None,
-                row=row,
-                error=err,
-            )
-        )
-    ids = [c.case_id for c in cases]
-    if len(set(ids)) != len(ids):
-        raise ManifestError("spec.dataset.idField", f"{spec.id_field!r} values are not unique")
+
+
+def _case(spec: DatasetSpec, i: int, row: dict[str, Any], err: str | None) -> Case:
+    """Row ``i`` as a case: NULs escaped, its id (shortened if too long), and ``error`` set for the
+    first thing wrong with it (``err`` from reading, a NUL, a long id, a missing field)."""
+    if _has_nul(row):
+        row = _escape_nul(row)
+        err = err or f"row {i} holds a NUL character (U+0000), which PostgreSQL cannot store; shown as \\u0000"
+    cid, err = _case_id(spec, row, i, err)
+    if err is None and spec.input_field not in row:
+        err = f"row {i} has no field {spec.input_field!r} (spec.dataset.inputField)"
+    if err is None and spec.expected_field and spec.expected_field not in row:
+        err = f"row {i} has no field {spec.expected_field!r} (spec.dataset.expectedField)"
+    return Case(
+        case_id=cid,
+        input=row.get(spec.input_field),
+        expected=row.get(spec.expected_field) if spec.expected_field else None,
+        row=row,
+        error=err,
+    )
+
+
+def _sample(cases: list[Case], spec: DatasetSpec) -> list[Case]:
+    """``spec.limit`` cases drawn with ``random.Random(spec.seed)``, in file order (all when no limit)."""
     if spec.limit is not None and spec.limit < len(cases):
         rng = random.Random(spec.seed)
         keep = sorted(rng.sample(range(len(cases)), spec.limit))

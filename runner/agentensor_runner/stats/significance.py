@@ -25,7 +25,7 @@ decision also shows a confidence interval.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -33,7 +33,7 @@ import numpy.typing as npt
 from scipy import stats
 
 if TYPE_CHECKING:
-    from .executor import Evaluation
+    from ..execution import Evaluation
 
 Test = Literal["mcnemar-exact", "paired-bootstrap"]
 
@@ -125,6 +125,28 @@ def compare_paired(
     Raises:
         ValueError: different lengths, no cases, non-finite scores, or an argument out of range.
     """
+    a, b = _paired(baseline, best)
+    _check_settings(direction, confidence, min_improvement)
+    sign = 1.0 if direction == "maximize" else -1.0
+    low, high, dist = _bootstrap(a, b, confidence, seed, n_resamples)
+    interval = PairedComparison(
+        "paired-bootstrap", int(a.size), float(np.mean(b - a)), low, high, 1.0, confidence, min_improvement, False
+    )
+    if np.all(np.isin(a, (0.0, 1.0))) and np.all(np.isin(b, (0.0, 1.0))):
+        return _mcnemar(interval, a, b, sign)
+    return _bootstrap_test(interval, dist, sign)
+
+
+Scores = npt.NDArray[np.float64]
+"""Per-case scores, one float per case."""
+
+
+def _paired(baseline: Sequence[float], best: Sequence[float]) -> tuple[Scores, Scores]:
+    """Both score lists as float arrays.
+
+    Raises:
+        ValueError: different lengths, no cases, or a score that is not a finite number.
+    """
     a = np.asarray(baseline, dtype=np.float64)
     b = np.asarray(best, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
@@ -133,28 +155,34 @@ def compare_paired(
         raise ValueError("no paired cases to compare")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("scores must be finite numbers")
+    return a, b
+
+
+def _check_settings(direction: str, confidence: float, min_improvement: float) -> None:
+    """Raises ValueError for a confidence outside (0, 1), a negative floor or an unknown direction."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if min_improvement < 0:
         raise ValueError(f"min_improvement must be >= 0, got {min_improvement}")
     if direction not in ("maximize", "minimize"):
         raise ValueError(f"direction must be maximize or minimize, got {direction!r}")
-    sign = 1.0 if direction == "maximize" else -1.0
-    delta = float(np.mean(b - a))
-    low, high, dist = _bootstrap(a, b, confidence, seed, n_resamples)
-    alpha = 1.0 - confidence
-    if np.all(np.isin(a, (0.0, 1.0))) and np.all(np.isin(b, (0.0, 1.0))):
-        gains, losses = int(np.sum((b == 1) & (a == 0))), int(np.sum((b == 0) & (a == 1)))
-        wins, n_disc = (gains, gains + losses) if sign > 0 else (losses, gains + losses)
-        p = float(stats.binomtest(wins, n_disc, 0.5, alternative="greater").pvalue) if n_disc else 1.0
-        ok = sign * delta > min_improvement and p < alpha
-        return PairedComparison(
-            "mcnemar-exact", int(a.size), delta, low, high, p, confidence, min_improvement, ok, (gains, losses)
-        )
+
+
+def _mcnemar(interval: PairedComparison, a: Scores, b: Scores, sign: float) -> PairedComparison:
+    """McNemar's exact test on the discordant cases, one-sided in the objective's direction (``sign``)."""
+    gains, losses = int(np.sum((b == 1) & (a == 0))), int(np.sum((b == 0) & (a == 1)))
+    wins, n_disc = (gains, gains + losses) if sign > 0 else (losses, gains + losses)
+    p = float(stats.binomtest(wins, n_disc, 0.5, alternative="greater").pvalue) if n_disc else 1.0
+    ok = sign * interval.delta > interval.min_improvement and p < 1.0 - interval.confidence
+    return replace(interval, test="mcnemar-exact", p_value=p, significant=ok, discordant=(gains, losses))
+
+
+def _bootstrap_test(interval: PairedComparison, dist: Scores, sign: float) -> PairedComparison:
+    """The bootstrap's one-sided p-value, and significance from the interval's worse end."""
     p = float((np.sum(sign * dist <= 0.0) + 1) / (dist.size + 1))
-    worse_end = low if sign > 0 else -high
-    ok = worse_end > min_improvement and sign * delta > min_improvement
-    return PairedComparison("paired-bootstrap", int(a.size), delta, low, high, p, confidence, min_improvement, ok)
+    worse_end = interval.low if sign > 0 else -interval.high
+    ok = worse_end > interval.min_improvement and sign * interval.delta > interval.min_improvement
+    return replace(interval, p_value=p, significant=ok)
 
 
 def paired_case_scores(baseline: Evaluation, best: Evaluation, evaluator: str) -> tuple[list[float], list[float]]:

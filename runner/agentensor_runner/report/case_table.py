@@ -22,7 +22,7 @@ from typing import Any
 
 from agentensor_store import CaseRow, Store
 
-from .evaluators import resolve_path
+from ..evaluators import resolve_path
 
 MAX_TABLE_ROWS = 2000
 """Case rows shown in the report's table (the rest are counted, never held)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from agentensor_api import ProjectedCalls, TrainingRunSpec
 
-from .datasets import Splits
+from ..data import Splits
 
 
 def model_calls_per_case(spec: TrainingRunSpec) -> int:
