@@ -18,7 +18,7 @@ from ._promote import promote
 
 if TYPE_CHECKING:
     from agentensor_api import EvaluationRun, ManifestError, PromptConfig, RunStatus, TrainingRun
-    from agentensor_operator import ServerSettings
+    from agentensor_operator import OperatorSettings, ServerSettings
     from agentensor_runner import DataRoots
     from agentensor_store import Store
 
@@ -54,26 +54,33 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+_ManifestOption = Annotated[
+    Path, typer.Option("--manifest", help="Multi-document YAML: the run and its resolved PromptConfig.")
+]
+_BaseDirOption = Annotated[
+    Path | None,
+    typer.Option("--base-dir", help="Where relative dataset paths resolve (default: the manifest's folder)."),
+]
+_DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL).")]
+_ShardOption = Annotated[
+    str | None, typer.Option("--shard", help="I/N: run only shard I of N of an EvaluationRun's cases.")
+]
+_RunIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        help="Database run id, 1-64 characters (default: the run's metadata.uid).",
+        callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
+    ),
+]
+
+
 def runner(
-    manifest: Annotated[
-        Path, typer.Option("--manifest", help="Multi-document YAML: the run and its resolved PromptConfig.")
-    ] = Path("/etc/agentensor/run/manifest.yaml"),
-    base_dir: Annotated[
-        Path | None,
-        typer.Option("--base-dir", help="Where relative dataset paths resolve (default: the manifest's folder)."),
-    ] = None,
-    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL).")] = None,
-    shard: Annotated[
-        str | None, typer.Option("--shard", help="I/N: run only shard I of N of an EvaluationRun's cases.")
-    ] = None,
-    run_id: Annotated[
-        str | None,
-        typer.Option(
-            "--run-id",
-            help="Database run id, 1-64 characters (default: the run's metadata.uid).",
-            callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
-        ),
-    ] = None,
+    manifest: _ManifestOption = Path("/etc/agentensor/run/manifest.yaml"),
+    base_dir: _BaseDirOption = None,
+    db: _DbOption = None,
+    shard: _ShardOption = None,
+    run_id: _RunIdOption = None,
 ) -> None:
     """Execute the run in MANIFEST to completion (what an operator-created Job runs).
 
@@ -143,9 +150,37 @@ def _run_to_completion(
     """Execute ``run`` (or its shard) against the store at ``url``; exits 2 on an AgentensorError.
 
     Once started, the store rides out a database restart or fail-over instead of failing the Pod.
+    """
+    from agentensor_api import AgentensorError, ManifestError
+    from agentensor_store import Store
+
+    store = Store(url)
+    try:
+        store.upgrade()
+        store.outage_retry_seconds = outage_retry_seconds()
+        return _execute(store, run, configs, base, run_id, shard)
+    except AgentensorError as e:
+        err.print(f"error: {e}", highlight=False)
+        if isinstance(e, ManifestError):
+            _record_config_error(store, run, configs, run_id, e)
+        raise typer.Exit(EXIT_INVALID) from e
+    finally:
+        store.close()
+
+
+def _execute(
+    store: Store,
+    run: TrainingRun | EvaluationRun,
+    configs: list[PromptConfig],
+    base: Path,
+    run_id: str,
+    shard: tuple[int, int] | None,
+) -> RunStatus:
+    """Run ``run`` (or shard ``shard`` of it) until it ends or SIGTERM stops it.
+
     A shard that holds no case (more shards than cases) is recorded as Succeeded with zero cases.
     """
-    from agentensor_api import AgentensorError, EvaluationRun, ManifestError
+    from agentensor_api import EvaluationRun
     from agentensor_runner import (
         execute,
         find_prompt_config,
@@ -154,28 +189,15 @@ def _run_to_completion(
         shard_run,
         tuned_gc,
     )
-    from agentensor_store import Store
 
-    store = Store(url)
-    try:
-        store.upgrade()
-        store.outage_retry_seconds = outage_retry_seconds()
-        pc = find_prompt_config(run, configs)
-        roots = pod_data_roots(run)
-        if shard is not None and isinstance(run, EvaluationRun):
-            run = shard_run(run, base, shard, roots)
-            if not run.spec.dataset.inline:
-                return record_empty_shard(store, run, pc, run_id)
-        with tuned_gc():
-            work = execute(run, pc, store, base_dir=base, run_id=run_id, data_roots=roots)
-            return run_until_sigterm(work, say=err.print)
-    except AgentensorError as e:
-        err.print(f"error: {e}", highlight=False)
-        if isinstance(e, ManifestError):
-            _record_config_error(store, run, configs, run_id, e)
-        raise typer.Exit(EXIT_INVALID) from e
-    finally:
-        store.close()
+    pc = find_prompt_config(run, configs)
+    roots = pod_data_roots(run)
+    if shard is not None and isinstance(run, EvaluationRun):
+        run = shard_run(run, base, shard, roots)
+        if not run.spec.dataset.inline:
+            return record_empty_shard(store, run, pc, run_id)
+    with tuned_gc():
+        return run_until_sigterm(execute(run, pc, store, base_dir=base, run_id=run_id, data_roots=roots), say=err.print)
 
 
 def pod_data_roots(run: TrainingRun | EvaluationRun) -> DataRoots:
@@ -252,6 +274,18 @@ _LivenessPortOption = Annotated[
     int | None, typer.Option("--liveness-port", min=0, max=65535, help="Port of /healthz (0: off).")
 ]
 
+_MetricsBindOption = Annotated[
+    str | None,
+    typer.Option("--metrics-bind-address", help="[HOST]:PORT of /metrics, e.g. :9090 or 127.0.0.1:9090 (0: off)."),
+]
+_HealthBindOption = Annotated[
+    str | None,
+    typer.Option("--health-probe-bind-address", help="[HOST]:PORT of /healthz, e.g. :8080 (0: off)."),
+]
+_LogFormatOption = Annotated[
+    str, typer.Option("--log-format", help="auto (JSON when stderr is not a terminal), text or json.")
+]
+
 
 def operator(
     namespace: Annotated[
@@ -259,21 +293,12 @@ def operator(
         typer.Option("--namespace", "-n", help="Serve this namespace (repeatable); default: cluster-wide."),
     ] = None,
     max_concurrent_jobs: _MaxJobsOption = None,
-    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $AGENTENSOR_DATABASE_URL).")] = None,
+    db: _DbOption = None,
     metrics_port: _MetricsPortOption = None,
     liveness_port: _LivenessPortOption = None,
-    metrics_bind_address: Annotated[
-        str | None,
-        typer.Option("--metrics-bind-address", help="[HOST]:PORT of /metrics, e.g. :9090 or 127.0.0.1:9090 (0: off)."),
-    ] = None,
-    health_probe_bind_address: Annotated[
-        str | None,
-        typer.Option("--health-probe-bind-address", help="[HOST]:PORT of /healthz, e.g. :8080 (0: off)."),
-    ] = None,
-    log_format: Annotated[
-        str,
-        typer.Option("--log-format", help="auto (JSON when stderr is not a terminal), text or json."),
-    ] = "auto",
+    metrics_bind_address: _MetricsBindOption = None,
+    health_probe_bind_address: _HealthBindOption = None,
+    log_format: _LogFormatOption = "auto",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every handler call.")] = False,
 ) -> None:
     """Run the Kubernetes operator (kopf) until interrupted.
@@ -283,7 +308,7 @@ def operator(
     The bind-address flags follow controller-runtime's (``--metrics-bind-address``,
     ``--health-probe-bind-address``): an empty HOST means every interface, ``0`` turns it off.
     """
-    from pydantic import SecretStr, ValidationError
+    from pydantic import ValidationError
 
     from agentensor_operator import ConfigurationError, OperatorSettings, describe_settings_error, run
 
@@ -292,6 +317,26 @@ def operator(
     except ValidationError as e:
         err.print(f"error: invalid operator settings: {describe_settings_error(e)}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from e
+    _apply_flags(settings, namespace, max_concurrent_jobs, db, metrics_port, liveness_port)
+    _apply_bind_addresses(settings.server, metrics_bind_address, health_probe_bind_address)
+    try:
+        run(settings, verbose=verbose, log_format=log_format)
+    except ConfigurationError as e:
+        err.print(f"error: {e}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from e
+
+
+def _apply_flags(
+    settings: OperatorSettings,
+    namespace: list[str] | None,
+    max_concurrent_jobs: int | None,
+    db: str | None,
+    metrics_port: int | None,
+    liveness_port: int | None,
+) -> None:
+    """Override ``settings`` with the flags given (``None``: not given)."""
+    from pydantic import SecretStr
+
     if namespace:
         settings.watch.namespaces = list(namespace)
     if max_concurrent_jobs is not None:
@@ -302,12 +347,6 @@ def operator(
         settings.server.metrics_port = metrics_port
     if liveness_port is not None:
         settings.server.liveness_port = liveness_port
-    _apply_bind_addresses(settings.server, metrics_bind_address, health_probe_bind_address)
-    try:
-        run(settings, verbose=verbose, log_format=log_format)
-    except ConfigurationError as e:
-        err.print(f"error: {e}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from e
 
 
 def _apply_bind_addresses(server: ServerSettings, metrics: str | None, health: str | None) -> None:
