@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from agentensor_store import VERSION_TABLE, Store
+from tests._wait import wait_for
 from tests.k8s.envtest import EnvTest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,11 +206,9 @@ def k8s_with_crds(k8s: EnvTest) -> EnvTest:
     # Established is not published: the API server adds the schemas to /openapi/v2 (what
     # kubectl explain reads) a few seconds later.
     wanted = {f"dev.agentensor.v1alpha1.{k}" for k in ("TrainingRun", "EvaluationRun", "PromptConfig")}
-    deadline = time.monotonic() + 120
-    while True:
-        published = set(json.loads(k8s.kubectl("get", "--raw", "/openapi/v2").stdout)["definitions"])
-        if wanted <= published:
-            return k8s
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the CRD schemas never reached /openapi/v2: missing {sorted(wanted - published)}")
-        time.sleep(1)
+
+    def missing() -> list[str]:
+        return sorted(wanted - set(json.loads(k8s.kubectl("get", "--raw", "/openapi/v2").stdout)["definitions"]))
+
+    wait_for(lambda: not missing(), 120, f"the CRD schemas {sorted(wanted)} in /openapi/v2", interval=1)
+    return k8s

@@ -9,7 +9,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from agentensor_cli._app import app
 from agentensor_cli._promote_edit import check, check_snapshot_readers, edit, find_target, parse
 from agentensor_operator._decisions._promptconfig import active_snapshot_error
 from agentensor_store import Store
+from tests._wait import processes_alive, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "banking77" / "promptconfig.yaml"
@@ -416,16 +416,6 @@ def _pg_waiters(engine: Any) -> int:
         return int(conn.exec_driver_sql(query).scalar_one())
 
 
-def _wait(condition: Any, what: str, procs: list[subprocess.Popen[str]]) -> None:
-    """Poll ``condition`` until true; fail at once if a process ended first (no timing is asserted)."""
-    deadline = time.monotonic() + 120
-    while not condition():
-        ended = [p for p in procs if p.poll() is not None]
-        assert not ended, f"ended before {what}: {[p.communicate() for p in ended]}"
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.05)
-
-
 def _popen(*args: str) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "agentensor_cli", "promote", *args]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
@@ -446,7 +436,13 @@ def test_concurrent_promotes_of_one_file_all_land(pg_url: str, tmp_path: Path) -
             tx = conn.begin()
             conn.exec_driver_sql("LOCK TABLE agentensor_prompt_versions IN ACCESS EXCLUSIVE MODE")
             procs = [_popen(f"r{i}", "--version", "1", "-f", str(path), "--db", pg_url) for i in range(3)]
-            _wait(lambda: _pg_waiters(engine) >= 3, "three promotes waiting on the database", procs)
+            wait_for(
+                lambda: _pg_waiters(engine) >= 3,
+                120,
+                "three promotes waiting on the database",
+                interval=0.05,
+                alive=processes_alive(*procs),
+            )
             tx.commit()
     finally:
         engine.dispose()
@@ -476,7 +472,13 @@ def test_promote_waits_for_the_lock_and_plans_again_on_the_text_written_meanwhil
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as another promote holds it between its check and its rename
         proc = _popen("router", "--version", "1", "-f", str(path), "--db", url)
-        _wait(lambda: bool(_flock_waiters(os.fstat(fd).st_ino)), "promote waiting on the file lock", [proc])
+        wait_for(
+            lambda: _flock_waiters(os.fstat(fd).st_ino),
+            120,
+            "promote waiting on the file lock",
+            interval=0.05,
+            alive=processes_alive(proc),
+        )
         tmp = tmp_path / "next.yaml"
         tmp.write_text("# written by the other promote\n" + MULTI)
         os.replace(tmp, path)

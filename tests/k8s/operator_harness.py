@@ -15,12 +15,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests._wait import wait_for as wait_for  # re-exported: tests/k8s and tests/reliability import it from here
 from tests.k8s.envtest import EnvTest, free_port
 from tests.k8s.node_agent import NodeAgent
 from tests.runner._synthetic import make_rows, manifests
@@ -45,18 +46,6 @@ def fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_for(probe: Callable[[], Any], timeout_seconds: float, what: str, interval: float = 0.2) -> Any:
-    """Poll ``probe`` until it returns something truthy; return it, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")
-        time.sleep(interval)
 
 
 class OperatorProcess:

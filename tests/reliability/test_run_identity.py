@@ -16,6 +16,7 @@ import yaml
 from agentensor_api import parse_resource
 from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunIdentityError, RunLease, RunLeasedError, Store, new_owner_id
+from tests._wait import processes_alive, wait_for
 
 from .catalogue import _as_evaluation, base
 
@@ -137,13 +138,13 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
 def test_two_processes_with_one_run_id_do_not_both_run_it(store_url: str, tmp_path: Path) -> None:
     manifest = _slow_evaluation(tmp_path)
     first = _start(["-f", str(manifest), "--db", store_url, "--out", str(tmp_path / "o1"), "--run-id", "same"])
-    deadline = time.monotonic() + 120
     with Store(store_url) as store:
-        while time.monotonic() < deadline:  # wait until the first process holds the lease
-            run = store.get_run("same")
-            if run is not None and run.phase == "Running":
-                break
-            time.sleep(0.2)
+        wait_for(
+            lambda: (run := store.get_run("same")) is not None and run.phase == "Running",
+            120,
+            "the first process to hold the lease (phase Running)",
+            alive=processes_alive(first),
+        )
     second = _start(["-f", str(manifest), "--db", store_url, "--out", str(tmp_path / "o2"), "--run-id", "same"])
     _, err2 = second.communicate(timeout=300)
     assert first.poll() is None, "the second process was refused while the first still ran"
