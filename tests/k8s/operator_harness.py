@@ -1,6 +1,7 @@
 """Harness for operator tests on EnvTest: a fresh PostgreSQL database, a namespace with the DB
 Secret, a NodeAgent running runner Pods as local ``agentensor`` processes, and the operator
-itself as a subprocess (``python -m agentensor_cli operator``) so a test can SIGKILL it."""
+itself as a subprocess (``python -m agentensor_cli operator``) so a test can SIGKILL it. The
+module-scoped ``cluster`` and ``operator`` fixtures built from these are in tests/k8s/conftest.py."""
 
 from __future__ import annotations
 
@@ -227,17 +228,3 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
 
 def phase(obj: dict[str, Any] | None) -> str | None:
     return ((obj or {}).get("status") or {}).get("phase")
-
-
-@contextlib.contextmanager
-def cluster_with_operator(
-    api: EnvTest, namespace: str, workdir: Path, *, max_concurrent_jobs: int = 1
-) -> Iterator[tuple[Cluster, OperatorProcess]]:
-    """A fresh PostgreSQL database, ``namespace`` on the session's API server and one operator
-    process watching it; all torn down on exit (the operator first)."""
-    with fresh_database() as url, Cluster(api, namespace, url, workdir) as cluster:
-        op = cluster.operator(max_concurrent_jobs=max_concurrent_jobs).start()
-        try:
-            yield cluster, op
-        finally:
-            op.stop()
