@@ -9,9 +9,14 @@ PostgreSQL test FAILS in CI (``CI=true``) and is SKIPPED elsewhere, the reason n
 Fixtures, by what a test needs:
 
 - ``store``: a migrated, empty :class:`~agentensor_store.Store` on each backend (``backend``:
-  ``sqlite``, ``postgres``); ``store_url`` is its URL. PostgreSQL shares one migrated database per
-  session, truncated before each test.
+  ``sqlite``, ``postgres``); ``store_url`` is its URL. SQLite is a copy of one database migrated
+  once per session (``sqlite_template``); PostgreSQL shares one migrated database per session,
+  truncated before each test.
 - ``fresh_url`` (alias ``db_url``): a brand-new database of each backend with no tables at all.
+- Tests marked ``one_backend`` (not about the store: a whole training or evaluation loop, a command
+  on a database) get ``backend`` once: ``postgres``, the production backend (``sqlite`` under
+  ``AGENTENSOR_SKIP_PG=1``). The store's own tests (tests/store) run on both; the choice is made in
+  :func:`pytest_generate_tests`.
 - ``pg_url``: a brand-new PostgreSQL database only; ``create_pg_database``: a factory of them.
 - ``k8s`` / ``k8s_with_crds``: one real API server (EnvTest) per session, shared by tests/k8s,
   tests/helm and tests/reliability.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,20 +149,54 @@ def _truncate(url: str) -> None:
 # -- Stores on each backend -----------------------------------------------------------------------
 
 
-@pytest.fixture(params=BACKENDS)
+def _parametrized_directly(metafunc: pytest.Metafunc, argname: str) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if argname in ([n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)):
+            return True
+    return False
+
+
+def _one_backend() -> object:
+    """The backend of a ``one_backend`` test: PostgreSQL (production), or SQLite when PostgreSQL is
+    skipped on purpose (``AGENTENSOR_SKIP_PG=1``), so a machine without it still runs the loops."""
+    return "sqlite" if os.environ.get("AGENTENSOR_SKIP_PG") == "1" else BACKENDS[1]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give ``backend`` its values: both backends, or one for a ``one_backend`` test. A test that
+    parametrizes ``backend`` itself keeps its own values."""
+    if "backend" not in metafunc.fixturenames or _parametrized_directly(metafunc, "backend"):
+        return
+    one = metafunc.definition.get_closest_marker("one_backend") is not None
+    metafunc.parametrize("backend", [_one_backend()] if one else BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """``sqlite`` or ``postgres`` (marked ``postgres``)."""
+    """``sqlite`` or ``postgres`` (marked ``postgres``), from :func:`pytest_generate_tests`."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per session (per worker); ``store_url`` copies it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "migrated.db"
+    with Store(f"sqlite:///{path}") as store:
+        store.upgrade()
+    # Closing the last connection checkpoints the WAL into the file, so the file alone is the database.
+    leftovers = [p.name for p in path.parent.iterdir() if p != path]
+    assert not leftovers, f"the migrated template left {leftovers} beside it; copying the file alone would lose them"
+    return path
 
 
 @pytest.fixture
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A migrated, empty database of ``backend`` (full URL, password included)."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        with Store(url) as store:
-            store.upgrade()
-        return url
+        path = tmp_path / "store.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     url = str(request.getfixturevalue("pg_session_url"))
     _truncate(url)
     return url

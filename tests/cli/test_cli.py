@@ -49,6 +49,7 @@ def trained(tmp_path: Path, db_url: str) -> tuple[Path, str, dict[str, Any]]:
     return out, db_url, json.loads((out / "summary.json").read_text())
 
 
+@pytest.mark.one_backend
 def test_run_writes_summary_and_report(trained: tuple[Path, str, dict[str, Any]]) -> None:
     out, _, summary = trained
     assert summary["phase"] == "Succeeded"
@@ -72,6 +73,7 @@ def test_run_writes_summary_and_report(trained: tuple[Path, str, dict[str, Any]]
     assert report.count('<tr class="') > 10
 
 
+@pytest.mark.one_backend
 def test_checkpoints_list_and_export_roundtrip(tmp_path: Path, trained: tuple[Path, str, dict[str, Any]]) -> None:
     _, db, summary = trained
     listing = agentensor("checkpoints", "list", "synthetic-router", "--db", db)
@@ -119,6 +121,7 @@ def _bad(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return pc, tr
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     ("kind", "message"),
     [

@@ -71,6 +71,7 @@ def _spec(path: Path, name: str) -> dict[str, Any]:
     return spec
 
 
+@pytest.mark.one_backend
 def test_promotion_writes_the_text_and_checksum_and_keeps_every_other_line(store_url: str, tmp_path: Path) -> None:
     path = tmp_path / "promptconfig.yaml"
     shutil.copy(EXAMPLE, path)
@@ -104,6 +105,7 @@ def test_promotion_writes_the_text_and_checksum_and_keeps_every_other_line(store
     assert active_snapshot_error(promoted.spec.active, version=2, stored_checksum=trained.checksum) is None
 
 
+@pytest.mark.one_backend
 def test_rollback_replaces_the_block_in_place_in_a_multi_document_file(store_url: str, tmp_path: Path) -> None:
     path = tmp_path / "all.yaml"
     path.write_text(MULTI)
@@ -127,6 +129,7 @@ def test_rollback_replaces_the_block_in_place_in_a_multi_document_file(store_url
     assert text == MULTI.replace("  activeVersion: 2   # promoted 2026-01-01\n", expected_block)
 
 
+@pytest.mark.one_backend
 def test_a_version_the_database_lacks_fails_and_leaves_the_file(store_url: str, tmp_path: Path) -> None:
     path = tmp_path / "all.yaml"
     path.write_text(MULTI)
@@ -193,6 +196,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> 
         assert needle in result.stderr, result.stderr
 
 
+@pytest.mark.one_backend
 def test_texts_and_names_that_yaml_11_or_12_would_retype_are_promoted_as_strings(
     store_url: str, tmp_path: Path
 ) -> None:
@@ -526,6 +530,7 @@ def test_a_version_beyond_the_store_range_is_refused_as_a_user_sees_it(tmp_path:
     assert path.read_text() == MULTI
 
 
+@pytest.mark.one_backend
 def test_the_same_name_in_two_namespaces_needs_namespace(store_url: str, tmp_path: Path) -> None:
     with Store(store_url) as store:  # versions are per namespace: the two namespaces promoted into have one each
         stored = store.register_version("w1", {"intent.a": "b"}, {}, namespace="team-b", source="checkpoint")
