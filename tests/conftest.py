@@ -12,7 +12,8 @@ Fixtures, by what a test needs:
   ``sqlite``, ``postgres``); ``store_url`` is its URL. SQLite is a copy of one database migrated
   once per session (``sqlite_template``); PostgreSQL shares one migrated database per session,
   truncated before each test.
-- ``fresh_url`` (alias ``db_url``): a brand-new database of each backend with no tables at all.
+- ``fresh_url`` (alias ``db_url``): a brand-new database of each backend with no tables at all;
+  ``module_db_url``: one such database for a whole module, on the ``one_backend`` backend.
 - Tests marked ``one_backend`` (not about the store: a whole training or evaluation loop, a command
   on a database) get ``backend`` once: ``postgres``, the production backend (``sqlite`` under
   ``AGENTENSOR_SKIP_PG=1``). The store's own tests (tests/store) run on both; the choice is made in
@@ -231,6 +232,15 @@ def fresh_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
 def db_url(fresh_url: str) -> str:
     """Alias of ``fresh_url``: what a command under test migrates itself (``agentensor runner --db``)."""
     return fresh_url
+
+
+@pytest.fixture(scope="module")
+def module_db_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> str:
+    """A brand-new database with no tables, shared by the tests of one module, on the backend of
+    ``one_backend`` tests: for expensive setup the module's tests only read or add to."""
+    if os.environ.get("AGENTENSOR_SKIP_PG") == "1":
+        return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'module.db'}"
+    return str(request.getfixturevalue("create_pg_database")())
 
 
 # -- Kubernetes: one real API server (EnvTest) per session, shared by tests/k8s, helm, reliability --

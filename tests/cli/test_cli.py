@@ -39,17 +39,20 @@ def _write(tmp_path: Path, name: str, *docs: dict[str, Any]) -> Path:
     return p
 
 
-@pytest.fixture
-def trained(tmp_path: Path, db_url: str) -> tuple[Path, str, dict[str, Any]]:
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> tuple[Path, str, dict[str, Any]]:
+    """One ``agentensor run`` of the synthetic TrainingRun for the module: its outputs, its database
+    and summary. The tests read it, or run commands that must leave it unchanged or add runs of
+    their own; none rewrites what the training stored."""
+    tmp_path = tmp_path_factory.mktemp("trained")
     pc, tr = manifests(make_rows(), epochs=2)
     f = _write(tmp_path, "run.yaml", pc, tr)
     out = tmp_path / "out"
-    res = agentensor("run", "-f", str(f), "--db", db_url, "--out", str(out))
+    res = agentensor("run", "-f", str(f), "--db", module_db_url, "--out", str(out))
     assert res.returncode == 0, res.stderr
-    return out, db_url, json.loads((out / "summary.json").read_text())
+    return out, module_db_url, json.loads((out / "summary.json").read_text())
 
 
-@pytest.mark.one_backend
 def test_run_writes_summary_and_report(trained: tuple[Path, str, dict[str, Any]]) -> None:
     out, _, summary = trained
     assert summary["phase"] == "Succeeded"
@@ -73,7 +76,6 @@ def test_run_writes_summary_and_report(trained: tuple[Path, str, dict[str, Any]]
     assert report.count('<tr class="') > 10
 
 
-@pytest.mark.one_backend
 def test_checkpoints_list_and_export_roundtrip(tmp_path: Path, trained: tuple[Path, str, dict[str, Any]]) -> None:
     _, db, summary = trained
     listing = agentensor("checkpoints", "list", "synthetic-router", "--db", db)
@@ -121,7 +123,6 @@ def _bad(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return pc, tr
 
 
-@pytest.mark.one_backend
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
