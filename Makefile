@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-llm install-qwen install-pgvector llm-server example-llm example test check crds ci clean
+.PHONY: install install-llm install-qwen install-pgvector llm-server example-llm example test test-fast test-k8s test-llm check crds ci clean
 
 $(BIN)/agentensor: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -56,8 +56,26 @@ example-llm: install-llm
 example: install
 	$(BIN)/agentensor run -f examples/banking77/promptconfig.yaml -f examples/banking77/trainingrun.yaml --out out/banking77
 
+## The whole suite (all but the cluster tier) on parallel pytest-xdist workers. Each worker has its own
+## PostgreSQL databases, API server (EnvTest) and temporary folders; tests sharing a module-scoped
+## fixture, and the llm_real tier's one model server, stay on one worker (--dist loadgroup, tests/conftest.py).
+## TEST_WORKERS: the worker count, measured on 2 cores (docs/testing.md); TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+## Tiers of the same suite, by the real components they need (docs/testing.md):
+## test-fast: PostgreSQL only (no API server, no model server); test-k8s: the EnvTest API server;
+## test-llm: the local model server (make install-llm).
+test-fast: install
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not k8s and not llm_real and not e2e"
+
+test-k8s: install
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m k8s
+
+test-llm: install-llm
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests/llm_real
 
 ## Static checks, in order; CI runs the same (make ci). The function-length check is
 ## hack/check_function_length.py (no function over 40 lines and no module over 400 in api/ store/ runner/ operator/ cli/).

@@ -9,19 +9,31 @@ PostgreSQL test FAILS in CI (``CI=true``) and is SKIPPED elsewhere, the reason n
 Fixtures, by what a test needs:
 
 - ``store``: a migrated, empty :class:`~agentensor_store.Store` on each backend (``backend``:
-  ``sqlite``, ``postgres``); ``store_url`` is its URL. PostgreSQL shares one migrated database per
-  session, truncated before each test.
-- ``fresh_url`` (alias ``db_url``): a brand-new database of each backend with no tables at all.
+  ``sqlite``, ``postgres``); ``store_url`` is its URL. SQLite is a copy of one database migrated
+  once per session (``sqlite_template``); PostgreSQL shares one migrated database per session,
+  truncated before each test.
+- ``fresh_url`` (alias ``db_url``): a brand-new database of each backend with no tables at all;
+  ``module_db_url``: one such database for a whole module, on the ``one_backend`` backend.
+- Tests marked ``one_backend`` (not about the store: a whole training or evaluation loop, a command
+  on a database) get ``backend`` once: ``postgres``, the production backend (``sqlite`` under
+  ``AGENTENSOR_SKIP_PG=1``). The store's own tests (tests/store) run on both; the choice is made in
+  :func:`pytest_generate_tests`.
 - ``pg_url``: a brand-new PostgreSQL database only; ``create_pg_database``: a factory of them.
 - ``k8s`` / ``k8s_with_crds``: one real API server (EnvTest) per session, shared by tests/k8s,
   tests/helm and tests/reliability.
+
+Parallel runs (pytest-xdist, ``make test``): every session fixture above is per worker (its own
+databases, its own API server on free ports, its own temporary folders). A test that shares a
+module-scoped fixture with its neighbours is kept on one worker with them
+(:func:`pytest_collection_modifyitems` marks it ``xdist_group``, honoured by ``--dist loadgroup``),
+and so are the tests of tests/llm_real, which share one model server.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +45,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from agentensor_store import VERSION_TABLE, Store
+from tests._wait import wait_for
 from tests.k8s.envtest import EnvTest
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_URL = os.environ.get("AGENTENSOR_TEST_PG_URL", DEFAULT_PG_URL)
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+LLM_REAL = Path(__file__).resolve().parent / "llm_real"
 
 # Workflow entrypoints and python evaluators load only allow-listed modules (docs/security.md);
 # the tests' own sample workflows and scorers live under `tests`. Subprocesses inherit this.
@@ -143,20 +157,54 @@ def _truncate(url: str) -> None:
 # -- Stores on each backend -----------------------------------------------------------------------
 
 
-@pytest.fixture(params=BACKENDS)
+def _parametrized_directly(metafunc: pytest.Metafunc, argname: str) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if argname in ([n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)):
+            return True
+    return False
+
+
+def _one_backend() -> object:
+    """The backend of a ``one_backend`` test: PostgreSQL (production), or SQLite when PostgreSQL is
+    skipped on purpose (``AGENTENSOR_SKIP_PG=1``), so a machine without it still runs the loops."""
+    return "sqlite" if os.environ.get("AGENTENSOR_SKIP_PG") == "1" else BACKENDS[1]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give ``backend`` its values: both backends, or one for a ``one_backend`` test. A test that
+    parametrizes ``backend`` itself keeps its own values."""
+    if "backend" not in metafunc.fixturenames or _parametrized_directly(metafunc, "backend"):
+        return
+    one = metafunc.definition.get_closest_marker("one_backend") is not None
+    metafunc.parametrize("backend", [_one_backend()] if one else BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """``sqlite`` or ``postgres`` (marked ``postgres``)."""
+    """``sqlite`` or ``postgres`` (marked ``postgres``), from :func:`pytest_generate_tests`."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per session (per worker); ``store_url`` copies it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "migrated.db"
+    with Store(f"sqlite:///{path}") as store:
+        store.upgrade()
+    # Closing the last connection checkpoints the WAL into the file, so the file alone is the database.
+    leftovers = [p.name for p in path.parent.iterdir() if p != path]
+    assert not leftovers, f"the migrated template left {leftovers} beside it; copying the file alone would lose them"
+    return path
 
 
 @pytest.fixture
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A migrated, empty database of ``backend`` (full URL, password included)."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        with Store(url) as store:
-            store.upgrade()
-        return url
+        path = tmp_path / "store.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     url = str(request.getfixturevalue("pg_session_url"))
     _truncate(url)
     return url
@@ -186,6 +234,15 @@ def db_url(fresh_url: str) -> str:
     return fresh_url
 
 
+@pytest.fixture(scope="module")
+def module_db_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> str:
+    """A brand-new database with no tables, shared by the tests of one module, on the backend of
+    ``one_backend`` tests: for expensive setup the module's tests only read or add to."""
+    if os.environ.get("AGENTENSOR_SKIP_PG") == "1":
+        return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'module.db'}"
+    return str(request.getfixturevalue("create_pg_database")())
+
+
 # -- Kubernetes: one real API server (EnvTest) per session, shared by tests/k8s, helm, reliability --
 
 
@@ -206,11 +263,40 @@ def k8s_with_crds(k8s: EnvTest) -> EnvTest:
     # Established is not published: the API server adds the schemas to /openapi/v2 (what
     # kubectl explain reads) a few seconds later.
     wanted = {f"dev.agentensor.v1alpha1.{k}" for k in ("TrainingRun", "EvaluationRun", "PromptConfig")}
-    deadline = time.monotonic() + 120
-    while True:
-        published = set(json.loads(k8s.kubectl("get", "--raw", "/openapi/v2").stdout)["definitions"])
-        if wanted <= published:
-            return k8s
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the CRD schemas never reached /openapi/v2: missing {sorted(wanted - published)}")
-        time.sleep(1)
+
+    def missing() -> list[str]:
+        return sorted(wanted - set(json.loads(k8s.kubectl("get", "--raw", "/openapi/v2").stdout)["definitions"]))
+
+    wait_for(lambda: not missing(), 120, f"the CRD schemas {sorted(wanted)} in /openapi/v2", interval=1)
+    return k8s
+
+
+# -- Parallel runs (pytest-xdist): what must share a worker ---------------------------------------
+
+_SHARED_SCOPES = frozenset({"module", "class", "package"})
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The worker group of ``item``: ``llm_real`` for the tests of the one model server, the module
+    for a test that uses a module-, class- or package-scoped fixture, else none (any worker)."""
+    if LLM_REAL in Path(str(item.path)).parents:
+        return "llm_real"
+    if not isinstance(item, pytest.Function):
+        return None
+    # the last definition of a name is the one in force (a module's own fixture over a conftest's)
+    if any(defs[-1].scope in _SHARED_SCOPES for defs in item._fixtureinfo.name2fixturedefs.values() if defs):
+        return item.nodeid.split("::", 1)[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup``, mark each test that must share a worker with ``xdist_group``:
+    a module-scoped fixture (a cluster with an operator, a trained run) is then built once, not once
+    per worker that happens to receive one of its tests. Runs before xdist reads the marks."""
+    if getattr(config.option, "dist", "no") == "no":
+        return
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

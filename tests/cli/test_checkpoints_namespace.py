@@ -29,6 +29,7 @@ def two_teams(db_url: str) -> str:
     return db_url
 
 
+@pytest.mark.one_backend
 def test_list_shows_the_namespaces_checkpoints_only(two_teams: str) -> None:
     a = agentensor("checkpoints", "list", WF, "-n", "team-a", "--db", two_teams)
     b = agentensor("checkpoints", "list", WF, "--namespace", "team-b", "--db", two_teams)
@@ -40,6 +41,7 @@ def test_list_shows_the_namespaces_checkpoints_only(two_teams: str) -> None:
     assert f"no checkpoints for workflow {WF!r} in namespace 'default'" in default.stderr
 
 
+@pytest.mark.one_backend
 def test_export_reads_and_writes_the_given_namespace(two_teams: str, tmp_path: Path) -> None:
     out = tmp_path / "b.yaml"
     best = agentensor("checkpoints", "export", WF, "-n", "team-b", "--best", "-o", str(out), "--db", two_teams)

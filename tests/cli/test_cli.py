@@ -39,14 +39,18 @@ def _write(tmp_path: Path, name: str, *docs: dict[str, Any]) -> Path:
     return p
 
 
-@pytest.fixture
-def trained(tmp_path: Path, db_url: str) -> tuple[Path, str, dict[str, Any]]:
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> tuple[Path, str, dict[str, Any]]:
+    """One ``agentensor run`` of the synthetic TrainingRun for the module: its outputs, its database
+    and summary. The tests read it, or run commands that must leave it unchanged or add runs of
+    their own; none rewrites what the training stored."""
+    tmp_path = tmp_path_factory.mktemp("trained")
     pc, tr = manifests(make_rows(), epochs=2)
     f = _write(tmp_path, "run.yaml", pc, tr)
     out = tmp_path / "out"
-    res = agentensor("run", "-f", str(f), "--db", db_url, "--out", str(out))
+    res = agentensor("run", "-f", str(f), "--db", module_db_url, "--out", str(out))
     assert res.returncode == 0, res.stderr
-    return out, db_url, json.loads((out / "summary.json").read_text())
+    return out, module_db_url, json.loads((out / "summary.json").read_text())
 
 
 def test_run_writes_summary_and_report(trained: tuple[Path, str, dict[str, Any]]) -> None:

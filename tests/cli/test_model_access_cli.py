@@ -72,6 +72,7 @@ def test_run_refuses_an_ungranted_key_in_one_line(
     assert server.log == []
 
 
+@pytest.mark.one_backend
 def test_runner_records_the_refusal_as_the_runs_verdict(server: ScriptedServer, tmp_path: Path, db_url: str) -> None:
     """In a Pod: exit 2, the run Failed (InvalidSpec) with the message naming the field; no value stored
     (SQLite and PostgreSQL: the operator reads this verdict and fails the run with it)."""

@@ -9,7 +9,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from agentensor_cli._app import app
 from agentensor_cli._promote_edit import check, check_snapshot_readers, edit, find_target, parse
 from agentensor_operator._decisions._promptconfig import active_snapshot_error
 from agentensor_store import Store
+from tests._wait import processes_alive, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "banking77" / "promptconfig.yaml"
@@ -71,6 +71,7 @@ def _spec(path: Path, name: str) -> dict[str, Any]:
     return spec
 
 
+@pytest.mark.one_backend
 def test_promotion_writes_the_text_and_checksum_and_keeps_every_other_line(store_url: str, tmp_path: Path) -> None:
     path = tmp_path / "promptconfig.yaml"
     shutil.copy(EXAMPLE, path)
@@ -104,6 +105,7 @@ def test_promotion_writes_the_text_and_checksum_and_keeps_every_other_line(store
     assert active_snapshot_error(promoted.spec.active, version=2, stored_checksum=trained.checksum) is None
 
 
+@pytest.mark.one_backend
 def test_rollback_replaces_the_block_in_place_in_a_multi_document_file(store_url: str, tmp_path: Path) -> None:
     path = tmp_path / "all.yaml"
     path.write_text(MULTI)
@@ -127,6 +129,7 @@ def test_rollback_replaces_the_block_in_place_in_a_multi_document_file(store_url
     assert text == MULTI.replace("  activeVersion: 2   # promoted 2026-01-01\n", expected_block)
 
 
+@pytest.mark.one_backend
 def test_a_version_the_database_lacks_fails_and_leaves_the_file(store_url: str, tmp_path: Path) -> None:
     path = tmp_path / "all.yaml"
     path.write_text(MULTI)
@@ -193,6 +196,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> 
         assert needle in result.stderr, result.stderr
 
 
+@pytest.mark.one_backend
 def test_texts_and_names_that_yaml_11_or_12_would_retype_are_promoted_as_strings(
     store_url: str, tmp_path: Path
 ) -> None:
@@ -416,16 +420,6 @@ def _pg_waiters(engine: Any) -> int:
         return int(conn.exec_driver_sql(query).scalar_one())
 
 
-def _wait(condition: Any, what: str, procs: list[subprocess.Popen[str]]) -> None:
-    """Poll ``condition`` until true; fail at once if a process ended first (no timing is asserted)."""
-    deadline = time.monotonic() + 120
-    while not condition():
-        ended = [p for p in procs if p.poll() is not None]
-        assert not ended, f"ended before {what}: {[p.communicate() for p in ended]}"
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.05)
-
-
 def _popen(*args: str) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "agentensor_cli", "promote", *args]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
@@ -446,7 +440,13 @@ def test_concurrent_promotes_of_one_file_all_land(pg_url: str, tmp_path: Path) -
             tx = conn.begin()
             conn.exec_driver_sql("LOCK TABLE agentensor_prompt_versions IN ACCESS EXCLUSIVE MODE")
             procs = [_popen(f"r{i}", "--version", "1", "-f", str(path), "--db", pg_url) for i in range(3)]
-            _wait(lambda: _pg_waiters(engine) >= 3, "three promotes waiting on the database", procs)
+            wait_for(
+                lambda: _pg_waiters(engine) >= 3,
+                120,
+                "three promotes waiting on the database",
+                interval=0.05,
+                alive=processes_alive(*procs),
+            )
             tx.commit()
     finally:
         engine.dispose()
@@ -476,7 +476,13 @@ def test_promote_waits_for_the_lock_and_plans_again_on_the_text_written_meanwhil
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as another promote holds it between its check and its rename
         proc = _popen("router", "--version", "1", "-f", str(path), "--db", url)
-        _wait(lambda: bool(_flock_waiters(os.fstat(fd).st_ino)), "promote waiting on the file lock", [proc])
+        wait_for(
+            lambda: _flock_waiters(os.fstat(fd).st_ino),
+            120,
+            "promote waiting on the file lock",
+            interval=0.05,
+            alive=processes_alive(proc),
+        )
         tmp = tmp_path / "next.yaml"
         tmp.write_text("# written by the other promote\n" + MULTI)
         os.replace(tmp, path)
@@ -524,6 +530,7 @@ def test_a_version_beyond_the_store_range_is_refused_as_a_user_sees_it(tmp_path:
     assert path.read_text() == MULTI
 
 
+@pytest.mark.one_backend
 def test_the_same_name_in_two_namespaces_needs_namespace(store_url: str, tmp_path: Path) -> None:
     with Store(store_url) as store:  # versions are per namespace: the two namespaces promoted into have one each
         stored = store.register_version("w1", {"intent.a": "b"}, {}, namespace="team-b", source="checkpoint")

@@ -37,6 +37,7 @@ def _train(tmp_path: Path, db: str) -> tuple[Path, dict[str, Any]]:
     return out, json.loads((out / "trainingrun-synthetic-train" / "summary.json").read_text())
 
 
+@pytest.mark.one_backend
 def test_report_from_the_database_equals_the_run_outputs(tmp_path: Path, db_url: str) -> None:
     out, summary = _train(tmp_path, db_url)
     again = tmp_path / "again"

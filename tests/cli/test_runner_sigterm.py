@@ -23,6 +23,7 @@ import yaml
 from agentensor_api import PromptConfig, RunStatus, TrainingRun, parse_resource
 from agentensor_runner import execute
 from agentensor_store import Store
+from tests._wait import processes_alive, wait_for
 from tests.llm.conftest import API_KEY, KEY_ENV, KEY_ENV_GRANT, prompt_config, run_doc, set_key
 from tests.llm.scripted_server import Rule, ScriptedServer
 from tests.llm.test_textgrad import GREETING, judge, task_reply
@@ -30,6 +31,21 @@ from tests.runner._synthetic import make_rows, manifests
 from tests.runner.test_evalcache import spec as evalcache_spec
 
 UID = "5e0c2d3e-aaaa-4bbb-8ccc-0123456789ab"
+
+
+def _epochs_past_one(db: str) -> list[int]:
+    """The checkpointed epochs of the run once one of them is >= 1, else [] (also while the database
+    is missing or not yet migrated)."""
+    if not Path(db.removeprefix("sqlite:///")).exists():
+        return []
+    store = Store(db)
+    try:
+        epochs = [c.epoch for c in store.list_checkpoints(run_id=UID)]
+    except Exception:
+        return []
+    finally:
+        store.close()
+    return epochs if epochs and max(epochs) >= 1 else []
 
 
 def test_sigterm_mid_run_exits_143_promptly_keeping_the_checkpoints(tmp_path: Path) -> None:
@@ -43,20 +59,7 @@ def test_sigterm_mid_run_exits_143_promptly_keeping_the_checkpoints(tmp_path: Pa
     argv = [sys.executable, "-m", "agentensor_cli", "runner", "--manifest", str(manifest), "--db", db]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        epochs: list[int] = []
-        while not epochs or max(epochs) < 1:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no checkpoint of epoch 1 within 120 s"
-            time.sleep(0.2)
-            if (tmp_path / "run.db").exists():
-                store = Store(db)
-                try:
-                    epochs = [c.epoch for c in store.list_checkpoints(run_id=UID)]
-                except Exception:
-                    epochs = []
-                finally:
-                    store.close()
+        epochs = wait_for(lambda: _epochs_past_one(db), 120, "a checkpoint of epoch 1", alive=processes_alive(proc))
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
@@ -122,14 +125,6 @@ def _start_runner(tmp_path: Path, server: ScriptedServer, db: str, attempt: int)
     }
     argv = [sys.executable, "-m", "agentensor_cli", "runner", "--manifest", str(manifest), "--db", db]
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(proc: subprocess.Popen[str], rule: Rule, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while rule.hits < 1:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"the held request did not arrive within {timeout:g} s"
-        time.sleep(0.1)
 
 
 def _key(body: dict[str, Any]) -> str:
@@ -203,7 +198,7 @@ async def test_sigkill_mid_epoch_then_resume_repeats_no_model_call(
         assert held is not None
         first = _start_runner(tmp_path, server, pg_url, 1)
         try:
-            _wait_for(first, held)
+            wait_for(lambda: held.hits >= 1, 300, "the held request", interval=0.1, alive=processes_alive(first))
             first.send_signal(signal.SIGKILL)
         finally:
             _finish(first)
@@ -224,7 +219,7 @@ async def test_sigterm_mid_epoch_exits_143_keeps_the_finished_cases_and_resumes_
         assert held is not None
         first = _start_runner(tmp_path, server, pg_url, 1)
         try:
-            _wait_for(first, held)
+            wait_for(lambda: held.hits >= 1, 300, "the held request", interval=0.1, alive=processes_alive(first))
             sent = time.monotonic()
             first.send_signal(signal.SIGTERM)
             stderr = _finish(first, timeout=60)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from agentensor_store import Store
+from tests._wait import wait_for
 from tests.cluster.node import REPO, kube_env, run
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -47,16 +48,6 @@ class Kube:
 
     def get(self, *args: str) -> Any:
         return json.loads(self("get", *args, "-o", "json"))
-
-
-def _wait(what: str, seconds: float, probe: Any, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +88,7 @@ def release(kube: Kube, example_image: dict[str, Any], database: dict[str, str])
         TIMINGS["helm install --wait"] = time.monotonic() - started
         yield config
         config.uninstall(RELEASE, ignore_not_found=True)
-        _wait("the operator pod to go", 120, lambda: not kube.get("pods", "-n", RELEASE_NS)["items"])
+        wait_for(lambda: not kube.get("pods", "-n", RELEASE_NS)["items"], 120, "the operator pod to go", interval=0.5)
 
 
 def _ended_pods_but(kube: Kube, killed: str) -> list[dict[str, Any]] | None:
@@ -127,7 +118,7 @@ def test_operator_pod_runs_non_root_with_a_read_only_root(kube: Kube, release: A
 def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: Any, database: dict[str, str]) -> None:
     applied = time.monotonic()
     kube("apply", "-n", RUNS_NS, "-f", str(EXAMPLE))
-    first = _wait("the first runner pod Running", 300, lambda: _running(_runner_pods(kube, TRAINING)))
+    first = wait_for(lambda: _running(_runner_pods(kube, TRAINING)), 300, "the first runner pod Running", interval=0.5)
     TIMINGS["kubectl apply -> first runner pod Running"] = time.monotonic() - applied
     name = first["metadata"]["name"]
     _assert_runner_pod(kube, first)
@@ -137,17 +128,18 @@ def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: A
     store = Store(database["host"])
     try:
         epochs = 3
-        done_epochs = _wait("a checkpoint of epoch >= 1", 1200, lambda: _epochs_if_ge1(store, uid), every=0.3)
+        done_epochs = wait_for(lambda: _epochs_if_ge1(store, uid), 1200, "a checkpoint of epoch >= 1", interval=0.3)
         assert max(done_epochs) < epochs, f"the run finished its epochs before the kill: {done_epochs}"
         kube("delete", "pod", name, "-n", RUNS_NS, "--grace-period=0", "--force", "--wait=false")
         killed_at = max(done_epochs)
-        second = _wait(
-            "the Job's next pod Running",
-            300,
+        second = wait_for(
             lambda: _running([p for p in _runner_pods(kube, TRAINING) if p["metadata"]["name"] != name]),
+            300,
+            "the Job's next pod Running",
+            interval=0.5,
         )
         # read while the next pod runs: at Succeeded the Running condition turns False and drops it
-        resumed = _wait("the Resumed condition", 600, lambda: _resumed(kube))
+        resumed = wait_for(lambda: _resumed(kube), 600, "the Resumed condition", interval=0.5)
         kube(
             "wait",
             "--for=condition=Succeeded",
@@ -171,7 +163,7 @@ def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: A
     # The Job's pods after the kill: a retry may first find the killed runner's lease still held
     # (it expires within AGENTENSOR_RUN_LEASE_SECONDS) and exit; the last one finishes the run.
     # the runner records Succeeded in the database before its process exits: wait for the pods to end
-    after = _wait("the runner pods after the kill to exit", 300, lambda: _ended_pods_but(kube, name))
+    after = wait_for(lambda: _ended_pods_but(kube, name), 300, "the runner pods after the kill to exit", interval=0.5)
     assert second["metadata"]["name"] in {p["metadata"]["name"] for p in after}
     finished = [p for p in after if p["status"].get("phase") == "Succeeded"]
     assert len(finished) == 1, [(p["metadata"]["name"], p["status"].get("phase")) for p in after]
@@ -189,13 +181,14 @@ def test_banking77_to_succeeded_with_a_pod_killed_mid_run(kube: Kube, release: A
 
 def test_promptconfig_versions_active_configmap_and_metrics(kube: Kube, release: Any) -> None:
     kube("wait", "--for=condition=Succeeded", f"trainingrun/{TRAINING}", "-n", RUNS_NS, "--timeout=60s")
-    pc = _wait(
-        "PromptConfig versions from the run",
-        120,
+    pc = wait_for(
         lambda: (
             (s := kube.get("promptconfig", PROMPT_CONFIG, "-n", RUNS_NS).get("status", {})).get("latestVersion", 0) > 1
             and s
         ),
+        120,
+        "PromptConfig versions from the run",
+        interval=0.5,
     )
     assert pc["versions"] and pc["bestVersion"] >= 1, pc
     cm = kube.get("configmap", f"{PROMPT_CONFIG}-active", "-n", RUNS_NS)

@@ -10,13 +10,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import yaml
+
+from tests._wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "agentensor-operator"
@@ -167,13 +168,18 @@ def deployment_process(
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + ready_timeout_seconds
-        while http_get(liveness_port, "/healthz")[0] != 200:
+
+        def up() -> None:
             if proc.poll() is not None:
                 raise AssertionError(f"operator exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"operator /healthz not up after {ready_timeout_seconds} s; log: {log_path}")
-            time.sleep(0.25)
+
+        wait_for(
+            lambda: http_get(liveness_port, "/healthz")[0] == 200,
+            ready_timeout_seconds,
+            f"operator /healthz (log: {log_path})",
+            interval=0.25,
+            alive=up,
+        )
         yield proc
     finally:
         if proc.poll() is None:

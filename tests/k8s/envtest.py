@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from tests._wait import WaitTimeout, wait_for
+
 __all__ = ["EnvTest", "EnvTestError", "KubectlError", "resolve_assets"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -429,11 +431,7 @@ class EnvTest:
         return status == 200 and bool(json.loads(body).get("secrets"))
 
     def _wait_until(self, ready: Callable[[], bool], timeout_seconds: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            self._check_processes()
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                raise EnvTestError(f"timed out after {timeout_seconds:.0f} s waiting for {what}; logs in {self.logdir}")
-            time.sleep(0.25)
+        try:
+            wait_for(ready, timeout_seconds, what, interval=0.25, alive=self._check_processes)
+        except WaitTimeout as e:
+            raise EnvTestError(f"{e}; logs in {self.logdir}") from e

@@ -1,6 +1,7 @@
 """Harness for operator tests on EnvTest: a fresh PostgreSQL database, a namespace with the DB
 Secret, a NodeAgent running runner Pods as local ``agentensor`` processes, and the operator
-itself as a subprocess (``python -m agentensor_cli operator``) so a test can SIGKILL it."""
+itself as a subprocess (``python -m agentensor_cli operator``) so a test can SIGKILL it. The
+module-scoped ``cluster`` and ``operator`` fixtures built from these are in tests/k8s/conftest.py."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests._wait import wait_for as wait_for  # re-exported: tests/k8s and tests/reliability import it from here
 from tests.k8s.envtest import EnvTest, free_port
 from tests.k8s.node_agent import NodeAgent
 from tests.runner._synthetic import make_rows, manifests
@@ -45,18 +47,6 @@ def fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_for(probe: Callable[[], Any], timeout_seconds: float, what: str, interval: float = 0.2) -> Any:
-    """Poll ``probe`` until it returns something truthy; return it, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")
-        time.sleep(interval)
 
 
 class OperatorProcess:
@@ -238,17 +228,3 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
 
 def phase(obj: dict[str, Any] | None) -> str | None:
     return ((obj or {}).get("status") or {}).get("phase")
-
-
-@contextlib.contextmanager
-def cluster_with_operator(
-    api: EnvTest, namespace: str, workdir: Path, *, max_concurrent_jobs: int = 1
-) -> Iterator[tuple[Cluster, OperatorProcess]]:
-    """A fresh PostgreSQL database, ``namespace`` on the session's API server and one operator
-    process watching it; all torn down on exit (the operator first)."""
-    with fresh_database() as url, Cluster(api, namespace, url, workdir) as cluster:
-        op = cluster.operator(max_concurrent_jobs=max_concurrent_jobs).start()
-        try:
-            yield cluster, op
-        finally:
-            op.stop()

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,6 @@ from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
     condition,
-    fresh_database,
     synthetic,
     synthetic_promptconfig,
     wait_for,
@@ -109,13 +107,6 @@ def test_null_optional_fields_are_accepted_as_unset(k8s_with_crds: EnvTest) -> N
 
 
 # -- the operator: conditions, columns, Events, logs, metrics -----------------------------------
-
-
-@pytest.fixture(scope="module")
-def cluster(k8s_with_crds: EnvTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir: Path = tmp_path_factory.mktemp("conventions")
-    with fresh_database() as url, Cluster(k8s_with_crds, NS, url, workdir) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

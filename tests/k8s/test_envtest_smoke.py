@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests._wait import wait_for
 from tests.k8s.envtest import EnvTest, KubectlError
 from tests.k8s.node_agent import NodeAgent
 
@@ -101,18 +101,6 @@ def job(name: str, command: list[str]) -> str:
             },
         }
     )
-
-
-def wait_for(probe: Callable[[], Any], timeout_seconds: float, what: str) -> Any:
-    """Poll `probe` every 0.25 s until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def get_json(env: EnvTest, *args: str) -> Any:

@@ -10,13 +10,11 @@ PromptConfigs every 20 ms, so nearly every deletion lands while a pass is runnin
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.k8s.operator_harness import Cluster, OperatorProcess, fresh_database, synthetic_promptconfig, wait_for
+from tests.k8s.operator_harness import Cluster, OperatorProcess, synthetic_promptconfig, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.postgres, pytest.mark.slow]
 
@@ -25,19 +23,8 @@ COUNT = 6
 
 
 @pytest.fixture(scope="module")
-def cluster(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir: Path = tmp_path_factory.mktemp("op-delete")
-    with fresh_database() as url, Cluster(k8s_with_crds, NS, url, workdir) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    op = cluster.operator(extra_env={"AGENTENSOR_STATUS_PROMPTCONFIG_INTERVAL_SECONDS": "0.02"}).start()
-    try:
-        yield op
-    finally:
-        op.stop()
+def operator_options() -> dict[str, Any]:
+    return {"max_concurrent_jobs": 4, "extra_env": {"AGENTENSOR_STATUS_PROMPTCONFIG_INTERVAL_SECONDS": "0.02"}}
 
 
 def test_deleting_promptconfigs_with_busy_timers_is_prompt(cluster: Cluster, operator: OperatorProcess) -> None:

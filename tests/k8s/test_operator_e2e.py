@@ -8,8 +8,6 @@ One namespace, one database and one operator process (cap 3) serve the whole mod
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
     condition,
-    fresh_database,
     phase,
     synthetic,
     synthetic_promptconfig,
@@ -32,19 +29,8 @@ FINISHED = ("Succeeded", "Failed")
 
 
 @pytest.fixture(scope="module")
-def cluster(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir: Path = tmp_path_factory.mktemp("op-e2e")
-    with fresh_database() as url, Cluster(k8s_with_crds, NS, url, workdir) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    op = cluster.operator(max_concurrent_jobs=3, verbose=True).start()
-    try:
-        yield op
-    finally:
-        op.stop()
+def operator_options() -> dict[str, Any]:
+    return {"max_concurrent_jobs": 3, "verbose": True}
 
 
 @pytest.fixture(scope="module")

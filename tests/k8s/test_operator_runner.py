@@ -20,8 +20,6 @@ tests/cluster for that path).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +30,6 @@ from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
     condition,
-    fresh_database,
     phase,
     synthetic,
     synthetic_promptconfig,
@@ -47,21 +44,16 @@ ALLOWED = "llm-keys/token"
 
 
 @pytest.fixture(scope="module")
-def cluster(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir: Path = tmp_path_factory.mktemp("op-runner")
-    with fresh_database() as url, Cluster(k8s_with_crds, NS, url, workdir) as c:
-        c.apply(synthetic_promptconfig("router", "runner-router"))
-        yield c
+def cluster(cluster: Cluster) -> Cluster:
+    """The shared cluster with the PromptConfig ``router`` the module's runs train."""
+    cluster.apply(synthetic_promptconfig("router", "runner-router"))
+    return cluster
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+def operator_options() -> dict[str, Any]:
     env = {"AGENTENSOR_JOB_MAX_RESOURCES": json.dumps({"cpu": MAX_CPU}), "AGENTENSOR_JOB_ALLOWED_SECRETS": ALLOWED}
-    op = cluster.operator(max_concurrent_jobs=3, extra_env=env).start()
-    try:
-        yield op
-    finally:
-        op.stop()
+    return {"max_concurrent_jobs": 3, "extra_env": env}
 
 
 def _uid(cluster: Cluster, name: str) -> str:

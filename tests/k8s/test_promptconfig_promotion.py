@@ -9,7 +9,6 @@ text belongs to another version, and a version that does not exist each leave ``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from agentensor_store import Store
 from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
-    cluster_with_operator,
     condition,
     synthetic_promptconfig,
     wait_for,
@@ -32,22 +30,6 @@ pytestmark = [pytest.mark.k8s, pytest.mark.postgres, pytest.mark.slow]
 
 NS = "pc-promote"
 WORKFLOW = "promote-router"
-
-
-@pytest.fixture(scope="module")
-def started(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, OperatorProcess]]:
-    with cluster_with_operator(k8s_with_crds, NS, tmp_path_factory.mktemp("pc-promote")) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def cluster(started: tuple[Cluster, OperatorProcess]) -> Cluster:
-    return started[0]
-
-
-@pytest.fixture(scope="module")
-def operator(started: tuple[Cluster, OperatorProcess]) -> OperatorProcess:
-    return started[1]
 
 
 def _active(cluster: Cluster) -> dict[str, str]:

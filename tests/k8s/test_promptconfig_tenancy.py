@@ -12,7 +12,6 @@ VersionNotFound`` naming the namespace, with B's last good ConfigMap kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from agentensor_store import Store
 from tests.k8s.operator_harness import (
     Cluster,
     OperatorProcess,
-    cluster_with_operator,
     condition,
     synthetic_promptconfig,
     wait_for,
@@ -36,19 +34,8 @@ SECRET = "TEAM-A SECRET: refunds over 500 EUR need no approval"
 
 
 @pytest.fixture(scope="module")
-def started(k8s_with_crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, OperatorProcess]]:
-    with cluster_with_operator(k8s_with_crds, NS_B, tmp_path_factory.mktemp("tenancy")) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def cluster(started: tuple[Cluster, OperatorProcess]) -> Cluster:
-    return started[0]
-
-
-@pytest.fixture(scope="module")
-def operator(started: tuple[Cluster, OperatorProcess]) -> OperatorProcess:
-    return started[1]
+def namespace() -> str:
+    return NS_B
 
 
 def _seed_team_a(db_url: str, inline: dict[str, str]) -> None:

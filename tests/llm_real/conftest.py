@@ -17,9 +17,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 
 from agentensor_api import EvaluationRun, PromptConfig, TrainingRun, parse_resource
+from tests._wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 120.0
@@ -84,6 +84,14 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"llm_real: {reason}")
 
 
+def _up(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+    def check() -> None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}")
+
+    return check
+
+
 @pytest.fixture(scope="session")
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer]:
     missing = _missing()
@@ -111,13 +119,12 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, settings: dict[s
     env = {**os.environ, "PYTHON": sys.executable, "LLM_PORT": str(port), **settings}
     with log.open("wb") as out:
         proc = subprocess.Popen(["bash", str(ROOT / "hack" / "llm-server.sh")], env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + START_SECONDS
     try:
-        while not _ready(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                _unavailable(f"the server did not start (exit {proc.poll()}); log tail:\n{tail}")
-            time.sleep(0.5)
+        try:
+            wait_for(lambda: _ready(port), START_SECONDS, f"/v1/models on port {port}", interval=0.5, alive=_up(proc))
+        except AssertionError as e:
+            tail = log.read_text(errors="replace")[-2000:]
+            _unavailable(f"the server did not start ({e}); log tail:\n{tail}")
         yield LlmServer(port, proc.pid)
     finally:
         proc.terminate()

@@ -15,7 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, LlmServer, _free_port
+
+pytestmark = pytest.mark.llm_real
 
 EXAMPLE_TIMEOUT_SECONDS = 900
 """The issue's bound is 10 minutes on 2 cores; this leaves room for a loaded CI machine."""

@@ -39,6 +39,7 @@ def runner(root: Path, db_url: str | None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.one_backend
 def test_runs_under_the_uid_and_resumes_without_duplicates(tmp_path: Path, db_url: str) -> None:
     write_manifest(tmp_path)
     code, output = runner(tmp_path, db_url)
@@ -60,6 +61,7 @@ def test_runs_under_the_uid_and_resumes_without_duplicates(tmp_path: Path, db_ur
         store.close()
 
 
+@pytest.mark.one_backend
 def test_failed_run_exits_1_with_the_verdict_in_the_database(tmp_path: Path, db_url: str) -> None:
     write_manifest(tmp_path, caseTimeoutSeconds=1e-9)
     code, output = runner(tmp_path, db_url)
@@ -108,6 +110,7 @@ def write_evaluation(root: Path, *, n_per_intent: int = 4) -> int:
     return len(er["spec"]["dataset"]["inline"])
 
 
+@pytest.mark.one_backend
 def test_shards_partition_the_cases(tmp_path: Path, db_url: str) -> None:
     total = write_evaluation(tmp_path)
     env = {"AGENTENSOR_ROOT": str(tmp_path), "AGENTENSOR_DATABASE_URL": db_url}

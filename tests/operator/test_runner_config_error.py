@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agentensor_api import ConditionType, Reason, RunStatus, condition_of
 from agentensor_store import Store
 from tests.operator.test_runner_cmd import UID, runner, write_manifest
@@ -20,6 +22,7 @@ def _verdict(db_url: str) -> RunStatus:
         store.close()
 
 
+@pytest.mark.one_backend
 def test_a_data_error_exits_2_and_records_invalid_input(tmp_path: Path, db_url: str) -> None:
     write_manifest(tmp_path, dataset={"inline": [{"text": "a", "label": "x"}], "inputField": "nosuch"})
     code, output = runner(tmp_path, db_url)
@@ -33,6 +36,7 @@ def test_a_data_error_exits_2_and_records_invalid_input(tmp_path: Path, db_url: 
     assert "columns are" in status.message and status.run_id == UID
 
 
+@pytest.mark.one_backend
 def test_a_spec_error_records_invalid_spec(tmp_path: Path, db_url: str) -> None:
     # a PromptConfig reference the manifest does not resolve is a spec error, not a data error
     write_manifest(tmp_path, promptConfigRef={"name": "nosuch"})

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import kopf
+import pytest
 from kopf._core.engines import posting
 
 from agentensor_api import Reason
@@ -26,6 +27,7 @@ def _body(uid: str, phase: str | None = "Running") -> dict[str, Any]:
     }
 
 
+@pytest.mark.one_backend
 def test_the_handler_is_registered_with_the_annotation_filter(store: Store) -> None:
     registry, _deps = build(OperatorSettings(), kube=object(), store=store)  # type: ignore[arg-type]
     handlers = [h for h in registry._watching.get_all_handlers() if h.id == "trainingruns_stop"]
@@ -33,6 +35,7 @@ def test_the_handler_is_registered_with_the_annotation_filter(store: Store) -> N
     assert handlers[0].annotations == {STOP_ANNOTATION: "true"}
 
 
+@pytest.mark.one_backend
 async def test_request_stop_records_once_and_posts_an_event(store: Store) -> None:
     _registry, deps = build(OperatorSettings(), kube=object(), store=store)  # type: ignore[arg-type]
     queue: asyncio.Queue[Any] = asyncio.Queue()

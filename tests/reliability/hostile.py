@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from os import system
+from pathlib import Path
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -17,10 +18,17 @@ class _State(TypedDict, total=False):
 
 
 def build_slow(options: dict[str, Any]) -> StateGraph[_State, Any, _State, _State]:
-    """A graph whose one node sleeps ``options["seconds"]`` (default 0.2 s) and echoes the input."""
+    """A graph whose one node sleeps ``options["seconds"]`` (default 0.2 s) and echoes the input.
+
+    With ``options["gate"]`` (a file path) every case first waits until that file exists, so a test
+    holds the run in the middle of its first case for exactly as long as it needs.
+    """
     seconds = float(options.get("seconds", 0.2))
+    gate = Path(options["gate"]) if "gate" in options else None
 
     async def answer(state: _State) -> dict[str, Any]:
+        while gate is not None and not gate.exists():
+            await asyncio.sleep(0.05)
         await asyncio.sleep(seconds)
         return {"answer": state.get("input")}
 

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from agentensor_store import Store
+from tests._wait import processes_alive, wait_for
 
 from ._proxy import CuttableProxy
 from ._runs import EPOCHS, REPO, env, reference_run, run_cmd, write_manifest
@@ -42,13 +43,13 @@ def test_runner_rides_out_a_30s_database_outage(tmp_path: Path, pg_url: str) -> 
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            cps = direct.list_checkpoints(run_id="victim")
-            if cps and max(c.epoch for c in cps) >= 1:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before the outage"
+        wait_for(
+            lambda: max((c.epoch for c in direct.list_checkpoints(run_id="victim")), default=-1) >= 1,
+            300,
+            "a checkpoint of epoch 1 before the outage",
+            interval=0.05,
+            alive=processes_alive(proc),
+        )
         epoch_at_cut = max(c.epoch for c in direct.list_checkpoints(run_id="victim"))
         proxy.cut()
         cut_at = time.monotonic()

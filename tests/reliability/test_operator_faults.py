@@ -96,7 +96,7 @@ def test_operator_sigkilled_ten_times(cluster: Cluster) -> None:
             done = rec.all_done(names)
             after = restarted + SAMPLE_LAG_SECONDS
 
-            def changed(t: float = after) -> object:
+            def changed(t: float = after) -> float | None:
                 return rec.first_change_after(t)
 
             recovered = None if done else wait_for(changed, 60, "a status/Job")

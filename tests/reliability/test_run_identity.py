@@ -16,6 +16,7 @@ import yaml
 from agentensor_api import parse_resource
 from agentensor_api._resources import run_spec_checksum
 from agentensor_store import RunIdentityError, RunLease, RunLeasedError, Store, new_owner_id
+from tests._wait import processes_alive, wait_for
 
 from .catalogue import _as_evaluation, base
 
@@ -112,10 +113,13 @@ def test_spec_checksum_ignores_suspend_only() -> None:
     assert len({run_spec_checksum(a), run_spec_checksum(c), run_spec_checksum(ev)}) == 3  # type: ignore[arg-type]
 
 
-def _slow_evaluation(tmp: Path) -> Path:
+def _gated_evaluation(tmp: Path, gate: Path) -> Path:
+    """72 cases that wait for ``gate`` to exist, then take 0.01 s each: the run holds its lease
+    until the test creates the file, however slowly a second process starts on a loaded machine."""
     pc, tr = _as_evaluation(base())
-    tr["spec"]["workflow"] = {"entrypoint": "tests.reliability.hostile:build_slow", "options": {"seconds": 0.4}}
-    tr["spec"]["parallelism"] = 1  # 72 cases x 0.4 s: about 30 s, long enough for a second process to start
+    options = {"seconds": 0.01, "gate": str(gate)}
+    tr["spec"]["workflow"] = {"entrypoint": "tests.reliability.hostile:build_slow", "options": options}
+    tr["spec"]["parallelism"] = 1
     tr["spec"]["evaluators"] = [{"name": "accuracy", "type": "exact_match", "outputField": "answer"}]
     path = tmp / "slow.yaml"
     path.write_text(yaml.safe_dump_all([pc, tr], sort_keys=False))
@@ -135,19 +139,26 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
 
 
 def test_two_processes_with_one_run_id_do_not_both_run_it(store_url: str, tmp_path: Path) -> None:
-    manifest = _slow_evaluation(tmp_path)
+    gate = tmp_path / "gate"
+    manifest = _gated_evaluation(tmp_path, gate)
     first = _start(["-f", str(manifest), "--db", store_url, "--out", str(tmp_path / "o1"), "--run-id", "same"])
-    deadline = time.monotonic() + 120
-    with Store(store_url) as store:
-        while time.monotonic() < deadline:  # wait until the first process holds the lease
-            run = store.get_run("same")
-            if run is not None and run.phase == "Running":
-                break
-            time.sleep(0.2)
-    second = _start(["-f", str(manifest), "--db", store_url, "--out", str(tmp_path / "o2"), "--run-id", "same"])
-    _, err2 = second.communicate(timeout=300)
-    assert first.poll() is None, "the second process was refused while the first still ran"
-    _, err1 = first.communicate(timeout=300)
+    try:
+        with Store(store_url) as store:
+            wait_for(
+                lambda: (run := store.get_run("same")) is not None and run.phase == "Running",
+                120,
+                "the first process to hold the lease (phase Running)",
+                alive=processes_alive(first),
+            )
+        second = _start(["-f", str(manifest), "--db", store_url, "--out", str(tmp_path / "o2"), "--run-id", "same"])
+        _, err2 = second.communicate(timeout=300)
+        assert first.poll() is None, "the second process was refused while the first still ran"
+        gate.touch()  # let the first run go on
+        _, err1 = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
     assert first.returncode == 0, err1[-2000:]
     assert second.returncode == 2, err2[-2000:]
     assert "is being executed by another process" in " ".join(err2.split()) and "Traceback" not in err2

@@ -48,6 +48,7 @@ def _assert_finished_by(status: RunStatus, reason: str, budget: str | None) -> N
     )
 
 
+@pytest.mark.one_backend
 def test_max_metric_calls_stops_mid_epoch_and_still_guards_on_holdout(store: Store) -> None:
     pc, tr = manifests(make_rows(), epochs=3, batch_size=16)
     # validation is 45 cases, so the baseline (45) + one minibatch (16) + one candidate (45) pass 100
@@ -67,6 +68,7 @@ def test_max_metric_calls_stops_mid_epoch_and_still_guards_on_holdout(store: Sto
     assert status.checkpoints is not None and max(c.epoch for c in status.checkpoints) == 1
 
 
+@pytest.mark.one_backend
 def test_a_budget_the_baseline_uses_up_trains_no_epoch(store: Store) -> None:
     """Defined behaviour: the baseline always completes (nothing can be accepted without its score);
     if it exhausts a budget, no epoch runs, the holdout comparison still runs and, the best config
@@ -82,6 +84,7 @@ def test_a_budget_the_baseline_uses_up_trains_no_epoch(store: Store) -> None:
     assert promotable is not None and (promotable.status, promotable.reason) == ("False", Reason.NO_IMPROVEMENT)
 
 
+@pytest.mark.one_backend
 def test_max_duration_seconds(store: Store) -> None:
     pc, tr = manifests(make_rows(), epochs=2)
     tr["spec"]["budget"] = {"maxDurationSeconds": 1e-6}
@@ -91,6 +94,7 @@ def test_max_duration_seconds(store: Store) -> None:
     assert status.budget.duration_seconds.used > 1e-6
 
 
+@pytest.mark.one_backend
 def test_stop_requested_through_the_store(store: Store) -> None:
     pc, tr = manifests(make_rows(), epochs=3, batch_size=16)
     requested: list[bool] = []
@@ -109,6 +113,7 @@ def test_stop_requested_through_the_store(store: Store) -> None:
     assert not any(s.startswith("epoch-2/") for s in stages), "the stop landed at a boundary of epoch 1"
 
 
+@pytest.mark.one_backend
 def test_a_stopped_run_resumed_stops_again_and_keeps_its_budget(store: Store) -> None:
     pc, tr = manifests(make_rows(), epochs=3, batch_size=16)
     tr["spec"]["budget"] = {"maxMetricCalls": 100}
@@ -124,6 +129,7 @@ def test_a_stopped_run_resumed_stops_again_and_keeps_its_budget(store: Store) ->
     assert not any(s.startswith("epoch-2/") for s in _stages(store, "budget-resume"))
 
 
+@pytest.mark.one_backend
 def test_projected_calls_are_recorded_and_bound_the_run(store: Store) -> None:
     pc, tr = manifests(make_rows(), epochs=2, batch_size=16)
     tr["spec"]["optimizer"].update({"candidates": 2, "minibatchGate": True})

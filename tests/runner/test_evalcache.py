@@ -81,6 +81,7 @@ async def _train(store: Store, tr: TrainingRun, run_id: str, tmp_path: Path) -> 
     return status
 
 
+@pytest.mark.one_backend
 async def test_a_repeated_run_makes_no_task_or_judge_call_for_a_scored_case(
     server: ScriptedServer, store: Store, tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ async def test_a_repeated_run_makes_no_task_or_judge_call_for_a_scored_case(
     assert rows and all(r.scores or r.error for r in rows.values())
 
 
+@pytest.mark.one_backend
 async def test_a_changed_rubric_or_a_disabled_cache_runs_every_case(
     server: ScriptedServer, store: Store, tmp_path: Path
 ) -> None:

@@ -61,6 +61,7 @@ def _run(store: Store, pc: dict[str, Any], tr: dict[str, Any], run_id: str) -> R
     )
 
 
+@pytest.mark.one_backend
 def test_exemplar_training_is_not_flagged_and_a_hand_made_leak_is(store: Store) -> None:
     rows = make_rows()
     pc, tr = manifests(rows, epochs=1)

@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agentensor_api import ConditionType, Reason, RunStatus, condition_of, parse_resource
 from agentensor_runner import execute
 
@@ -36,6 +38,7 @@ def _verdict(status: RunStatus) -> dict[str, tuple[str, str]]:
     return out
 
 
+@pytest.mark.one_backend
 def test_failed_evaluation_run_looks_like_a_failed_training_run(store: Any) -> None:
     pc, tr = manifests(ROWS, epochs=1)
     failed_training = _run(store, pc, tr, "train-fail")

@@ -29,6 +29,7 @@ def _stages(store: Any, run_id: str, kind: str) -> set[str]:
     }
 
 
+@pytest.mark.one_backend
 def test_pareto_selection_trains_and_keeps_the_best(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=2)
     tr["spec"]["optimizer"].update({"selection": "pareto", "candidates": 2})
@@ -41,6 +42,7 @@ def test_pareto_selection_trains_and_keeps_the_best(store: Any) -> None:
     assert status.best_score == best_cp.score, "the best version is the pool's best on validation"
 
 
+@pytest.mark.one_backend
 def test_minibatch_gate_counts_the_validation_cases_it_saves(store: Any) -> None:
     rows = make_rows()
     pc, tr = manifests(rows, epochs=2, batch_size=16)
@@ -65,6 +67,7 @@ def test_unknown_selection_names_the_field() -> None:
     assert exc.value.field == "spec.optimizer.selection"
 
 
+@pytest.mark.one_backend
 def test_merges_cross_front_members_within_their_bound(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=3, batch_size=16)
     tr["spec"]["optimizer"].update({"selection": "pareto", "candidates": 2, "maxMerges": 3})

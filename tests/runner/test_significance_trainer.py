@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agentensor_api import RunStatus, condition_of, parse_resource
 from agentensor_runner import execute
 
@@ -19,6 +21,7 @@ def _run(store: Any, pc: dict[str, Any], tr: dict[str, Any], run_id: str) -> Run
     )
 
 
+@pytest.mark.one_backend
 def test_a_real_improvement_is_promotable_with_its_test(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=2)
     status = _run(store, pc, tr, "sig-real")
@@ -31,6 +34,7 @@ def test_a_real_improvement_is_promotable_with_its_test(store: Any) -> None:
     assert "mcnemar-exact p=" in cond.message
 
 
+@pytest.mark.one_backend
 def test_a_noise_level_improvement_is_not_significant(store: Any) -> None:
     """Five intents are already routed right; only the sixth, with 2 holdout cases, can improve."""
     rng = random.Random(5)

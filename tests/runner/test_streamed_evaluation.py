@@ -97,6 +97,7 @@ def _execute(store: Store, run_id: str) -> Any:
     return asyncio.run(execute(run, pc, store, base_dir=Path("."), run_id=run_id))
 
 
+@pytest.mark.one_backend
 def test_rows_go_out_in_batches_and_aggregates_match_the_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = _spy_batches(store, monkeypatch)
     status = _execute(store, "stream-1")
@@ -111,6 +112,7 @@ def test_rows_go_out_in_batches_and_aggregates_match_the_rows(store: Store, monk
     assert len(failed) == wrong and all(r.reasons and "exact" in r.reasons for r in failed)
 
 
+@pytest.mark.one_backend
 def test_a_crashed_run_resumes_from_its_rows_and_runs_only_the_rest(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,6 +33,7 @@ def _run(store: Any, pc: dict[str, Any], tr: dict[str, Any], run_id: str, **kw: 
     )
 
 
+@pytest.mark.one_backend
 def test_training_improves_and_checkpoints_score_their_own_config(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=2, frozen=("travel_notice",))
     status = _run(store, pc, tr, "run-1")
@@ -85,6 +86,7 @@ def test_training_improves_and_checkpoints_score_their_own_config(store: Any) ->
     assert len({(r.stage, r.thread_id) for r in all_rows}) == len(all_rows)
 
 
+@pytest.mark.one_backend
 def test_checkpoint_every_two_still_saves_last(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=3, every=2)
     status = _run(store, pc, tr, "run-every")
@@ -92,6 +94,7 @@ def test_checkpoint_every_two_still_saves_last(store: Any) -> None:
     assert status.best_version is not None
 
 
+@pytest.mark.one_backend
 def test_versions_are_shared_per_workflow_and_deduplicated(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=1)
     a = _run(store, pc, tr, "run-a")
@@ -119,6 +122,7 @@ def _training_rows(store: Any, run_id: str, epoch: int) -> dict[tuple[str, str],
     }
 
 
+@pytest.mark.one_backend
 def test_resume_after_crash_gives_same_best(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=3)
     reference = _run(store, pc, tr, "run-ref")
@@ -155,6 +159,7 @@ def test_resume_after_crash_gives_same_best(store: Any) -> None:
     assert any(s.startswith("epoch-2/train/") for s in stages) and any(s.startswith("epoch-3/") for s in stages)
 
 
+@pytest.mark.one_backend
 def test_patience_survives_a_resume(store: Any) -> None:
     """A resumed run with ``patience`` stops after the same epoch as an uninterrupted one."""
     pc, tr = manifests(make_rows(), epochs=6)
@@ -187,6 +192,7 @@ def test_patience_survives_a_resume(store: Any) -> None:
     assert (resumed.best_version, resumed.best_score) == (reference.best_version, reference.best_score)
 
 
+@pytest.mark.one_backend
 def test_all_cases_failing_fails_the_run_with_the_case(store: Any) -> None:
     rows = [{"text": "", "label": k, "id": f"e{i}"} for i, k in enumerate(list(INTENTS) * 5)]
     pc, tr = manifests(rows, epochs=1)

@@ -49,6 +49,7 @@ def reference_store(tmp_path: Path) -> Iterator[Store]:
         yield s
 
 
+@pytest.mark.one_backend
 def test_a_resumed_pareto_run_continues_its_pool(store: Any, reference_store: Store) -> None:
     """Stopped right after epoch 1 and started again, a ``selection: pareto`` run with merges ends with
     the pool, checkpoints, scores and metric calls of an uninterrupted run with the same seed.
@@ -108,6 +109,7 @@ def _as_written_before_the_loop_state(store: Store, run_id: str, loop: dict[str,
         )
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     ("optimizer", "same_as_uninterrupted"),
     [
@@ -145,6 +147,7 @@ def test_a_checkpoint_written_before_the_loop_state_still_resumes(
         assert (resumed.best_checksum, resumed.best_score) == (reference.best_checksum, reference.best_score)
 
 
+@pytest.mark.one_backend
 def test_an_unreadable_saved_state_fails_the_run_naming_it(store: Any) -> None:
     """A checkpoint whose ``extra.loop`` this runner cannot read (a newer runner's format) fails the
     resumed run with ``InvalidInput`` naming the checkpoint and the key, not a traceback."""

@@ -29,6 +29,7 @@ def _run(store: Any, pc: dict[str, Any], tr: dict[str, Any], run_id: str) -> Run
     return asyncio.run(execute(run, config, store, base_dir=Path("."), run_id=run_id))
 
 
+@pytest.mark.one_backend
 def test_two_namespaces_train_the_same_workflow_key_apart(store: Any) -> None:
     pc, tr = manifests(make_rows(), epochs=1)
     a = _run(store, _in_namespace(pc, "team-a"), _in_namespace(tr, "team-a"), "run-a")
