@@ -57,11 +57,11 @@ example: install
 	$(BIN)/agentensor run -f examples/banking77/promptconfig.yaml -f examples/banking77/trainingrun.yaml --out out/banking77
 
 ## The whole suite (all but the cluster tier) on parallel pytest-xdist workers. Each worker has its own
-## PostgreSQL databases, API server (EnvTest) and temporary folders; tests sharing a module-scoped
-## fixture, and the llm_real tier's one model server, stay on one worker (--dist loadgroup, tests/conftest.py).
+## PostgreSQL databases, API server (EnvTest) and temporary folders; a test module is one unit of work,
+## and so is the llm_real tier with its one model server (--dist loadscope, tests/_xdist.py).
 ## TEST_WORKERS: the worker count, measured on 2 cores (docs/testing.md); TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 3
-PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadscope
 test: install
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 

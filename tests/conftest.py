@@ -23,10 +23,9 @@ Fixtures, by what a test needs:
   tests/helm and tests/reliability.
 
 Parallel runs (pytest-xdist, ``make test``): every session fixture above is per worker (its own
-databases, its own API server on free ports, its own temporary folders). A test that shares a
-module-scoped fixture with its neighbours is kept on one worker with them
-(:func:`pytest_collection_modifyitems` marks it ``xdist_group``, honoured by ``--dist loadgroup``),
-and so are the tests of tests/llm_real, which share one model server.
+databases, its own API server on free ports, its own temporary folders). A test module is one unit
+of work, so its module-scoped fixtures are built once and its tests keep their order; the tests of
+tests/llm_real, which share one model server, are one unit (tests/_xdist.py).
 """
 
 from __future__ import annotations
@@ -52,7 +51,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_URL = os.environ.get("AGENTENSOR_TEST_PG_URL", DEFAULT_PG_URL)
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-LLM_REAL = Path(__file__).resolve().parent / "llm_real"
 
 # Workflow entrypoints and python evaluators load only allow-listed modules (docs/security.md);
 # the tests' own sample workflows and scorers live under `tests`. Subprocesses inherit this.
@@ -271,32 +269,14 @@ def k8s_with_crds(k8s: EnvTest) -> EnvTest:
     return k8s
 
 
-# -- Parallel runs (pytest-xdist): what must share a worker ---------------------------------------
-
-_SHARED_SCOPES = frozenset({"module", "class", "package"})
+# -- Parallel runs (pytest-xdist): one test module per work unit ----------------------------------
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The worker group of ``item``: ``llm_real`` for the tests of the one model server, the module
-    for a test that uses a module-, class- or package-scoped fixture, else none (any worker)."""
-    if LLM_REAL in Path(str(item.path)).parents:
-        return "llm_real"
-    if not isinstance(item, pytest.Function):
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under ``--dist loadscope`` (``make test``): :class:`tests._xdist.ModuleScheduling`."""
+    if config.getoption("dist") != "loadscope":
         return None
-    # the last definition of a name is the one in force (a module's own fixture over a conftest's)
-    if any(defs[-1].scope in _SHARED_SCOPES for defs in item._fixtureinfo.name2fixturedefs.values() if defs):
-        return item.nodeid.split("::", 1)[0]
-    return None
+    from tests._xdist import ModuleScheduling
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup``, mark each test that must share a worker with ``xdist_group``:
-    a module-scoped fixture (a cluster with an operator, a trained run) is then built once, not once
-    per worker that happens to receive one of its tests. Runs before xdist reads the marks."""
-    if getattr(config.option, "dist", "no") == "no":
-        return
-    for item in items:
-        group = _xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+    return ModuleScheduling(config, log)
