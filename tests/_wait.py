@@ -34,17 +34,20 @@ def wait_for(
     *,
     interval: float = 0.2,
     alive: Callable[[], None] | None = None,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> T:
     """Call ``probe`` every ``interval`` seconds until it returns something truthy, and return that.
 
     Args:
         probe: no arguments; a truthy return ends the wait (``None``, ``False`` and other falsy
-            answers go on waiting). Exceptions it raises propagate.
+            answers go on waiting). Exceptions it raises propagate, except those of ``retry_on``.
         timeout_seconds: how long to keep trying, in seconds (the probe runs at least once).
         what: what is awaited, as the end of "waiting for ...", e.g. ``"operator /healthz"``.
         interval: pause between probes, in seconds.
         alive: called before each probe; raises (typically ``AssertionError``) when something
             the wait depends on has died, e.g. :func:`processes_alive`.
+        retry_on: exception types the probe may raise while the awaited thing does not exist yet
+            (e.g. ``KeyError`` before a NodeAgent has taken a Pod); they count as a falsy answer.
 
     Raises:
         WaitTimeout: the probe stayed falsy for ``timeout_seconds``.
@@ -53,11 +56,18 @@ def wait_for(
     while True:
         if alive is not None:
             alive()
-        result = probe()
+        try:
+            result = probe()
+        except retry_on as e:
+            result = None
+            last_error: Exception | None = e
+        else:
+            last_error = None
         if result:
             return result
         if time.monotonic() > deadline:
-            raise WaitTimeout(f"timed out after {timeout_seconds:g} s waiting for {what} (last answer: {result!r})")
+            answer = f"raised {last_error!r}" if last_error is not None else f"answered {result!r}"
+            raise WaitTimeout(f"timed out after {timeout_seconds:g} s waiting for {what} (the probe last {answer})")
         time.sleep(interval)
 
 

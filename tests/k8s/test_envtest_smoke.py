@@ -186,7 +186,9 @@ def test_pod_gets_env_and_mounted_config_and_dies_with_its_pod(env: EnvTest, age
     env.kubectl("create", "secret", "generic", "creds", "-n", JOBS_NAMESPACE, "--from-literal=key=s3")
     env.kubectl("create", "-f", "-", input=SLEEPER_POD)
 
-    wait_for(lambda: "a: 1" in agent.read_log("sleeper", JOBS_NAMESPACE), 30, "the pod's output")
+    wait_for(
+        lambda: "a: 1" in agent.read_log("sleeper", JOBS_NAMESPACE), 30, "the pod's output", retry_on=(KeyError,)
+    )  # KeyError: the agent has not taken the Pod yet (seen at load 20)
     assert agent.read_log("sleeper", JOBS_NAMESPACE) == "fast s3 sleeper\na: 1\n"
     assert get_json(env, "pod", "sleeper", "-n", JOBS_NAMESPACE)["status"]["phase"] == "Running"
 
