@@ -184,7 +184,9 @@ class Cluster:
     def apply(self, *docs: dict[str, Any]) -> None:
         for doc in docs:
             doc.setdefault("metadata", {})["namespace"] = self.namespace
-        self.env.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(list(docs)))
+        self.env.kubectl(
+            "apply", "-f", "-", input=yaml.safe_dump_all(list(docs)), timeout_seconds=60.0 + 2.0 * len(docs)
+        )
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         done = self.env.kubectl("get", kind, name, "-n", self.namespace, "-o", "json", check=False)
