@@ -67,6 +67,12 @@ option value (exit 2) before it reaches the driver (SQLite raised ``OverflowErro
 RUN_ID_MAX_CHARS = 64
 """Longest run id: ``agentensor_runs.id`` is ``VARCHAR(64)``."""
 
+
+def run_id_option(help: str) -> Any:
+    """The ``--run-id`` option: data text of 1-:data:`RUN_ID_MAX_CHARS` characters, described by ``help``."""
+    return typer.Option("--run-id", help=help, callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS))
+
+
 OUTAGE_RETRY_ENV = "AGENTENSOR_DB_OUTAGE_RETRY_SECONDS"
 DEFAULT_OUTAGE_RETRY_SECONDS = 300.0
 """Once a run has started, ride out a database outage this long (a PostgreSQL restart or

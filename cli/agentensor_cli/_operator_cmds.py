@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._common import RUN_ID_MAX_CHARS, data_text, err, outage_retry_seconds
+from ._common import err, outage_retry_seconds, run_id_option
 from ._promote import promote
 
 if TYPE_CHECKING:
@@ -66,12 +66,7 @@ _ShardOption = Annotated[
     str | None, typer.Option("--shard", help="I/N: run only shard I of N of an EvaluationRun's cases.")
 ]
 _RunIdOption = Annotated[
-    str | None,
-    typer.Option(
-        "--run-id",
-        help="Database run id, 1-64 characters (default: the run's metadata.uid).",
-        callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
-    ),
+    str | None, run_id_option("Database run id, 1-64 characters (default: the run's metadata.uid).")
 ]
 
 

@@ -21,7 +21,7 @@ from agentensor_api import (
     load_manifests,
 )
 
-from ._common import RUN_ID_MAX_CHARS, DbOption, data_text, err, fail, open_store, out
+from ._common import DbOption, err, fail, open_store, out, run_id_option
 
 if TYPE_CHECKING:
     from agentensor_store import Store
@@ -70,14 +70,7 @@ class _Progress:
             )
 
 
-RunIdOption = Annotated[
-    str | None,
-    typer.Option(
-        "--run-id",
-        help="Resume (or name) a run by id (1-64 characters).",
-        callback=data_text("--run-id", max_chars=RUN_ID_MAX_CHARS),
-    ),
-]
+RunIdOption = Annotated[str | None, run_id_option("Resume (or name) a run by id (1-64 characters).")]
 DataRootOption = Annotated[
     list[Path] | None,
     typer.Option(

@@ -20,6 +20,7 @@ from agentensor_runner.llm import LlmRuntime
 from agentensor_runner.llm._providers import missing_integration
 from agentensor_store import Store
 from tests.cli.test_cli import agentensor
+from tests.cli.test_model_access_cli import docs as chat_run_docs
 
 from .scripted_server import ScriptedServer
 
@@ -108,27 +109,8 @@ def test_a_shipped_provider_builds_against_a_local_server(model: str, key_env: s
 def test_the_runner_records_it_as_the_runs_invalid_spec_verdict(tmp_path: Path, db_url: str) -> None:
     """In a Pod: exit 2 with one line (no traceback) and the run Failed (InvalidSpec) with that reason."""
     _absent_or_skip()
-    pc = {
-        "apiVersion": "agentensor.dev/v1alpha1",
-        "kind": "PromptConfig",
-        "metadata": {"name": "pc"},
-        "spec": {"workflow": "wf", "prompts": {"system": {"text": "s"}}},
-    }
-    run = {
-        "apiVersion": "agentensor.dev/v1alpha1",
-        "kind": "EvaluationRun",
-        "metadata": {"name": "r", "uid": UID},
-        "spec": {
-            "promptConfigRef": {"name": "pc"},
-            "workflow": {"template": "chat"},
-            "models": {"task": {"model": ABSENT, "maxRetries": 0}},
-            "dataset": {"inline": [{"input": "hi", "expected": "ok"}]},
-            "evaluators": [{"name": "em", "type": "exact_match", "outputField": "output"}],
-            "responseCache": {"enabled": False},
-        },
-    }
     manifest = tmp_path / "manifest.yaml"
-    manifest.write_text(yaml.safe_dump_all([pc, run]))
+    manifest.write_text(yaml.safe_dump_all(chat_run_docs({"model": ABSENT}, UID)))
     res = agentensor("runner", "--manifest", str(manifest), "--db", db_url, env={"AGENTENSOR_DATABASE_URL": ""})
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr and "langchain-google-genai" in res.stderr, res.stderr
