@@ -38,12 +38,8 @@ mkdir -p "$CACHE"
 exec 8>"$CACHE/.build.lock"
 flock 8
 
-mirror() { # the Debian mirror apt uses (deb822 or one-line sources)
-  local uri
-  uri="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-  [[ -n "$uri" ]] || uri="$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
-  printf '%s\n' "${uri:-http://deb.debian.org/debian}"
-}
+# shellcheck source=hack/lib/debian-mirror.sh
+source "$REPO/hack/lib/debian-mirror.sh"
 
 # 1. The Debian python3.11 base image (cached rootfs archive, pulled into buildah's storage).
 base_archive="$CACHE/base-bookworm-python3.11.tar"

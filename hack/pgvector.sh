@@ -27,12 +27,8 @@ readonly SHA256="867a2c328d4928a5a9d6f052cd3bc78c7d60228a9b914ad32aa3db88e9de27b
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 
 log() { printf '[pgvector] %s\n' "$*" >&2; }
-mirror() { # the Debian mirror apt uses (deb822 or one-line sources), as hack/build-image.sh finds it
-  local uri
-  uri="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-  [[ -n "$uri" ]] || uri="$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
-  printf '%s\n' "${uri:-http://deb.debian.org/debian}"
-}
+# shellcheck source=hack/lib/debian-mirror.sh
+source "$(dirname "$0")/lib/debian-mirror.sh"
 die() { log "error: $*"; exit 1; }
 
 SUDO=()
